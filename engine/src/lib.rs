@@ -1,0 +1,62 @@
+//! # Odradek's storage engine
+//!
+//! Every partition is an append-only log of Kafka v2 record batches, stored exactly as the
+//! producer sent them (compressed or not) with only the base offset and leader epoch rewritten.
+//!
+//! ## Threading model
+//!
+//! Shared-nothing, thread-per-core. A [`shard`] is one glommio executor pinned to one core; each
+//! partition log is owned by exactly one shard for its whole life, and only that shard touches
+//! its files, indexes and cache. Log types ([`log::PartitionLog`], [`segment::Segment`]) are
+//! `!Send` on purpose. Work crosses cores only as typed messages ([`shard::ShardRequest`])
+//! carrying `Send` data ([`batch::ValidatedBatches`], `bytes::Bytes`), batched per owner.
+//!
+//! ## Layers
+//!
+//! - [`batch`]: zero-copy view of the 61-byte v2 header, validation (magic, lengths, CRC-32C,
+//!   counts), offset assignment.
+//! - [`records`]: varints, the five codecs, record iteration and a batch builder.
+//! - [`io`]: the storage seam: glommio `DmaFile` (O_DIRECT over io_uring) in production, an
+//!   in-memory store that simulates crashes and injected faults under test.
+//! - [`segment`], [`index`]: data files, the aligned write buffer, sparse offset/time indexes,
+//!   recovery scans.
+//! - [`log`]: a partition log: append with group commit, reads from the tail cache or disk,
+//!   timestamp lookup, roll, truncate, delete-before, leader epochs, recovery on open.
+//! - [`shard`]: executors, placement, the per-shard registry, cross-shard messages.
+//!
+//! ## Invariants
+//!
+//! - A batch acknowledged as durable (`Durability::Always`, or `sync_to`) survives any crash.
+//! - A corrupt batch is never served: recovery cuts a bad tail, and reads from disk verify CRCs.
+//! - Offsets are dense and increasing across segments.
+//!
+//! ## Limits
+//!
+//! Every buffer has a named limit: [`log::LogConfig`] (write buffer, tail cache, in-flight
+//! writes), [`batch::BATCH_BYTES_LIMIT`], [`records::DECOMPRESSED_BYTES_MAX`],
+//! [`shard::SHARD_QUEUE_DEPTH`].
+//!
+//! The on-disk format is documented byte by byte in `engine/FORMAT.md`.
+
+pub mod batch;
+pub mod epoch;
+pub mod index;
+pub mod io;
+pub mod log;
+pub mod records;
+pub mod segment;
+pub mod shard;
+pub mod sync;
+
+pub use batch::{BatchError, BatchView, Compression, ValidatedBatches};
+pub use log::{
+    AppendInfo, Durability, LogConfig, LogError, PartitionLog, ReadResult, TimestampType,
+};
+
+/// Wall-clock milliseconds since the Unix epoch (Kafka's timestamp unit).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

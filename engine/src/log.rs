@@ -1,0 +1,1289 @@
+//! A partition's log: segments, offsets, the tail cache, durability, recovery.
+//!
+//! Lives on: the shard that owns the partition. `PartitionLog` is `!Send`; concurrent tasks of
+//! that shard share it through `Rc` and take turns on its state (a `RefCell` never held across
+//! an await) and on its I/O (one [`LocalMutex`] serialises flush, roll, truncate and close).
+//!
+//! Offsets: `log_start_offset <= high_watermark <= log_end_offset`. `flushed_offset` and
+//! `durable_offset` say which offsets are on the device and which are synced; the tail cache
+//! holds at least every batch at or above `flushed_offset`, so reads never need bytes that are
+//! only in a write buffer.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::batch::{self, BatchView, ValidatedBatches};
+use crate::epoch::EpochCache;
+use crate::io::{IoBuf, SegmentFile, Storage};
+use crate::records;
+use crate::segment::{self, ReadError, ScannedBatch, Segment};
+use crate::sync::{LocalMutex, Notify};
+
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After fdatasync; concurrent appends share one (group commit).
+    Always,
+    /// Synced in the background at most this many milliseconds after being appended.
+    IntervalMs(u64),
+    /// Written behind, synced only at segment roll and close (Kafka's default).
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// Per-log settings. Every buffer and cache has its limit here.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first append is older than this.
+    pub segment_ms: i64,
+    /// `index.interval.bytes`: bytes of data between sparse index entries.
+    pub index_interval_bytes: u64,
+    pub durability: Durability,
+    pub timestamp_type: TimestampType,
+    /// Tail cache limit; it may exceed this only by batches not yet on the device.
+    pub tail_cache_bytes_max: usize,
+    /// Size of one aligned write buffer (and of the largest single write).
+    pub write_chunk_bytes: usize,
+    /// Buffered bytes that wake the write-behind task.
+    pub write_behind_bytes: u64,
+    /// Buffered bytes at which an append writes them itself before going on (backpressure).
+    pub write_buffer_bytes_max: u64,
+    /// Direct writes one flush keeps in flight.
+    pub writes_in_flight_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            durability: Durability::Always,
+            timestamp_type: TimestampType::CreateTime,
+            tail_cache_bytes_max: 16 << 20,
+            write_chunk_bytes: 1 << 20,
+            write_behind_bytes: 1 << 20,
+            write_buffer_bytes_max: 8 << 20,
+            writes_in_flight_max: 4,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// A write or sync failed earlier: the log's state on disk is unknown, so it refuses work
+    /// until reopened (it is never retried as if nothing happened).
+    #[error("log poisoned by an earlier I/O failure: {0}")]
+    Poisoned(String),
+    #[error("log is closed")]
+    Closed,
+    #[error("batch of {size} bytes does not fit in segment.bytes {segment_bytes}")]
+    BatchLargerThanSegment { size: u64, segment_bytes: u64 },
+    #[error("offset overflow: segment {base} cannot index offset {offset}")]
+    OffsetOverflow { base: i64, offset: i64 },
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's timestamp for LogAppendTime logs, -1 otherwise (Kafka's Produce response).
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    /// Whole batches in offset order, each chunk a run of one or more batches.
+    pub chunks: Vec<Bytes>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+impl ReadResult {
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+    /// The chunks as one buffer (copies unless there is a single chunk).
+    pub fn concat(&self) -> Bytes {
+        match self.chunks.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut v = Vec::with_capacity(self.bytes());
+                for c in many {
+                    v.extend_from_slice(c);
+                }
+                Bytes::from(v)
+            }
+        }
+    }
+}
+
+struct CachedBatch {
+    base_offset: i64,
+    last_offset: i64,
+    bytes: Bytes,
+}
+
+#[derive(Default)]
+struct TailCache {
+    batches: VecDeque<CachedBatch>,
+    bytes: usize,
+}
+
+impl TailCache {
+    fn covers(&self, offset: i64) -> bool {
+        self.batches
+            .front()
+            .is_some_and(|b| b.base_offset <= offset)
+    }
+    fn push(&mut self, b: CachedBatch) {
+        self.bytes += b.bytes.len();
+        self.batches.push_back(b);
+    }
+    fn evict(&mut self, bytes_max: usize, flushed_offset: i64) {
+        while self.bytes > bytes_max {
+            match self.batches.front() {
+                Some(b) if b.last_offset < flushed_offset => {
+                    self.bytes -= b.bytes.len();
+                    self.batches.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+    fn truncate(&mut self, offset: i64) {
+        while self.batches.back().is_some_and(|b| b.last_offset >= offset) {
+            if let Some(b) = self.batches.pop_back() {
+                self.bytes -= b.bytes.len();
+            }
+        }
+    }
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.bytes = 0;
+    }
+    fn read(&self, offset: i64, bytes_max: usize, end_offset: i64) -> Vec<Bytes> {
+        let start = self.batches.partition_point(|b| b.last_offset < offset);
+        let mut out = Vec::new();
+        let mut total = 0;
+        for b in self.batches.iter().skip(start) {
+            if b.base_offset >= end_offset {
+                break;
+            }
+            if !out.is_empty() && total + b.bytes.len() > bytes_max {
+                break;
+            }
+            total += b.bytes.len();
+            out.push(b.bytes.clone());
+        }
+        out
+    }
+}
+
+struct Inner<F: SegmentFile> {
+    /// By base offset; the last one is the active segment. Never empty.
+    segments: BTreeMap<i64, Segment<F>>,
+    log_start_offset: i64,
+    high_watermark: i64,
+    flushed_offset: i64,
+    durable_offset: i64,
+    cache: TailCache,
+    epochs: EpochCache,
+    epochs_dirty: bool,
+    last_sync_ms: i64,
+    rolling: bool,
+    closed: bool,
+    poisoned: Option<String>,
+}
+
+impl<F: SegmentFile> Inner<F> {
+    fn active(&self) -> &Segment<F> {
+        match self.segments.values().next_back() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+    fn active_mut(&mut self) -> &mut Segment<F> {
+        match self.segments.values_mut().next_back() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+    fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+    fn check(&self) -> Result<(), LogError> {
+        if let Some(p) = &self.poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
+        if self.closed {
+            return Err(LogError::Closed);
+        }
+        Ok(())
+    }
+}
+
+/// Names of files in a partition directory besides segments.
+const LOG_START_FILE: &str = "log-start-offset";
+const EPOCH_FILE: &str = "leader-epoch-checkpoint";
+
+pub struct PartitionLog<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    config: LogConfig,
+    /// When true (single node), the high watermark follows the log end offset.
+    hw_follows_leo: Cell<bool>,
+    inner: RefCell<Inner<S::File>>,
+    io: LocalMutex,
+    /// Woken on every append (long-poll fetches wait on it).
+    appended: Rc<Notify>,
+    /// Woken when the write buffer passes `write_behind_bytes` or a sync is due.
+    write_behind: Notify,
+    roll_done: Notify,
+}
+
+/// What recovery found, for logging and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    /// A torn or corrupt tail was cut (in the named segment).
+    pub truncated_segment: Option<i64>,
+    /// Segments after a corrupt one, deleted because the log cannot continue past a hole.
+    pub deleted_segments: Vec<i64>,
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Opens (creating if needed) the log in `dir`, recovering it as described in the crate docs.
+    pub async fn open(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(Rc<Self>, RecoveryReport), LogError> {
+        storage.create_dir_all(dir).await?;
+        let mut bases: Vec<i64> = Vec::new();
+        for name in storage.list(dir).await? {
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(b) = stem.parse::<i64>() {
+                    bases.push(b);
+                }
+            } else if name.ends_with(".tmp") {
+                storage.remove(&dir.join(&name)).await?;
+            }
+        }
+        bases.sort_unstable();
+        let stored_start = match storage.read_small(&dir.join(LOG_START_FILE)).await? {
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok()),
+            None => None,
+        };
+        let mut epochs = match storage.read_small(&dir.join(EPOCH_FILE)).await? {
+            Some(b) => EpochCache::decode(&b).unwrap_or_default(),
+            None => EpochCache::default(),
+        };
+
+        let mut report = RecoveryReport::default();
+        let mut segments = BTreeMap::new();
+        let last = bases.len().saturating_sub(1);
+        let mut expected_next: Option<i64> = None;
+        let mut stop_at: Option<usize> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if let Some(n) = expected_next {
+                if base < n {
+                    // Overlap with the previous segment: treat as damage and stop here.
+                    stop_at = Some(i);
+                    break;
+                }
+            }
+            // The active segment's index files are only written at clean close; they are removed
+            // when it reopens, so after a crash it is always rescanned whole.
+            let (seg, cut) = Segment::open(
+                &storage,
+                dir,
+                base,
+                config.index_interval_bytes,
+                config.write_chunk_bytes,
+                true,
+                now_ms,
+            )
+            .await?;
+            expected_next = Some(seg.next_offset);
+            let damaged_middle = cut && i != last;
+            if cut {
+                report.truncated_segment = Some(base);
+            }
+            segments.insert(base, seg);
+            if damaged_middle {
+                stop_at = Some(i + 1);
+                break;
+            }
+        }
+        if let Some(from) = stop_at {
+            for &base in &bases[from..] {
+                for p in [
+                    segment::data_path(dir, base),
+                    segment::index_path(dir, base),
+                    segment::time_index_path(dir, base),
+                ] {
+                    storage.remove(&p).await?;
+                }
+                report.deleted_segments.push(base);
+            }
+        }
+        // Drop empty leading segments? No: an empty segment is a valid (if idle) start.
+        let start_default = segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(stored_start.unwrap_or(0).max(0));
+        if segments.is_empty() {
+            let seg = Segment::create(
+                &storage,
+                dir,
+                start_default,
+                config.index_interval_bytes,
+                config.write_chunk_bytes,
+            )
+            .await?;
+            storage.sync_dir(dir).await?;
+            segments.insert(start_default, seg);
+        }
+        report.segments = segments.len();
+        let (first_base, leo) = {
+            let first = segments
+                .values()
+                .next()
+                .map_or(0, |s: &Segment<S::File>| s.base_offset);
+            let leo = segments.values().next_back().map_or(0, |s| s.next_offset);
+            (first, leo)
+        };
+        let log_start_offset = stored_start.unwrap_or(first_base).max(first_base).min(leo);
+        let epochs_dirty =
+            epochs.truncate_from_end(leo) | epochs.truncate_from_start(log_start_offset);
+        if let Some(active) = segments.values().next_back() {
+            let b = active.base_offset;
+            storage.remove(&segment::index_path(dir, b)).await?;
+            storage.remove(&segment::time_index_path(dir, b)).await?;
+        }
+        let inner = Inner {
+            segments,
+            log_start_offset,
+            high_watermark: leo,
+            flushed_offset: leo,
+            durable_offset: leo,
+            cache: TailCache::default(),
+            epochs,
+            epochs_dirty,
+            last_sync_ms: now_ms,
+            rolling: false,
+            closed: false,
+            poisoned: None,
+        };
+        let log = Rc::new(Self {
+            storage,
+            dir: dir.to_path_buf(),
+            config,
+            hw_follows_leo: Cell::new(true),
+            inner: RefCell::new(inner),
+            io: LocalMutex::default(),
+            appended: Rc::new(Notify::new()),
+            write_behind: Notify::new(),
+            roll_done: Notify::new(),
+        });
+        log.persist_epochs().await?;
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.inner.borrow().log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.inner.borrow().log_end_offset()
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.inner.borrow().high_watermark
+    }
+    /// Offsets below this are synced to the device.
+    pub fn durable_offset(&self) -> i64 {
+        self.inner.borrow().durable_offset
+    }
+    pub fn segment_count(&self) -> usize {
+        self.inner.borrow().segments.len()
+    }
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.borrow().segments.values().map(|s| s.size).sum()
+    }
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.inner.borrow().segments.keys().copied().collect()
+    }
+    /// Notified on every append; long polls wait on it.
+    pub fn append_notify(&self) -> Rc<Notify> {
+        self.appended.clone()
+    }
+    pub fn tail_cache_bytes(&self) -> usize {
+        self.inner.borrow().cache.bytes
+    }
+
+    /// Replication takes over the high watermark (the log stops moving it to the end).
+    pub fn set_high_watermark(&self, hw: i64) {
+        self.hw_follows_leo.set(false);
+        let mut inner = self.inner.borrow_mut();
+        let leo = inner.log_end_offset();
+        inner.high_watermark = hw.clamp(inner.log_start_offset, leo);
+        drop(inner);
+        self.appended.notify_all();
+    }
+
+    fn poison(&self, what: &str, e: &io::Error) -> LogError {
+        let msg = format!("{what}: {e}");
+        self.inner.borrow_mut().poisoned = Some(msg.clone());
+        LogError::Poisoned(msg)
+    }
+
+    /// Appends validated batches: assigns offsets (rewriting only base offset and leader epoch,
+    /// and the timestamp for LogAppendTime logs), buffers them for the device, and, under
+    /// `Durability::Always`, returns only once they are synced.
+    pub async fn append(
+        &self,
+        batches: ValidatedBatches,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let info = self.append_buffered(batches, leader_epoch, now_ms).await?;
+        if self.config.durability == Durability::Always {
+            self.sync_to(info.last_offset + 1).await?;
+        }
+        Ok(info)
+    }
+
+    /// Like [`append`](Self::append) but never waits for a sync, whatever the durability
+    /// policy (acks=0/1 paths; a later `sync_to` can still make it durable).
+    pub async fn append_buffered(
+        &self,
+        batches: ValidatedBatches,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let size = batches.len_bytes() as u64;
+        if size > self.config.segment_bytes {
+            return Err(LogError::BatchLargerThanSegment {
+                size,
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        // Backpressure: never buffer more than the limit.
+        loop {
+            let (check, unwritten) = {
+                let inner = self.inner.borrow();
+                (inner.check(), inner.active().unwritten_bytes())
+            };
+            check?;
+            if unwritten + size <= self.config.write_buffer_bytes_max {
+                break;
+            }
+            self.flush(false, None, now_ms).await?;
+        }
+        // Roll if needed; a roll in progress makes everyone wait for it.
+        loop {
+            let (rolling, need) = {
+                let inner = self.inner.borrow();
+                inner.check()?;
+                (
+                    inner.rolling,
+                    self.needs_roll(&inner, size, batches.offset_span(), now_ms),
+                )
+            };
+            if rolling {
+                let l = self.roll_done.listen();
+                if self.inner.borrow().rolling {
+                    l.await;
+                }
+                continue;
+            }
+            if !need {
+                break;
+            }
+            self.roll(now_ms).await?;
+        }
+        let info = {
+            let mut inner = self.inner.borrow_mut();
+            let (mut bytes, metas) = batches.into_parts();
+            let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+            let first_offset = inner.log_end_offset();
+            let mut next = first_offset;
+            let mut scanned = Vec::with_capacity(metas.len());
+            for m in &metas {
+                let slice = &mut bytes[m.position..m.position + m.size];
+                batch::assign_offset(slice, next, leader_epoch);
+                let mut max_ts = m.max_timestamp;
+                if log_append {
+                    batch::stamp_log_append_time(slice, now_ms);
+                    max_ts = now_ms;
+                }
+                let last = next + i64::from(m.last_offset_delta);
+                scanned.push(ScannedBatch {
+                    position: m.position as u64,
+                    size: m.size as u64,
+                    base_offset: next,
+                    last_offset: last,
+                    max_timestamp: max_ts,
+                });
+                next = last + 1;
+            }
+            let last_offset = next - 1;
+            inner.active_mut().append(&bytes, &scanned, now_ms);
+            if inner.epochs.assign(leader_epoch, first_offset) {
+                inner.epochs_dirty = true;
+            }
+            let frozen = bytes.freeze();
+            for b in &scanned {
+                let start = b.position as usize;
+                inner.cache.push(CachedBatch {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    bytes: frozen.slice(start..start + b.size as usize),
+                });
+            }
+            if self.hw_follows_leo.get() {
+                inner.high_watermark = next;
+            }
+            let flushed = inner.flushed_offset;
+            inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+            AppendInfo {
+                base_offset: first_offset,
+                last_offset,
+                log_append_time_ms: if log_append { now_ms } else { -1 },
+                log_start_offset: inner.log_start_offset,
+            }
+        };
+        self.appended.notify_all();
+        let (unwritten, dirty) = {
+            let inner = self.inner.borrow();
+            (inner.active().unwritten_bytes(), inner.epochs_dirty)
+        };
+        if unwritten >= self.config.write_behind_bytes {
+            self.write_behind.notify_all();
+        }
+        if dirty {
+            self.persist_epochs().await?;
+        }
+        Ok(info)
+    }
+
+    fn needs_roll(&self, inner: &Inner<S::File>, incoming: u64, span: i64, now_ms: i64) -> bool {
+        let a = inner.active();
+        if a.size == 0 {
+            return false;
+        }
+        let too_big = a.size + incoming > self.config.segment_bytes;
+        let too_old = a
+            .first_append_ms
+            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        // Relative offsets are u32 in the index.
+        let overflow = a.next_offset + span - a.base_offset > i64::from(u32::MAX);
+        too_big || too_old || overflow
+    }
+
+    async fn persist_epochs(&self) -> Result<(), LogError> {
+        let bytes = {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.epochs_dirty {
+                return Ok(());
+            }
+            inner.epochs_dirty = false;
+            inner.epochs.encode()
+        };
+        if let Err(e) = self
+            .storage
+            .write_small(&self.dir.join(EPOCH_FILE), &bytes)
+            .await
+        {
+            return Err(self.poison("writing the leader-epoch checkpoint", &e));
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    async fn roll(&self, now_ms: i64) -> Result<(), LogError> {
+        let _io = self.io.lock().await;
+        let next = {
+            let mut inner = self.inner.borrow_mut();
+            inner.check()?;
+            if inner.active().size == 0 {
+                return Ok(());
+            }
+            inner.rolling = true;
+            inner.log_end_offset()
+        };
+        let result = self.roll_locked(next, now_ms).await;
+        self.inner.borrow_mut().rolling = false;
+        self.roll_done.notify_all();
+        result
+    }
+
+    async fn roll_locked(&self, next: i64, now_ms: i64) -> Result<(), LogError> {
+        let fresh = match Segment::create(
+            &self.storage,
+            &self.dir,
+            next,
+            self.config.index_interval_bytes,
+            self.config.write_chunk_bytes,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => return Err(self.poison("creating a segment", &e)),
+        };
+        let old_base = {
+            let mut inner = self.inner.borrow_mut();
+            let old_base = inner.active().base_offset;
+            inner.segments.insert(next, fresh);
+            old_base
+        };
+        // Finish the old segment: write, sync, indexes, directory entry.
+        let (pending, file) = {
+            let mut inner = self.inner.borrow_mut();
+            let Some(seg) = inner.segments.get_mut(&old_base) else {
+                unreachable!("old active segment vanished during roll")
+            };
+            (seg.take_writes(), seg.file.clone())
+        };
+        let up_to = pending.up_to;
+        if let Err(e) = self.write_all(&file, pending.writes).await {
+            return Err(self.poison("writing a segment", &e));
+        }
+        if let Err(e) = file.sync().await {
+            return Err(self.poison("syncing a segment", &e));
+        }
+        {
+            let mut inner = self.inner.borrow_mut();
+            if let Some(seg) = inner.segments.get_mut(&old_base) {
+                seg.mark_written(up_to);
+            }
+            inner.flushed_offset = inner.flushed_offset.max(next);
+            inner.durable_offset = inner.durable_offset.max(next);
+            inner.last_sync_ms = now_ms;
+        }
+        let index_result = {
+            let inner = self.inner.borrow();
+            match inner.segments.get(&old_base) {
+                // Encoding is synchronous; the writes below do not touch `inner`.
+                Some(seg) => Some((seg.index.encode_offsets(), seg.index.encode_times())),
+                None => None,
+            }
+        };
+        if let Some((o, t)) = index_result {
+            let r1 = self
+                .storage
+                .write_small(&segment::index_path(&self.dir, old_base), &o)
+                .await;
+            let r2 = self
+                .storage
+                .write_small(&segment::time_index_path(&self.dir, old_base), &t)
+                .await;
+            if let Err(e) = r1.and(r2) {
+                return Err(self.poison("writing segment indexes", &e));
+            }
+        }
+        if let Err(e) = self.storage.sync_dir(&self.dir).await {
+            return Err(self.poison("syncing the log directory", &e));
+        }
+        let mut inner = self.inner.borrow_mut();
+        let flushed = inner.flushed_offset;
+        inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+        Ok(())
+    }
+
+    async fn write_all(
+        &self,
+        file: &Rc<S::File>,
+        writes: Vec<(<S::File as SegmentFile>::Buf, u64)>,
+    ) -> io::Result<()> {
+        let mut writes = writes.into_iter();
+        loop {
+            let group: Vec<_> = writes
+                .by_ref()
+                .take(self.config.writes_in_flight_max.max(1))
+                .collect();
+            if group.is_empty() {
+                return Ok(());
+            }
+            let futs = group.into_iter().map(|(buf, pos)| {
+                debug_assert!(buf.as_bytes().len() % crate::io::ALIGN == 0);
+                file.write_at(buf, pos)
+            });
+            for r in crate::sync::join_all(futs.collect()).await {
+                r?;
+            }
+        }
+    }
+
+    /// Writes everything buffered to the device; with `sync`, also fdatasyncs. `want` lets a
+    /// group-commit waiter skip the sync if a flush it waited behind already covered it.
+    async fn flush(&self, sync: bool, want: Option<i64>, now_ms: i64) -> Result<(), LogError> {
+        let _io = self.io.lock().await;
+        let (pending, file, base, target) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.check()?;
+            if let Some(w) = want {
+                if inner.durable_offset >= w {
+                    return Ok(());
+                }
+            }
+            let target = inner.log_end_offset();
+            let seg = inner.active_mut();
+            (seg.take_writes(), seg.file.clone(), seg.base_offset, target)
+        };
+        let up_to = pending.up_to;
+        if let Err(e) = self.write_all(&file, pending.writes).await {
+            return Err(self.poison("writing a segment", &e));
+        }
+        {
+            let mut inner = self.inner.borrow_mut();
+            if let Some(seg) = inner.segments.get_mut(&base) {
+                seg.mark_written(up_to);
+            }
+            inner.flushed_offset = inner.flushed_offset.max(target);
+            let flushed = inner.flushed_offset;
+            inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+        }
+        if sync {
+            if let Err(e) = file.sync().await {
+                return Err(self.poison("fdatasync", &e));
+            }
+            let mut inner = self.inner.borrow_mut();
+            inner.durable_offset = inner.durable_offset.max(target);
+            inner.last_sync_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Returns once every offset below `offset` is synced. Concurrent callers share syncs:
+    /// whoever takes the I/O lock next syncs everything buffered so far (group commit).
+    pub async fn sync_to(&self, offset: i64) -> Result<(), LogError> {
+        loop {
+            {
+                let inner = self.inner.borrow();
+                inner.check()?;
+                if inner.durable_offset >= offset {
+                    return Ok(());
+                }
+            }
+            let now = self.inner.borrow().last_sync_ms;
+            self.flush(true, Some(offset), now).await?;
+        }
+    }
+
+    /// Writes and syncs everything appended so far.
+    pub async fn sync(&self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        self.sync_to(leo).await
+    }
+
+    /// The write-behind task: the owner spawns it once per log. It writes buffered data when
+    /// `write_behind_bytes` accumulate, so appends overlap with device writes, and ends when the
+    /// log closes or is poisoned.
+    pub async fn run_write_behind(self: Rc<Self>) {
+        loop {
+            let listen = self.write_behind.listen();
+            let (stop, unwritten) = {
+                let inner = self.inner.borrow();
+                (
+                    inner.closed || inner.poisoned.is_some(),
+                    inner.active().unwritten_bytes(),
+                )
+            };
+            if stop {
+                return;
+            }
+            if unwritten >= self.config.write_behind_bytes && !self.io.is_locked() {
+                let now = self.inner.borrow().last_sync_ms;
+                if self.flush(false, None, now).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            listen.await;
+        }
+    }
+
+    /// Periodic work the owner calls (e.g. every few ms): the interval-durability sync.
+    pub async fn tick(&self, now_ms: i64) -> Result<(), LogError> {
+        if let Durability::IntervalMs(ms) = self.config.durability {
+            let due = {
+                let inner = self.inner.borrow();
+                inner.durable_offset < inner.log_end_offset()
+                    && now_ms - inner.last_sync_ms >= ms as i64
+            };
+            if due {
+                let leo = self.log_end_offset();
+                self.flush(true, Some(leo), now_ms).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` on, up to about `bytes_max` (at least one batch if any
+    /// is available), not past `end_offset` (`None`: the high watermark). The batch containing
+    /// `offset` is returned whole.
+    pub async fn read(
+        &self,
+        offset: i64,
+        bytes_max: usize,
+        end_offset: Option<i64>,
+    ) -> Result<ReadResult, LogError> {
+        let mut result = ReadResult::default();
+        let (seg_file, seg_base, position, written, seg_next) = {
+            let inner = self.inner.borrow();
+            if let Some(p) = &inner.poisoned {
+                return Err(LogError::Poisoned(p.clone()));
+            }
+            let leo = inner.log_end_offset();
+            result.high_watermark = inner.high_watermark;
+            result.log_start_offset = inner.log_start_offset;
+            result.log_end_offset = leo;
+            if offset < inner.log_start_offset || offset > leo {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: inner.log_start_offset,
+                    log_end_offset: leo,
+                });
+            }
+            let end = end_offset.unwrap_or(inner.high_watermark).min(leo);
+            if offset >= end {
+                return Ok(result);
+            }
+            if inner.cache.covers(offset) {
+                result.chunks = inner.cache.read(offset, bytes_max, end);
+                return Ok(result);
+            }
+            // The segment holding `offset`: the last with base <= offset, or the first after a gap.
+            let seg = inner
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(_, s)| s)
+                .filter(|s| s.next_offset > offset)
+                .or_else(|| inner.segments.range(offset + 1..).next().map(|(_, s)| s));
+            let Some(seg) = seg else {
+                return Ok(result);
+            };
+            (
+                seg.file.clone(),
+                seg.base_offset,
+                seg.position_for(offset.max(seg.base_offset)),
+                seg.written,
+                seg.next_offset,
+            )
+        };
+        let end = end_offset
+            .unwrap_or(result.high_watermark)
+            .min(result.log_end_offset);
+        let reader = segment::DiskReader {
+            file: seg_file.as_ref(),
+            base_offset: seg_base,
+            written,
+        };
+        let bytes = reader.read(position, offset, bytes_max, end).await?;
+        if !bytes.is_empty() {
+            result.chunks.push(Bytes::from(bytes));
+            return Ok(result);
+        }
+        // Nothing on the device past `offset` in that segment: the rest is in the next segment
+        // or in the tail cache.
+        if seg_next < result.log_end_offset {
+            return Box::pin(self.read(seg_next.max(offset), bytes_max, end_offset)).await;
+        }
+        Ok(result)
+    }
+
+    /// The first record with timestamp >= `ts` at or after the log start: `(offset, timestamp)`.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let start = {
+            let inner = self.inner.borrow();
+            let seg = inner
+                .segments
+                .values()
+                .find(|s| s.max_timestamp >= ts && s.next_offset > inner.log_start_offset);
+            match seg {
+                None => return Ok(None),
+                Some(s) => {
+                    let rel = s.index.lookup_time(ts);
+                    (s.base_offset + i64::from(rel)).max(inner.log_start_offset)
+                }
+            }
+        };
+        self.scan_records(start, |r| r.timestamp >= ts).await
+    }
+
+    /// The record with the largest timestamp (the first of equals): ListOffsets MAX_TIMESTAMP.
+    pub async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let (start, max) = {
+            let inner = self.inner.borrow();
+            let mut best: Option<(i64, i64)> = None;
+            for s in inner.segments.values() {
+                if s.next_offset <= inner.log_start_offset || s.max_timestamp < 0 {
+                    continue;
+                }
+                if best.is_none_or(|(_, m)| s.max_timestamp > m) {
+                    best = Some((s.base_offset.max(inner.log_start_offset), s.max_timestamp));
+                }
+            }
+            match best {
+                None => return Ok(None),
+                Some(b) => b,
+            }
+        };
+        self.scan_records(start, |r| r.timestamp >= max).await
+    }
+
+    /// Decodes records from `from` on until `pred` holds; returns that record's offset and time.
+    async fn scan_records(
+        &self,
+        from: i64,
+        pred: impl Fn(&records::Record) -> bool,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        let mut cursor = from;
+        let leo = self.log_end_offset();
+        while cursor < leo {
+            let r = self.read(cursor, 1 << 20, Some(leo)).await?;
+            if r.chunks.is_empty() {
+                break;
+            }
+            for chunk in &r.chunks {
+                let mut rest: &[u8] = chunk;
+                while !rest.is_empty() {
+                    let view = BatchView::parse(rest, usize::MAX).map_err(|e| {
+                        LogError::Read(ReadError::Corrupt {
+                            base_offset: cursor,
+                            position: 0,
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    rest = &rest[view.size()..];
+                    cursor = cursor.max(view.last_offset() + 1);
+                    if view.is_control() {
+                        continue;
+                    }
+                    let recs = records::decode_records(&view).map_err(|e| {
+                        LogError::Read(ReadError::Corrupt {
+                            base_offset: view.base_offset(),
+                            position: 0,
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    if let Some(rec) = recs.iter().find(|r| r.offset >= from && pred(r)) {
+                        return Ok(Some((rec.offset, rec.timestamp)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch whose last offset is >= `offset` (the batch containing `offset` goes
+    /// whole), as a follower does when it diverged from its leader.
+    pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let _io = self.io.lock().await;
+        {
+            let inner = self.inner.borrow();
+            inner.check()?;
+            if offset >= inner.log_end_offset() {
+                return Ok(());
+            }
+        }
+        // Put everything on the device first so segments can be cut in place.
+        let (pending, file, base) = {
+            let mut inner = self.inner.borrow_mut();
+            let seg = inner.active_mut();
+            (seg.take_writes(), seg.file.clone(), seg.base_offset)
+        };
+        let up_to = pending.up_to;
+        if let Err(e) = self.write_all(&file, pending.writes).await {
+            return Err(self.poison("writing a segment", &e));
+        }
+        if let Some(seg) = self.inner.borrow_mut().segments.get_mut(&base) {
+            seg.mark_written(up_to);
+        }
+        // Whole segments at or after the offset go.
+        let doomed: Vec<i64> = {
+            let inner = self.inner.borrow();
+            inner.segments.range(offset..).map(|(b, _)| *b).collect()
+        };
+        let keep_any = self
+            .inner
+            .borrow()
+            .segments
+            .range(..offset)
+            .next()
+            .is_some();
+        for b in &doomed {
+            if let Err(e) = self.delete_segment_files(*b).await {
+                return Err(self.poison("deleting a segment", &e));
+            }
+            self.inner.borrow_mut().segments.remove(b);
+        }
+        if keep_any {
+            let mut seg = {
+                let mut inner = self.inner.borrow_mut();
+                let Some((&b, _)) = inner.segments.iter().next_back() else {
+                    unreachable!()
+                };
+                match inner.segments.remove(&b) {
+                    Some(s) => s,
+                    None => unreachable!(),
+                }
+            };
+            let r = seg.truncate_to(offset, now_ms).await;
+            self.inner
+                .borrow_mut()
+                .segments
+                .insert(seg.base_offset, seg);
+            if let Err(e) = r {
+                return Err(self.poison("truncating a segment", &e));
+            }
+            // The active segment's index files are stale now.
+            let b = self.inner.borrow().active().base_offset;
+            let _ = self
+                .storage
+                .remove(&segment::index_path(&self.dir, b))
+                .await;
+            let _ = self
+                .storage
+                .remove(&segment::time_index_path(&self.dir, b))
+                .await;
+        } else {
+            match Segment::create(
+                &self.storage,
+                &self.dir,
+                offset,
+                self.config.index_interval_bytes,
+                self.config.write_chunk_bytes,
+            )
+            .await
+            {
+                Ok(s) => {
+                    self.inner.borrow_mut().segments.insert(offset, s);
+                }
+                Err(e) => return Err(self.poison("creating a segment", &e)),
+            }
+        }
+        if let Err(e) = self.storage.sync_dir(&self.dir).await {
+            return Err(self.poison("syncing the log directory", &e));
+        }
+        {
+            let mut inner = self.inner.borrow_mut();
+            let leo = inner.log_end_offset();
+            inner.cache.truncate(leo);
+            if !inner.cache.covers(leo) {
+                // The cache must stay a suffix of the log; after a cut it may not be one.
+                inner.cache.clear();
+            }
+            inner.log_start_offset = inner.log_start_offset.min(leo);
+            inner.high_watermark = inner.high_watermark.min(leo);
+            inner.flushed_offset = leo;
+            inner.durable_offset = leo;
+            if inner.epochs.truncate_from_end(leo) {
+                inner.epochs_dirty = true;
+            }
+        }
+        self.persist_epochs().await
+    }
+
+    async fn delete_segment_files(&self, base: i64) -> io::Result<()> {
+        for p in [
+            segment::data_path(&self.dir, base),
+            segment::index_path(&self.dir, base),
+            segment::time_index_path(&self.dir, base),
+        ] {
+            self.storage.remove(&p).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the log start offset up to `offset` (DeleteRecords, retention) and deletes the
+    /// segments wholly before it. `offset` may not pass the high watermark.
+    pub async fn delete_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.check()?;
+            if offset > inner.high_watermark || offset < 0 {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: inner.log_start_offset,
+                    log_end_offset: inner.log_end_offset(),
+                });
+            }
+            if offset <= inner.log_start_offset {
+                return Ok(inner.log_start_offset);
+            }
+            inner.log_start_offset = offset;
+            if inner.epochs.truncate_from_start(offset) {
+                inner.epochs_dirty = true;
+            }
+        }
+        if let Err(e) = self
+            .storage
+            .write_small(
+                &self.dir.join(LOG_START_FILE),
+                offset.to_string().as_bytes(),
+            )
+            .await
+        {
+            return Err(self.poison("writing the log start offset", &e));
+        }
+        self.persist_epochs().await?;
+        // If everything is before the start, roll so the active segment can go too.
+        let roll = {
+            let inner = self.inner.borrow();
+            let a = inner.active();
+            a.size > 0 && a.next_offset <= offset
+        };
+        if roll {
+            self.roll(now_ms).await?;
+        }
+        let _io = self.io.lock().await;
+        let doomed: Vec<i64> = {
+            let inner = self.inner.borrow();
+            let active = inner.active().base_offset;
+            inner
+                .segments
+                .values()
+                .filter(|s| s.base_offset != active && s.next_offset <= offset)
+                .map(|s| s.base_offset)
+                .collect()
+        };
+        for b in doomed {
+            self.inner.borrow_mut().segments.remove(&b);
+            if let Err(e) = self.delete_segment_files(b).await {
+                return Err(self.poison("deleting a segment", &e));
+            }
+        }
+        Ok(offset)
+    }
+
+    /// The offset retention would delete before, by age (`retention_ms`, against each segment's
+    /// largest timestamp) and total size (`retention_bytes`). Never touches the active segment.
+    pub fn retention_offset(
+        &self,
+        now_ms: i64,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<u64>,
+    ) -> Option<i64> {
+        let inner = self.inner.borrow();
+        let total: u64 = inner.segments.values().map(|s| s.size).sum();
+        let mut excess = retention_bytes
+            .map(|r| total.saturating_sub(r))
+            .unwrap_or(0);
+        let active = inner.active().base_offset;
+        let mut cutoff = None;
+        for s in inner.segments.values() {
+            if s.base_offset == active {
+                break;
+            }
+            let old = retention_ms
+                .is_some_and(|ms| ms >= 0 && s.max_timestamp >= 0 && now_ms - s.max_timestamp > ms);
+            let big = retention_bytes.is_some() && excess >= s.size && s.size > 0;
+            if !(old || big) {
+                break;
+            }
+            excess = excess.saturating_sub(s.size);
+            cutoff = Some(s.next_offset);
+        }
+        cutoff.filter(|&c| c > inner.log_start_offset)
+    }
+
+    /// OffsetForLeaderEpoch: `(epoch, end offset)`.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let inner = self.inner.borrow();
+        inner.epochs.end_offset_for(epoch, inner.log_end_offset())
+    }
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.inner.borrow().epochs.latest_epoch()
+    }
+
+    /// Writes and syncs everything, writes the active segment's indexes, and closes the files.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        if self.inner.borrow().poisoned.is_none() {
+            self.sync_to(leo).await?;
+        }
+        let _io = self.io.lock().await;
+        let segments = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.closed {
+                return Ok(());
+            }
+            inner.closed = true;
+            std::mem::take(&mut inner.segments)
+        };
+        self.write_behind.notify_all();
+        let active = segments.keys().next_back().copied();
+        for (base, seg) in segments {
+            if Some(base) == active {
+                seg.write_index_files(&self.storage, &self.dir).await?;
+            }
+            if let Ok(file) = Rc::try_unwrap(seg.file) {
+                file.close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the whole log (DeleteTopics): closes it and removes its directory.
+    pub async fn delete(&self) -> Result<(), LogError> {
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.closed = true;
+            inner.segments.clear();
+        }
+        self.write_behind.notify_all();
+        self.storage.remove_dir_all(&self.dir).await?;
+        Ok(())
+    }
+}
+
+impl<S: Storage> Drop for PartitionLog<S> {
+    fn drop(&mut self) {
+        // Dropping without `close` loses nothing that was acknowledged as durable; it only
+        // means the next open rescans the active segment.
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.closed = true;
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! The records inside a v2 batch: zig-zag varints, the five codecs, an iterator for readers
+//! that need individual records (timestamp lookup, compaction, tests), and a builder that
+//! writes batches the way Kafka's clients do.
+//!
+//! The append path never comes here: batches are stored as the producer sent them.
+
+use std::io::{Read, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::batch::{self, BatchView, Compression, HEADER_BYTES, MAGIC_V2};
+
+/// Decompressed records of one batch may not exceed this, whatever the batch claims: a small
+/// compressed batch must not be able to make a reader allocate without bound.
+pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record data truncated")]
+    Truncated,
+    #[error("malformed varint")]
+    BadVarint,
+    #[error("negative or oversized length {0}")]
+    BadLength(i64),
+    #[error("batch says {expected} records, found {found}")]
+    CountMismatch { expected: i32, found: usize },
+    #[error("record length {declared} does not match its content ({actual} bytes)")]
+    RecordLengthMismatch { declared: i64, actual: usize },
+    #[error("{codec:?} decompression failed: {reason}")]
+    Decompress { codec: Compression, reason: String },
+    #[error("decompressed records exceed {DECOMPRESSED_BYTES_MAX} bytes")]
+    DecompressedTooLarge,
+}
+
+/// One record as a reader sees it: offsets and timestamps are absolute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    pub fn new(key: Option<Vec<u8>>, value: Option<Vec<u8>>) -> Self {
+        Self {
+            offset: 0,
+            timestamp: 0,
+            key,
+            value,
+            headers: Vec::new(),
+        }
+    }
+    pub fn with_timestamp(mut self, ts: i64) -> Self {
+        self.timestamp = ts;
+        self
+    }
+    pub fn with_header(mut self, key: &str, value: Option<Vec<u8>>) -> Self {
+        self.headers.push((key.to_owned(), value));
+        self
+    }
+}
+
+// ---- varints ---------------------------------------------------------------------------------
+
+/// Reads an unsigned LEB128 varint of at most `max_bytes` bytes.
+fn read_uvarint(buf: &mut &[u8], max_bytes: usize) -> Result<u64, RecordError> {
+    let mut value: u64 = 0;
+    for i in 0..max_bytes {
+        let (&b, rest) = buf.split_first().ok_or(RecordError::Truncated)?;
+        *buf = rest;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(RecordError::BadVarint)
+}
+
+/// Kafka's zig-zag `varint` (32-bit).
+pub fn read_varint(buf: &mut &[u8]) -> Result<i32, RecordError> {
+    let u = read_uvarint(buf, 5)?;
+    if u > u64::from(u32::MAX) {
+        return Err(RecordError::BadVarint);
+    }
+    let u = u as u32;
+    Ok(((u >> 1) as i32) ^ -((u & 1) as i32))
+}
+
+/// Kafka's zig-zag `varlong` (64-bit).
+pub fn read_varlong(buf: &mut &[u8]) -> Result<i64, RecordError> {
+    let u = read_uvarint(buf, 10)?;
+    Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+}
+
+pub fn write_varint(out: &mut BytesMut, v: i32) {
+    write_uvarint(out, ((v << 1) ^ (v >> 31)) as u32 as u64);
+}
+pub fn write_varlong(out: &mut BytesMut, v: i64) {
+    write_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+fn write_uvarint(out: &mut BytesMut, mut u: u64) {
+    while u >= 0x80 {
+        out.put_u8((u as u8) | 0x80);
+        u >>= 7;
+    }
+    out.put_u8(u as u8);
+}
+fn varint_len(v: i32) -> usize {
+    let mut u = ((v << 1) ^ (v >> 31)) as u32;
+    let mut n = 1;
+    while u >= 0x80 {
+        u >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], RecordError> {
+    if buf.len() < n {
+        return Err(RecordError::Truncated);
+    }
+    let (a, b) = buf.split_at(n);
+    *buf = b;
+    Ok(a)
+}
+
+fn read_nullable(buf: &mut &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
+    let len = read_varint(buf)?;
+    if len < 0 {
+        return if len == -1 {
+            Ok(None)
+        } else {
+            Err(RecordError::BadLength(len.into()))
+        };
+    }
+    Ok(Some(take(buf, len as usize)?.to_vec()))
+}
+
+// ---- codecs ----------------------------------------------------------------------------------
+
+/// The magic that starts a snappy-java ("xerial") framed stream, which the Java client writes.
+const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+
+fn bounded_read(mut r: impl Read, codec: Compression) -> Result<Vec<u8>, RecordError> {
+    let mut out = Vec::new();
+    let n = (&mut r)
+        .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| RecordError::Decompress {
+            codec,
+            reason: e.to_string(),
+        })?;
+    if n > DECOMPRESSED_BYTES_MAX {
+        return Err(RecordError::DecompressedTooLarge);
+    }
+    Ok(out)
+}
+
+fn snappy_raw(input: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
+    let err = |e: snap::Error| RecordError::Decompress {
+        codec: Compression::Snappy,
+        reason: e.to_string(),
+    };
+    let len = snap::raw::decompress_len(input).map_err(err)?;
+    if out.len() + len > DECOMPRESSED_BYTES_MAX {
+        return Err(RecordError::DecompressedTooLarge);
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    snap::raw::Decoder::new()
+        .decompress(input, &mut out[start..])
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Decompresses a batch's records region.
+pub fn decompress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordError> {
+    match codec {
+        Compression::None => Ok(input.to_vec()),
+        Compression::Gzip => bounded_read(flate2::read::GzDecoder::new(input), codec),
+        Compression::Lz4 => bounded_read(lz4_flex::frame::FrameDecoder::new(input), codec),
+        Compression::Zstd => {
+            let d =
+                zstd::stream::read::Decoder::new(input).map_err(|e| RecordError::Decompress {
+                    codec,
+                    reason: e.to_string(),
+                })?;
+            bounded_read(d, codec)
+        }
+        Compression::Snappy => {
+            let mut out = Vec::new();
+            if input.len() >= 16 && input[..8] == XERIAL_MAGIC {
+                // xerial framing: 8-byte magic, 4-byte version, 4-byte compatible version, then
+                // blocks of [u32 big-endian length][raw snappy].
+                let mut rest = &input[16..];
+                while !rest.is_empty() {
+                    let len_bytes = take(&mut rest, 4)?;
+                    let len = u32::from_be_bytes([
+                        len_bytes[0],
+                        len_bytes[1],
+                        len_bytes[2],
+                        len_bytes[3],
+                    ]);
+                    let block = take(&mut rest, len as usize)?;
+                    snappy_raw(block, &mut out)?;
+                }
+            } else {
+                // librdkafka writes one raw snappy block.
+                snappy_raw(input, &mut out)?;
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Compresses a records region the way Kafka's Java client does for each codec.
+pub fn compress(codec: Compression, input: &[u8]) -> Vec<u8> {
+    fn io<T>(r: std::io::Result<T>) -> T {
+        // Writing into a Vec cannot fail.
+        match r {
+            Ok(v) => v,
+            Err(e) => panic!("in-memory compression failed: {e}"),
+        }
+    }
+    match codec {
+        Compression::None => input.to_vec(),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io(e.write_all(input));
+            io(e.finish())
+        }
+        Compression::Lz4 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            io(e.write_all(input));
+            match e.finish() {
+                Ok(v) => v,
+                Err(err) => panic!("in-memory lz4 failed: {err}"),
+            }
+        }
+        Compression::Zstd => io(zstd::stream::encode_all(input, 3)),
+        Compression::Snappy => {
+            let mut out = Vec::with_capacity(input.len() / 2 + 32);
+            out.extend_from_slice(&XERIAL_MAGIC);
+            out.extend_from_slice(&1u32.to_be_bytes());
+            out.extend_from_slice(&1u32.to_be_bytes());
+            let mut enc = snap::raw::Encoder::new();
+            for chunk in input.chunks(32 * 1024) {
+                let c = match enc.compress_vec(chunk) {
+                    Ok(c) => c,
+                    Err(e) => panic!("in-memory snappy failed: {e}"),
+                };
+                out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+                out.extend_from_slice(&c);
+            }
+            out
+        }
+    }
+}
+
+// ---- reading ---------------------------------------------------------------------------------
+
+/// Decodes every record of a validated batch (decompressing if needed). For a LogAppendTime
+/// batch every record takes the batch's max timestamp, as Kafka specifies.
+pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError> {
+    let h = batch.header();
+    let raw;
+    let mut buf: &[u8] = match batch.compression() {
+        Compression::None => batch.records_bytes(),
+        codec => {
+            raw = decompress(codec, batch.records_bytes())?;
+            &raw
+        }
+    };
+    let base_offset = h.base_offset.get();
+    let base_ts = h.base_timestamp.get();
+    let log_append = batch.is_log_append_time();
+    let expected = h.record_count.get();
+    let mut out = Vec::with_capacity((expected.max(0) as usize).min(4096));
+    while !buf.is_empty() {
+        let len = read_varint(&mut buf)?;
+        if len < 0 {
+            return Err(RecordError::BadLength(len.into()));
+        }
+        let mut body = take(&mut buf, len as usize)?;
+        let _attributes = take(&mut body, 1)?;
+        let ts_delta = read_varlong(&mut body)?;
+        let offset_delta = read_varint(&mut body)?;
+        let key = read_nullable(&mut body)?;
+        let value = read_nullable(&mut body)?;
+        let header_count = read_varint(&mut body)?;
+        if header_count < 0 || header_count as usize > body.len() {
+            return Err(RecordError::BadLength(header_count.into()));
+        }
+        let mut headers = Vec::with_capacity(header_count as usize);
+        for _ in 0..header_count {
+            let klen = read_varint(&mut body)?;
+            if klen < 0 {
+                return Err(RecordError::BadLength(klen.into()));
+            }
+            let k = take(&mut body, klen as usize)?;
+            let v = read_nullable(&mut body)?;
+            headers.push((String::from_utf8_lossy(k).into_owned(), v));
+        }
+        if !body.is_empty() {
+            return Err(RecordError::RecordLengthMismatch {
+                declared: len.into(),
+                actual: len as usize - body.len(),
+            });
+        }
+        out.push(Record {
+            offset: base_offset + i64::from(offset_delta),
+            timestamp: if log_append {
+                h.max_timestamp.get()
+            } else {
+                base_ts.wrapping_add(ts_delta)
+            },
+            key,
+            value,
+            headers,
+        });
+        if out.len() > expected.max(0) as usize {
+            break;
+        }
+    }
+    if out.len() != expected as usize {
+        return Err(RecordError::CountMismatch {
+            expected,
+            found: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+/// Builds one v2 batch from records, as a producer would (base offset 0, dense offset deltas).
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    compression: Compression,
+    base_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    attributes_extra: i16,
+    records: Vec<Record>,
+}
+
+impl BatchBuilder {
+    pub fn new(compression: Compression, base_timestamp: i64) -> Self {
+        Self {
+            compression,
+            base_timestamp,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            attributes_extra: 0,
+            records: Vec::new(),
+        }
+    }
+    pub fn producer(mut self, id: i64, epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = id;
+        self.producer_epoch = epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+    pub fn transactional(mut self) -> Self {
+        self.attributes_extra |= batch::ATTR_TRANSACTIONAL;
+        self
+    }
+    pub fn control(mut self) -> Self {
+        self.attributes_extra |= batch::ATTR_CONTROL;
+        self
+    }
+    /// Adds a record; its `timestamp` is absolute, its `offset` is ignored (offsets are dense).
+    pub fn push(&mut self, r: Record) {
+        self.records.push(r);
+    }
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn build(&self) -> BytesMut {
+        assert!(
+            !self.records.is_empty(),
+            "a batch holds at least one record"
+        );
+        let mut body = BytesMut::new();
+        let mut max_ts = self.base_timestamp;
+        for (i, r) in self.records.iter().enumerate() {
+            max_ts = max_ts.max(r.timestamp);
+            let mut rec = BytesMut::new();
+            rec.put_i8(0);
+            write_varlong(&mut rec, r.timestamp - self.base_timestamp);
+            write_varint(&mut rec, i as i32);
+            put_nullable(&mut rec, r.key.as_deref());
+            put_nullable(&mut rec, r.value.as_deref());
+            write_varint(&mut rec, r.headers.len() as i32);
+            for (k, v) in &r.headers {
+                write_varint(&mut rec, k.len() as i32);
+                rec.put_slice(k.as_bytes());
+                put_nullable(&mut rec, v.as_deref());
+            }
+            write_varint(&mut body, rec.len() as i32);
+            body.put_slice(&rec);
+        }
+        let payload = match self.compression {
+            Compression::None => body.to_vec(),
+            c => compress(c, &body),
+        };
+        let mut out = BytesMut::with_capacity(HEADER_BYTES + payload.len());
+        out.put_i64(0);
+        out.put_i32((HEADER_BYTES - batch::LOG_OVERHEAD + payload.len()) as i32);
+        out.put_i32(-1);
+        out.put_i8(MAGIC_V2);
+        out.put_u32(0);
+        out.put_i16(self.compression.attribute_bits() | self.attributes_extra);
+        out.put_i32(self.records.len() as i32 - 1);
+        out.put_i64(self.base_timestamp);
+        out.put_i64(max_ts);
+        out.put_i64(self.producer_id);
+        out.put_i16(self.producer_epoch);
+        out.put_i32(self.base_sequence);
+        out.put_i32(self.records.len() as i32);
+        out.put_slice(&payload);
+        let crc = batch::compute_crc(&out);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+}
+
+fn put_nullable(out: &mut BytesMut, v: Option<&[u8]>) {
+    match v {
+        None => write_varint(out, -1),
+        Some(b) => {
+            write_varint(out, b.len() as i32);
+            out.put_slice(b);
+        }
+    }
+}
+
+/// Convenience for tests and tools: one uncompressed batch of `count` records with values of
+/// `value_bytes` bytes each.
+pub fn simple_batch(count: usize, value_bytes: usize, timestamp: i64) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None, timestamp);
+    for i in 0..count {
+        let mut v = vec![0u8; value_bytes];
+        for (j, byte) in v.iter_mut().enumerate() {
+            *byte = (i + j) as u8;
+        }
+        b.push(
+            Record::new(Some(format!("key-{i}").into_bytes()), Some(v)).with_timestamp(timestamp),
+        );
+    }
+    b.build().freeze()
+}
+
+/// The exact encoded size of a record body (used by callers sizing batches).
+pub fn record_overhead_estimate(key_len: usize, value_len: usize) -> usize {
+    1 + 10
+        + 5
+        + varint_len(key_len as i32)
+        + key_len
+        + varint_len(value_len as i32)
+        + value_len
+        + 1
+        + 5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records() -> Vec<Record> {
+        (0..50)
+            .map(|i| {
+                Record::new(
+                    if i % 3 == 0 {
+                        None
+                    } else {
+                        Some(format!("k{i}").into_bytes())
+                    },
+                    if i % 7 == 0 {
+                        None
+                    } else {
+                        Some(vec![i as u8; i * 13])
+                    },
+                )
+                .with_timestamp(10_000 + i as i64)
+                .with_header("h", Some(vec![i as u8]))
+                .with_header("null", None)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_codec_round_trips() {
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut b = BatchBuilder::new(codec, 10_000);
+            for r in records() {
+                b.push(r);
+            }
+            let bytes = b.build();
+            let view = BatchView::parse(&bytes, usize::MAX).expect("valid batch");
+            assert_eq!(view.compression(), codec);
+            let got = decode_records(&view).expect("decodes");
+            let mut want = records();
+            for (i, r) in want.iter_mut().enumerate() {
+                r.offset = i as i64;
+            }
+            assert_eq!(got, want, "codec {codec:?}");
+        }
+    }
+
+    #[test]
+    fn raw_snappy_as_librdkafka_writes_it() {
+        let input = b"hello hello hello hello".repeat(10);
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(&input)
+            .expect("compress");
+        assert_eq!(
+            decompress(Compression::Snappy, &raw).expect("raw snappy"),
+            input
+        );
+    }
+
+    #[test]
+    fn varints_round_trip_at_the_edges() {
+        for v in [0i32, 1, -1, 63, -64, 64, i32::MAX, i32::MIN] {
+            let mut b = BytesMut::new();
+            write_varint(&mut b, v);
+            assert_eq!(b.len(), varint_len(v));
+            let mut s: &[u8] = &b;
+            assert_eq!(read_varint(&mut s), Ok(v));
+        }
+        for v in [0i64, -1, i64::MAX, i64::MIN] {
+            let mut b = BytesMut::new();
+            write_varlong(&mut b, v);
+            let mut s: &[u8] = &b;
+            assert_eq!(read_varlong(&mut s), Ok(v));
+        }
+        let mut overlong: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(read_varint(&mut overlong), Err(RecordError::BadVarint));
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused() {
+        let zeros = vec![0u8; DECOMPRESSED_BYTES_MAX + 1024];
+        let packed = compress(Compression::Gzip, &zeros);
+        assert_eq!(
+            decompress(Compression::Gzip, &packed),
+            Err(RecordError::DecompressedTooLarge)
+        );
+    }
+}
