@@ -1,0 +1,298 @@
+//! Partition log behaviour on the in-memory store: offsets, reads, roll, recovery, truncation,
+//! retention, timestamps, epochs, faults.
+
+use std::path::Path;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use engine::batch::BatchView;
+use engine::io::mem::MemStorage;
+use engine::records::{decode_records, BatchBuilder, Record};
+use engine::{Compression, Durability, LogConfig, LogError, PartitionLog, TimestampType, ValidatedBatches};
+use futures_lite::future::block_on;
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 512,
+        tail_cache_bytes_max: 2048,
+        write_chunk_bytes: 8192,
+        write_behind_bytes: 4096,
+        write_buffer_bytes_max: 16 * 1024,
+        ..LogConfig::default()
+    }
+}
+
+fn batch(tag: u32, records: usize, ts: i64) -> ValidatedBatches {
+    let mut b = BatchBuilder::new(Compression::None, ts);
+    for i in 0..records {
+        b.push(
+            Record::new(Some(format!("k{tag}-{i}").into_bytes()), Some(format!("value {tag}/{i} {}", "x".repeat(tag as usize % 200)).into_bytes()))
+                .with_timestamp(ts + i as i64)
+                .with_header("tag", Some(tag.to_be_bytes().to_vec())),
+        );
+    }
+    ValidatedBatches::new(b.build(), usize::MAX).expect("valid batch")
+}
+
+/// Every record readable from `from`, in order, as (offset, key).
+async fn read_all(log: &PartitionLog<MemStorage>, from: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut cursor = from;
+    let leo = log.log_end_offset();
+    while cursor < leo {
+        let r = log.read(cursor, 3000, Some(leo)).await.expect("read");
+        assert!(!r.chunks.is_empty(), "no progress at {cursor}");
+        for c in &r.chunks {
+            let mut rest: &[u8] = c;
+            while !rest.is_empty() {
+                let v = BatchView::parse(rest, usize::MAX).expect("served batches are valid");
+                for rec in decode_records(&v).expect("records") {
+                    if rec.offset >= cursor {
+                        out.push((rec.offset, rec.key.clone().unwrap_or_default()));
+                    }
+                }
+                cursor = cursor.max(v.last_offset() + 1);
+                rest = &rest[v.size()..];
+            }
+        }
+    }
+    out
+}
+
+fn open(storage: &MemStorage, config: LogConfig) -> Rc<PartitionLog<MemStorage>> {
+    block_on(PartitionLog::open(storage.clone(), Path::new("/data/t-0"), config, 1_000)).expect("open").0
+}
+
+#[test]
+fn offsets_are_dense_across_rolls_and_reads_return_whole_batches() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        let mut expected = Vec::new();
+        for tag in 0..60u32 {
+            let n = 1 + (tag as usize % 5);
+            let info = log.append(batch(tag, n, 10_000 + i64::from(tag)), 3, 2_000).await.expect("append");
+            assert_eq!(info.last_offset - info.base_offset + 1, n as i64);
+            for i in 0..n {
+                expected.push((info.base_offset + i as i64, format!("k{tag}-{i}").into_bytes()));
+            }
+        }
+        assert!(log.segment_count() > 3, "small segments must roll: {}", log.segment_count());
+        assert_eq!(read_all(&log, 0).await, expected);
+        // A read from the middle of a batch returns that batch whole.
+        let r = log.read(2, 1, None).await.expect("read");
+        let v = BatchView::parse(&r.chunks[0], usize::MAX).expect("batch");
+        assert_eq!((v.base_offset(), v.last_offset()), (1, 2));
+        // At least one batch even when bytes_max is tiny.
+        assert_eq!(r.chunks.len(), 1);
+        // At the end: empty; past the end: out of range.
+        let leo = log.log_end_offset();
+        assert!(log.read(leo, 100, None).await.expect("read at end").chunks.is_empty());
+        assert!(matches!(log.read(leo + 1, 100, None).await, Err(LogError::OffsetOutOfRange { .. })));
+    });
+}
+
+#[test]
+fn reopen_after_clean_close_and_after_crash_keeps_durable_data() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    let expected = block_on(async {
+        for tag in 0..40u32 {
+            log.append(batch(tag, 3, 5_000), 0, 2_000).await.expect("append");
+        }
+        log.close().await.expect("close");
+        read_all_after_reopen(&storage).await
+    });
+    assert_eq!(expected.len(), 120);
+
+    // Crash with torn unsynced writes: durability `Never` means only what was synced survives,
+    // but what survives is a clean prefix.
+    let storage2 = MemStorage::new();
+    let cfg = LogConfig { durability: Durability::Never, ..small_config() };
+    let log = open(&storage2, cfg.clone());
+    let durable = block_on(async {
+        for tag in 0..40u32 {
+            log.append(batch(tag, 3, 5_000), 0, 2_000).await.expect("append");
+        }
+        log.durable_offset()
+    });
+    drop(log);
+    storage2.crash(|_, extra| extra / 2);
+    let log = open(&storage2, cfg);
+    assert!(log.log_end_offset() >= durable, "lost durable data: {} < {durable}", log.log_end_offset());
+    let got = block_on(read_all(&log, 0));
+    assert_eq!(got, expected[..got.len()].to_vec(), "recovered log must be a prefix");
+}
+
+async fn read_all_after_reopen(storage: &MemStorage) -> Vec<(i64, Vec<u8>)> {
+    let (log, report) = PartitionLog::open(storage.clone(), Path::new("/data/t-0"), small_config(), 3_000).await.expect("reopen");
+    assert_eq!(report.truncated_segment, None);
+    read_all(&log, 0).await
+}
+
+#[test]
+fn truncate_removes_the_batch_containing_the_offset_and_later() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        for tag in 0..50u32 {
+            log.append(batch(tag, 2, 1_000), i32::try_from(tag / 10).expect("epoch"), 2_000).await.expect("append");
+        }
+        assert_eq!(log.end_offset_for_epoch(2), (2, 60));
+        log.truncate_to(45, 2_000).await.expect("truncate");
+        // Offsets come in pairs: 44-45 is one batch, so the log ends at 44.
+        assert_eq!(log.log_end_offset(), 44);
+        assert_eq!(log.latest_epoch(), Some(2));
+        let got = read_all(&log, 0).await;
+        assert_eq!(got.len(), 44);
+        assert_eq!(got.last().map(|r| r.0), Some(43));
+        // Appending continues densely.
+        let info = log.append(batch(99, 1, 1_000), 7, 2_000).await.expect("append");
+        assert_eq!(info.base_offset, 44);
+        assert_eq!(log.end_offset_for_epoch(2), (2, 44));
+        // Truncating everything leaves an empty log at that offset.
+        log.truncate_to(0, 2_000).await.expect("truncate all");
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.latest_epoch(), None);
+    });
+    drop(log);
+    let log = open(&storage, small_config());
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+#[test]
+fn delete_before_moves_the_start_and_drops_whole_segments() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        for tag in 0..80u32 {
+            log.append(batch(tag, 2, 1_000), 0, 2_000).await.expect("append");
+        }
+        let before = log.segment_count();
+        let start = log.delete_before(100, 2_000).await.expect("delete");
+        assert_eq!(start, 100);
+        assert_eq!(log.log_start_offset(), 100);
+        assert!(log.segment_count() < before);
+        assert!(log.segment_bases().iter().all(|&b| b <= 100 || b > 100));
+        assert!(matches!(log.read(99, 100, None).await, Err(LogError::OffsetOutOfRange { .. })));
+        assert_eq!(read_all(&log, 100).await.first().map(|r| r.0), Some(100));
+        assert!(matches!(log.delete_before(10_000, 2_000).await, Err(LogError::OffsetOutOfRange { .. })));
+    });
+    drop(log);
+    let log = open(&storage, small_config());
+    assert_eq!(log.log_start_offset(), 100, "log start offset persists");
+    // Deleting up to the end empties the log but keeps its end offset.
+    block_on(async {
+        let leo = log.log_end_offset();
+        log.delete_before(leo, 2_000).await.expect("delete all");
+        assert_eq!(log.log_start_offset(), leo);
+        assert_eq!(log.segment_count(), 1);
+        let info = log.append(batch(1, 1, 1_000), 0, 2_000).await.expect("append");
+        assert_eq!(info.base_offset, leo);
+    });
+}
+
+#[test]
+fn retention_offsets_by_time_and_size() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        for tag in 0..60u32 {
+            log.append(batch(tag, 2, 1_000 + i64::from(tag) * 1_000), 0, 2_000).await.expect("append");
+        }
+    });
+    assert_eq!(log.retention_offset(10_000, Some(i64::MAX), None), None);
+    let by_time = log.retention_offset(1_000_000, Some(1), None).expect("everything sealed is old");
+    assert_eq!(by_time, *log.segment_bases().last().expect("active"));
+    // Kafka deletes a segment only if the log stays at or above retention.bytes without it.
+    assert_eq!(log.retention_offset(0, None, Some(log.size_bytes() - 1)), None);
+    assert_eq!(log.retention_offset(0, None, Some(log.size_bytes())), None);
+    let by_size = log.retention_offset(0, None, Some(1)).expect("all sealed segments over");
+    assert_eq!(by_size, *log.segment_bases().last().expect("active"));
+}
+
+#[test]
+fn timestamp_lookup_finds_the_first_record_at_or_after() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        // Batch i has records at 100*i, 100*i+1, 100*i+2.
+        for i in 0..40i64 {
+            log.append(batch(i as u32, 3, 100 * i), 0, 2_000).await.expect("append");
+        }
+        assert_eq!(log.offset_for_timestamp(0).await.expect("lookup"), Some((0, 0)));
+        assert_eq!(log.offset_for_timestamp(1).await.expect("lookup"), Some((1, 1)));
+        assert_eq!(log.offset_for_timestamp(2_502).await.expect("lookup"), Some((77, 2_502)));
+        assert_eq!(log.offset_for_timestamp(2_503).await.expect("lookup"), Some((78, 2_600)));
+        assert_eq!(log.offset_for_timestamp(1_000_000).await.expect("lookup"), None);
+        assert_eq!(log.max_timestamp().await.expect("max"), Some((119, 3_902)));
+    });
+}
+
+#[test]
+fn log_append_time_stamps_batches_without_touching_records() {
+    let storage = MemStorage::new();
+    let cfg = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..small_config() };
+    let log = open(&storage, cfg);
+    block_on(async {
+        let mut b = BatchBuilder::new(Compression::Zstd, 5);
+        b.push(Record::new(None, Some(b"compressed".to_vec())).with_timestamp(5));
+        let original = b.build();
+        let records_region = original[61..].to_vec();
+        let info = log.append(ValidatedBatches::new(original, usize::MAX).expect("valid"), 0, 777).await.expect("append");
+        assert_eq!(info.log_append_time_ms, 777);
+        let r = log.read(0, 1000, None).await.expect("read");
+        let v = BatchView::parse(&r.chunks[0], usize::MAX).expect("valid after stamping");
+        assert_eq!(v.records_bytes(), &records_region[..], "compressed records stored as sent");
+        assert_eq!(decode_records(&v).expect("records")[0].timestamp, 777);
+    });
+}
+
+#[test]
+fn a_failed_write_poisons_the_log_until_reopened() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        log.append(batch(1, 1, 1), 0, 2_000).await.expect("append");
+        storage.fail_after_writes(0);
+        assert!(log.append(batch(2, 1, 1), 0, 2_000).await.is_err());
+        assert!(matches!(log.append(batch(3, 1, 1), 0, 2_000).await, Err(LogError::Poisoned(_))));
+    });
+    storage.heal();
+    drop(log);
+    let log = open(&storage, small_config());
+    assert_eq!(log.log_end_offset(), 1, "only the acknowledged batch is there");
+}
+
+#[test]
+fn group_commit_shares_syncs_between_concurrent_appends() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        let futs: Vec<_> = (0..20u32).map(|t| log.append(batch(t, 1, 1), 0, 2_000)).collect();
+        let infos = engine::sync::join_all(futs).await;
+        let mut offsets: Vec<i64> = infos.into_iter().map(|r| r.expect("append").base_offset).collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..20).collect::<Vec<_>>());
+        assert_eq!(log.durable_offset(), 20);
+    });
+}
+
+#[test]
+fn many_batches_in_one_append_and_multi_batch_reads() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        let mut buf = BytesMut::new();
+        for t in 0..3u32 {
+            buf.extend_from_slice(batch(t, 2, 1).bytes());
+        }
+        let info = log.append(ValidatedBatches::new(buf, usize::MAX).expect("valid"), 0, 2_000).await.expect("append");
+        assert_eq!((info.base_offset, info.last_offset), (0, 5));
+        let r = log.read(0, 1 << 20, None).await.expect("read");
+        let all = r.concat();
+        let views = engine::batch::parse_all(&all, usize::MAX).expect("batches");
+        assert_eq!(views.iter().map(|v| v.base_offset()).collect::<Vec<_>>(), vec![0, 2, 4]);
+    });
+}
