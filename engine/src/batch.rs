@@ -120,10 +120,7 @@ pub enum BatchError {
     #[error("record count {0} is not positive")]
     BadRecordCount(i32),
     #[error("last offset delta {last_offset_delta} inconsistent with record count {record_count}")]
-    OffsetDeltaMismatch {
-        last_offset_delta: i32,
-        record_count: i32,
-    },
+    OffsetDeltaMismatch { last_offset_delta: i32, record_count: i32 },
     #[error("unknown compression codec {0}")]
     UnknownCompression(u8),
     #[error("max timestamp {max} is before base timestamp {base}")]
@@ -132,10 +129,8 @@ pub enum BatchError {
 
 /// Reads the header at the start of `bytes` without validating anything but its presence.
 pub fn header(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
-    let (h, _) = BatchHeader::ref_from_prefix(bytes).map_err(|_| BatchError::Truncated {
-        needed: HEADER_BYTES,
-        available: bytes.len(),
-    })?;
+    let (h, _) = BatchHeader::ref_from_prefix(bytes)
+        .map_err(|_| BatchError::Truncated { needed: HEADER_BYTES, available: bytes.len() })?;
     Ok(h)
 }
 
@@ -143,10 +138,7 @@ pub fn header(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
 /// the header size and `limit`. Needs only the first 12 bytes.
 pub fn total_size(bytes: &[u8], limit: usize) -> Result<usize, BatchError> {
     if bytes.len() < LOG_OVERHEAD {
-        return Err(BatchError::Truncated {
-            needed: LOG_OVERHEAD,
-            available: bytes.len(),
-        });
+        return Err(BatchError::Truncated { needed: LOG_OVERHEAD, available: bytes.len() });
     }
     let len = i32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if len < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
@@ -154,10 +146,7 @@ pub fn total_size(bytes: &[u8], limit: usize) -> Result<usize, BatchError> {
     }
     let total = len as usize + LOG_OVERHEAD;
     if total > limit.min(BATCH_BYTES_LIMIT) {
-        return Err(BatchError::TooLarge {
-            size: total,
-            limit: limit.min(BATCH_BYTES_LIMIT),
-        });
+        return Err(BatchError::TooLarge { size: total, limit: limit.min(BATCH_BYTES_LIMIT) });
     }
     Ok(total)
 }
@@ -179,10 +168,7 @@ impl<'a> BatchView<'a> {
     pub fn parse(bytes: &'a [u8], limit: usize) -> Result<Self, BatchError> {
         let size = total_size(bytes, limit)?;
         if bytes.len() < size {
-            return Err(BatchError::Truncated {
-                needed: size,
-                available: bytes.len(),
-            });
+            return Err(BatchError::Truncated { needed: size, available: bytes.len() });
         }
         let bytes = &bytes[..size];
         let h = header(bytes)?;
@@ -191,10 +177,7 @@ impl<'a> BatchView<'a> {
         }
         let computed = compute_crc(bytes);
         if computed != h.crc.get() {
-            return Err(BatchError::CrcMismatch {
-                stored: h.crc.get(),
-                computed,
-            });
+            return Err(BatchError::CrcMismatch { stored: h.crc.get(), computed });
         }
         Compression::from_attributes(h.attributes.get())?;
         let count = h.record_count.get();
@@ -206,10 +189,7 @@ impl<'a> BatchView<'a> {
             return Err(BatchError::BadRecordCount(count));
         }
         if delta < 0 || delta < count - 1 {
-            return Err(BatchError::OffsetDeltaMismatch {
-                last_offset_delta: delta,
-                record_count: count,
-            });
+            return Err(BatchError::OffsetDeltaMismatch { last_offset_delta: delta, record_count: count });
         }
         Ok(Self { bytes })
     }
@@ -281,10 +261,7 @@ pub fn parse_all(mut bytes: &[u8], limit: usize) -> Result<Vec<BatchView<'_>>, B
 /// Rewrites the base offset and partition leader epoch of the (already validated) batch at the
 /// start of `bytes`. The CRC does not cover these fields, so it stays valid.
 pub fn assign_offset(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
-    assert!(
-        bytes.len() >= HEADER_BYTES,
-        "assign_offset on a short buffer"
-    );
+    assert!(bytes.len() >= HEADER_BYTES, "assign_offset on a short buffer");
     bytes[0..8].copy_from_slice(&base_offset.to_be_bytes());
     bytes[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
@@ -294,10 +271,7 @@ pub fn assign_offset(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
 /// inside (compressed or not) are untouched; readers take the batch's max timestamp for every
 /// record, as Kafka specifies.
 pub fn stamp_log_append_time(bytes: &mut [u8], now_ms: i64) {
-    assert!(
-        bytes.len() >= HEADER_BYTES,
-        "stamp_log_append_time on a short buffer"
-    );
+    assert!(bytes.len() >= HEADER_BYTES, "stamp_log_append_time on a short buffer");
     let attrs = i16::from_be_bytes([bytes[21], bytes[22]]) | ATTR_LOG_APPEND_TIME;
     bytes[21..23].copy_from_slice(&attrs.to_be_bytes());
     bytes[35..43].copy_from_slice(&now_ms.to_be_bytes());
@@ -347,10 +321,7 @@ impl ValidatedBatches {
             pos += v.size();
         }
         if batches.is_empty() {
-            return Err(BatchError::Truncated {
-                needed: HEADER_BYTES,
-                available: 0,
-            });
+            return Err(BatchError::Truncated { needed: HEADER_BYTES, available: 0 });
         }
         Ok(Self { bytes, batches })
     }
@@ -368,10 +339,7 @@ impl ValidatedBatches {
     }
     /// Offsets the batches span once assigned.
     pub fn offset_span(&self) -> i64 {
-        self.batches
-            .iter()
-            .map(|b| i64::from(b.last_offset_delta) + 1)
-            .sum()
+        self.batches.iter().map(|b| i64::from(b.last_offset_delta) + 1).sum()
     }
     pub fn into_parts(self) -> (bytes::BytesMut, Vec<BatchMeta>) {
         (self.bytes, self.batches)
@@ -403,67 +371,40 @@ mod tests {
     #[test]
     fn each_failure_is_distinct() {
         let good = sample();
-        assert!(matches!(
-            BatchView::parse(&good[..10], usize::MAX),
-            Err(BatchError::Truncated { .. })
-        ));
-        assert!(matches!(
-            BatchView::parse(&good[..good.len() - 1], usize::MAX),
-            Err(BatchError::Truncated { .. })
-        ));
-        assert!(matches!(
-            BatchView::parse(&good, 20),
-            Err(BatchError::TooLarge { .. })
-        ));
+        assert!(matches!(BatchView::parse(&good[..10], usize::MAX), Err(BatchError::Truncated { .. })));
+        assert!(matches!(BatchView::parse(&good[..good.len() - 1], usize::MAX), Err(BatchError::Truncated { .. })));
+        assert!(matches!(BatchView::parse(&good, 20), Err(BatchError::TooLarge { .. })));
 
         let mut m = good.clone();
         m[16] = 1;
-        assert_eq!(
-            BatchView::parse(&m, usize::MAX).err(),
-            Some(BatchError::BadMagic(1))
-        );
+        assert_eq!(BatchView::parse(&m, usize::MAX).err(), Some(BatchError::BadMagic(1)));
 
         let mut c = good.clone();
         let last = c.len() - 1;
         c[last] ^= 0xff;
-        assert!(matches!(
-            BatchView::parse(&c, usize::MAX),
-            Err(BatchError::CrcMismatch { .. })
-        ));
+        assert!(matches!(BatchView::parse(&c, usize::MAX), Err(BatchError::CrcMismatch { .. })));
 
         let mut l = good.clone();
         l[8..12].copy_from_slice(&10i32.to_be_bytes());
-        assert_eq!(
-            BatchView::parse(&l, usize::MAX).err(),
-            Some(BatchError::LengthTooSmall(10))
-        );
+        assert_eq!(BatchView::parse(&l, usize::MAX).err(), Some(BatchError::LengthTooSmall(10)));
 
         let mut n = good.clone();
         n[57..61].copy_from_slice(&0i32.to_be_bytes());
         let crc = compute_crc(&n);
         n[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(
-            BatchView::parse(&n, usize::MAX).err(),
-            Some(BatchError::BadRecordCount(0))
-        );
+        assert_eq!(BatchView::parse(&n, usize::MAX).err(), Some(BatchError::BadRecordCount(0)));
 
         let mut d = good.clone();
         d[23..27].copy_from_slice(&0i32.to_be_bytes());
         let crc = compute_crc(&d);
         d[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            BatchView::parse(&d, usize::MAX),
-            Err(BatchError::OffsetDeltaMismatch { .. })
-        ));
+        assert!(matches!(BatchView::parse(&d, usize::MAX), Err(BatchError::OffsetDeltaMismatch { .. })));
 
         let mut z = good;
         z[22] |= 0x07;
         let crc = compute_crc(&z);
         z[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(
-            BatchView::parse(&z, usize::MAX).err(),
-            Some(BatchError::UnknownCompression(7))
-        );
+        assert_eq!(BatchView::parse(&z, usize::MAX).err(), Some(BatchError::UnknownCompression(7)));
     }
 
     #[test]

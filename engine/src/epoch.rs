@@ -37,10 +37,7 @@ impl EpochCache {
         match self.entries.last() {
             Some(last) if epoch <= last.epoch => false,
             _ => {
-                self.entries.push(EpochEntry {
-                    epoch,
-                    start_offset: offset,
-                });
+                self.entries.push(EpochEntry { epoch, start_offset: offset });
                 true
             }
         }
@@ -74,10 +71,7 @@ impl EpochCache {
     /// Moves the log start to `start_offset`: epochs wholly before it go, the one containing it
     /// now starts there.
     pub fn truncate_from_start(&mut self, start_offset: i64) -> bool {
-        let covering = self
-            .entries
-            .iter()
-            .rposition(|e| e.start_offset <= start_offset);
+        let covering = self.entries.iter().rposition(|e| e.start_offset <= start_offset);
         match covering {
             Some(i) if i > 0 || self.entries[i].start_offset < start_offset => {
                 self.entries.drain(..i);
@@ -115,10 +109,7 @@ impl EpochCache {
                     return None;
                 }
             }
-            cache.entries.push(EpochEntry {
-                epoch,
-                start_offset,
-            });
+            cache.entries.push(EpochEntry { epoch, start_offset });
         }
         Some(cache)
     }
@@ -145,10 +136,7 @@ mod tests {
         assert_eq!(c.end_offset_for(2, 30), (1, 10));
         assert_eq!(c.end_offset_for(0, 30), (0, 0));
         assert_eq!(c.end_offset_for(5, 30), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
-        assert_eq!(
-            EpochCache::default().end_offset_for(1, 0),
-            (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
-        );
+        assert_eq!(EpochCache::default().end_offset_for(1, 0), (UNDEFINED_EPOCH, UNDEFINED_OFFSET));
     }
 
     #[test]
@@ -157,13 +145,7 @@ mod tests {
         assert!(c.truncate_from_end(20));
         assert_eq!(c.latest_epoch(), Some(3));
         assert!(c.truncate_from_start(12));
-        assert_eq!(
-            c.entries(),
-            &[EpochEntry {
-                epoch: 3,
-                start_offset: 12
-            }]
-        );
+        assert_eq!(c.entries(), &[EpochEntry { epoch: 3, start_offset: 12 }]);
     }
 
     #[test]

@@ -36,10 +36,7 @@ impl SegmentIndex {
     pub fn lookup(&self, rel_offset: u32) -> OffsetEntry {
         let i = self.offsets.partition_point(|e| e.rel_offset <= rel_offset);
         if i == 0 {
-            OffsetEntry {
-                rel_offset: 0,
-                position: 0,
-            }
+            OffsetEntry { rel_offset: 0, position: 0 }
         } else {
             self.offsets[i - 1]
         }
@@ -58,10 +55,7 @@ impl SegmentIndex {
 
     pub fn push_offset(&mut self, e: OffsetEntry) {
         if let Some(last) = self.offsets.last() {
-            assert!(
-                e.rel_offset > last.rel_offset && e.position > last.position,
-                "offset index must grow"
-            );
+            assert!(e.rel_offset > last.rel_offset && e.position > last.position, "offset index must grow");
         }
         self.offsets.push(e);
     }
@@ -147,14 +141,8 @@ mod tests {
     fn sample() -> SegmentIndex {
         let mut i = SegmentIndex::default();
         for k in 1..=5u32 {
-            i.push_offset(OffsetEntry {
-                rel_offset: k * 10,
-                position: k * 4096,
-            });
-            i.push_time(TimeEntry {
-                timestamp: 1000 + i64::from(k) * 100,
-                rel_offset: k * 10,
-            });
+            i.push_offset(OffsetEntry { rel_offset: k * 10, position: k * 4096 });
+            i.push_time(TimeEntry { timestamp: 1000 + i64::from(k) * 100, rel_offset: k * 10 });
         }
         i
     }
@@ -162,13 +150,7 @@ mod tests {
     #[test]
     fn lookups_find_the_entry_at_or_before() {
         let i = sample();
-        assert_eq!(
-            i.lookup(0),
-            OffsetEntry {
-                rel_offset: 0,
-                position: 0
-            }
-        );
+        assert_eq!(i.lookup(0), OffsetEntry { rel_offset: 0, position: 0 });
         assert_eq!(i.lookup(9).position, 0);
         assert_eq!(i.lookup(10).position, 4096);
         assert_eq!(i.lookup(35).position, 3 * 4096);

@@ -107,10 +107,7 @@ pub mod dma {
             let len = buf.len();
             let n = self.file.write_at(buf, pos).await.map_err(to_io)?;
             if n != len {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    format!("short direct write: {n} of {len}"),
-                ));
+                return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short direct write: {n} of {len}")));
             }
             Ok(())
         }
@@ -145,9 +142,7 @@ pub mod dma {
         pub async fn guard_iopoll_probe(dir: &Path) -> io::Result<()> {
             std::fs::create_dir_all(dir)?;
             let probe = dir.join(".iopoll-probe");
-            let ok = std::fs::metadata(&probe)
-                .map(|m| m.len() >= ALIGN as u64)
-                .unwrap_or(false);
+            let ok = std::fs::metadata(&probe).map(|m| m.len() >= ALIGN as u64).unwrap_or(false);
             if !ok {
                 std::fs::write(&probe, vec![0u8; ALIGN])?;
             }
@@ -159,13 +154,7 @@ pub mod dma {
     impl Storage for DmaStorage {
         type File = DmaSegmentFile;
         async fn open(&self, path: &Path) -> io::Result<DmaSegmentFile> {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .dma_open(path)
-                .await
-                .map_err(to_io)?;
+            let file = OpenOptions::new().read(true).write(true).create(true).dma_open(path).await.map_err(to_io)?;
             Ok(DmaSegmentFile { file })
         }
         async fn remove(&self, path: &Path) -> io::Result<()> {
@@ -361,10 +350,7 @@ pub mod mem {
     }
 
     fn not_found(p: &Path) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} not found", p.display()),
-        )
+        io::Error::new(io::ErrorKind::NotFound, format!("{} not found", p.display()))
     }
 
     impl Storage for MemStorage {
@@ -377,10 +363,7 @@ pub mod mem {
                 }
             }
             let file = st.files.entry(path.to_path_buf()).or_default().clone();
-            Ok(MemFile {
-                store: self.clone(),
-                file,
-            })
+            Ok(MemFile { store: self.clone(), file })
         }
         async fn remove(&self, path: &Path) -> io::Result<()> {
             self.state.borrow_mut().files.remove(path);
@@ -414,12 +397,7 @@ pub mod mem {
             Ok(())
         }
         async fn read_small(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-            Ok(self
-                .state
-                .borrow()
-                .files
-                .get(path)
-                .map(|f| f.borrow().data.clone()))
+            Ok(self.state.borrow().files.get(path).map(|f| f.borrow().data.clone()))
         }
         async fn write_small(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
             self.charge_write()?;

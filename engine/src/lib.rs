@@ -49,14 +49,9 @@ pub mod shard;
 pub mod sync;
 
 pub use batch::{BatchError, BatchView, Compression, ValidatedBatches};
-pub use log::{
-    AppendInfo, Durability, LogConfig, LogError, PartitionLog, ReadResult, TimestampType,
-};
+pub use log::{AppendInfo, Durability, LogConfig, LogError, PartitionLog, ReadResult, TimestampType};
 
 /// Wall-clock milliseconds since the Unix epoch (Kafka's timestamp unit).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

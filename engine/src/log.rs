@@ -85,11 +85,7 @@ impl Default for LogConfig {
 #[derive(Debug, Error)]
 pub enum LogError {
     #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange {
-        offset: i64,
-        log_start_offset: i64,
-        log_end_offset: i64,
-    },
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("I/O error: {0}")]
@@ -159,9 +155,7 @@ struct TailCache {
 
 impl TailCache {
     fn covers(&self, offset: i64) -> bool {
-        self.batches
-            .front()
-            .is_some_and(|b| b.base_offset <= offset)
+        self.batches.front().is_some_and(|b| b.base_offset <= offset)
     }
     fn push(&mut self, b: CachedBatch) {
         self.bytes += b.bytes.len();
@@ -300,9 +294,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         bases.sort_unstable();
         let stored_start = match storage.read_small(&dir.join(LOG_START_FILE)).await? {
-            Some(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok()),
+            Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse::<i64>().ok()),
             None => None,
         };
         let mut epochs = match storage.read_small(&dir.join(EPOCH_FILE)).await? {
@@ -325,16 +317,9 @@ impl<S: Storage> PartitionLog<S> {
             }
             // The active segment's index files are only written at clean close; they are removed
             // when it reopens, so after a crash it is always rescanned whole.
-            let (seg, cut) = Segment::open(
-                &storage,
-                dir,
-                base,
-                config.index_interval_bytes,
-                config.write_chunk_bytes,
-                true,
-                now_ms,
-            )
-            .await?;
+            let (seg, cut) =
+                Segment::open(&storage, dir, base, config.index_interval_bytes, config.write_chunk_bytes, true, now_ms)
+                    .await?;
             expected_next = Some(seg.next_offset);
             let damaged_middle = cut && i != last;
             if cut {
@@ -348,46 +333,31 @@ impl<S: Storage> PartitionLog<S> {
         }
         if let Some(from) = stop_at {
             for &base in &bases[from..] {
-                for p in [
-                    segment::data_path(dir, base),
-                    segment::index_path(dir, base),
-                    segment::time_index_path(dir, base),
-                ] {
+                for p in
+                    [segment::data_path(dir, base), segment::index_path(dir, base), segment::time_index_path(dir, base)]
+                {
                     storage.remove(&p).await?;
                 }
                 report.deleted_segments.push(base);
             }
         }
         // Drop empty leading segments? No: an empty segment is a valid (if idle) start.
-        let start_default = segments
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(stored_start.unwrap_or(0).max(0));
+        let start_default = segments.keys().next().copied().unwrap_or(stored_start.unwrap_or(0).max(0));
         if segments.is_empty() {
-            let seg = Segment::create(
-                &storage,
-                dir,
-                start_default,
-                config.index_interval_bytes,
-                config.write_chunk_bytes,
-            )
-            .await?;
+            let seg =
+                Segment::create(&storage, dir, start_default, config.index_interval_bytes, config.write_chunk_bytes)
+                    .await?;
             storage.sync_dir(dir).await?;
             segments.insert(start_default, seg);
         }
         report.segments = segments.len();
         let (first_base, leo) = {
-            let first = segments
-                .values()
-                .next()
-                .map_or(0, |s: &Segment<S::File>| s.base_offset);
+            let first = segments.values().next().map_or(0, |s: &Segment<S::File>| s.base_offset);
             let leo = segments.values().next_back().map_or(0, |s| s.next_offset);
             (first, leo)
         };
         let log_start_offset = stored_start.unwrap_or(first_base).max(first_base).min(leo);
-        let epochs_dirty =
-            epochs.truncate_from_end(leo) | epochs.truncate_from_start(log_start_offset);
+        let epochs_dirty = epochs.truncate_from_end(leo) | epochs.truncate_from_start(log_start_offset);
         if let Some(active) = segments.values().next_back() {
             let b = active.base_offset;
             storage.remove(&segment::index_path(dir, b)).await?;
@@ -419,6 +389,10 @@ impl<S: Storage> PartitionLog<S> {
             roll_done: Notify::new(),
         });
         log.persist_epochs().await?;
+        if stored_start.is_some_and(|s| s != log_start_offset) {
+            // Recovery lost the tail the stored start pointed into: the clamped start is the truth.
+            log.persist_log_start(log_start_offset).await?;
+        }
         Ok((log, report))
     }
 
@@ -501,10 +475,7 @@ impl<S: Storage> PartitionLog<S> {
     ) -> Result<AppendInfo, LogError> {
         let size = batches.len_bytes() as u64;
         if size > self.config.segment_bytes {
-            return Err(LogError::BatchLargerThanSegment {
-                size,
-                segment_bytes: self.config.segment_bytes,
-            });
+            return Err(LogError::BatchLargerThanSegment { size, segment_bytes: self.config.segment_bytes });
         }
         // Backpressure: never buffer more than the limit.
         loop {
@@ -523,10 +494,7 @@ impl<S: Storage> PartitionLog<S> {
             let (rolling, need) = {
                 let inner = self.inner.borrow();
                 inner.check()?;
-                (
-                    inner.rolling,
-                    self.needs_roll(&inner, size, batches.offset_span(), now_ms),
-                )
+                (inner.rolling, self.needs_roll(&inner, size, batches.offset_span(), now_ms))
             };
             if rolling {
                 let l = self.roll_done.listen();
@@ -611,9 +579,7 @@ impl<S: Storage> PartitionLog<S> {
             return false;
         }
         let too_big = a.size + incoming > self.config.segment_bytes;
-        let too_old = a
-            .first_append_ms
-            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        let too_old = a.first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
         // Relative offsets are u32 in the index.
         let overflow = a.next_offset + span - a.base_offset > i64::from(u32::MAX);
         too_big || too_old || overflow
@@ -628,14 +594,16 @@ impl<S: Storage> PartitionLog<S> {
             inner.epochs_dirty = false;
             inner.epochs.encode()
         };
-        if let Err(e) = self
-            .storage
-            .write_small(&self.dir.join(EPOCH_FILE), &bytes)
-            .await
-        {
+        if let Err(e) = self.storage.write_small(&self.dir.join(EPOCH_FILE), &bytes).await {
             return Err(self.poison("writing the leader-epoch checkpoint", &e));
         }
         Ok(())
+    }
+
+    /// Seals the active segment now (an empty one stays), e.g. for `segment.ms` checks by the
+    /// owner or before deleting everything.
+    pub async fn roll_now(&self, now_ms: i64) -> Result<(), LogError> {
+        self.roll(now_ms).await
     }
 
     /// Seals the active segment and starts a new one at the log end offset.
@@ -708,14 +676,8 @@ impl<S: Storage> PartitionLog<S> {
             }
         };
         if let Some((o, t)) = index_result {
-            let r1 = self
-                .storage
-                .write_small(&segment::index_path(&self.dir, old_base), &o)
-                .await;
-            let r2 = self
-                .storage
-                .write_small(&segment::time_index_path(&self.dir, old_base), &t)
-                .await;
+            let r1 = self.storage.write_small(&segment::index_path(&self.dir, old_base), &o).await;
+            let r2 = self.storage.write_small(&segment::time_index_path(&self.dir, old_base), &t).await;
             if let Err(e) = r1.and(r2) {
                 return Err(self.poison("writing segment indexes", &e));
             }
@@ -729,17 +691,10 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
-    async fn write_all(
-        &self,
-        file: &Rc<S::File>,
-        writes: Vec<(<S::File as SegmentFile>::Buf, u64)>,
-    ) -> io::Result<()> {
+    async fn write_all(&self, file: &Rc<S::File>, writes: Vec<(<S::File as SegmentFile>::Buf, u64)>) -> io::Result<()> {
         let mut writes = writes.into_iter();
         loop {
-            let group: Vec<_> = writes
-                .by_ref()
-                .take(self.config.writes_in_flight_max.max(1))
-                .collect();
+            let group: Vec<_> = writes.by_ref().take(self.config.writes_in_flight_max.max(1)).collect();
             if group.is_empty() {
                 return Ok(());
             }
@@ -823,10 +778,7 @@ impl<S: Storage> PartitionLog<S> {
             let listen = self.write_behind.listen();
             let (stop, unwritten) = {
                 let inner = self.inner.borrow();
-                (
-                    inner.closed || inner.poisoned.is_some(),
-                    inner.active().unwritten_bytes(),
-                )
+                (inner.closed || inner.poisoned.is_some(), inner.active().unwritten_bytes())
             };
             if stop {
                 return;
@@ -847,8 +799,7 @@ impl<S: Storage> PartitionLog<S> {
         if let Durability::IntervalMs(ms) = self.config.durability {
             let due = {
                 let inner = self.inner.borrow();
-                inner.durable_offset < inner.log_end_offset()
-                    && now_ms - inner.last_sync_ms >= ms as i64
+                inner.durable_offset < inner.log_end_offset() && now_ms - inner.last_sync_ms >= ms as i64
             };
             if due {
                 let leo = self.log_end_offset();
@@ -861,12 +812,7 @@ impl<S: Storage> PartitionLog<S> {
     /// Reads whole batches from `offset` on, up to about `bytes_max` (at least one batch if any
     /// is available), not past `end_offset` (`None`: the high watermark). The batch containing
     /// `offset` is returned whole.
-    pub async fn read(
-        &self,
-        offset: i64,
-        bytes_max: usize,
-        end_offset: Option<i64>,
-    ) -> Result<ReadResult, LogError> {
+    pub async fn read(&self, offset: i64, bytes_max: usize, end_offset: Option<i64>) -> Result<ReadResult, LogError> {
         let mut result = ReadResult::default();
         let (seg_file, seg_base, position, written, seg_next) = {
             let inner = self.inner.borrow();
@@ -911,14 +857,8 @@ impl<S: Storage> PartitionLog<S> {
                 seg.next_offset,
             )
         };
-        let end = end_offset
-            .unwrap_or(result.high_watermark)
-            .min(result.log_end_offset);
-        let reader = segment::DiskReader {
-            file: seg_file.as_ref(),
-            base_offset: seg_base,
-            written,
-        };
+        let end = end_offset.unwrap_or(result.high_watermark).min(result.log_end_offset);
+        let reader = segment::DiskReader { file: seg_file.as_ref(), base_offset: seg_base, written };
         let bytes = reader.read(position, offset, bytes_max, end).await?;
         if !bytes.is_empty() {
             result.chunks.push(Bytes::from(bytes));
@@ -936,10 +876,7 @@ impl<S: Storage> PartitionLog<S> {
     pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         let start = {
             let inner = self.inner.borrow();
-            let seg = inner
-                .segments
-                .values()
-                .find(|s| s.max_timestamp >= ts && s.next_offset > inner.log_start_offset);
+            let seg = inner.segments.values().find(|s| s.max_timestamp >= ts && s.next_offset > inner.log_start_offset);
             match seg {
                 None => return Ok(None),
                 Some(s) => {
@@ -989,11 +926,7 @@ impl<S: Storage> PartitionLog<S> {
                 let mut rest: &[u8] = chunk;
                 while !rest.is_empty() {
                     let view = BatchView::parse(rest, usize::MAX).map_err(|e| {
-                        LogError::Read(ReadError::Corrupt {
-                            base_offset: cursor,
-                            position: 0,
-                            reason: e.to_string(),
-                        })
+                        LogError::Read(ReadError::Corrupt { base_offset: cursor, position: 0, reason: e.to_string() })
                     })?;
                     rest = &rest[view.size()..];
                     cursor = cursor.max(view.last_offset() + 1);
@@ -1045,13 +978,12 @@ impl<S: Storage> PartitionLog<S> {
             let inner = self.inner.borrow();
             inner.segments.range(offset..).map(|(b, _)| *b).collect()
         };
-        let keep_any = self
-            .inner
-            .borrow()
-            .segments
-            .range(..offset)
-            .next()
-            .is_some();
+        // Below the log start there is nothing to keep: restart the log at `offset` (Kafka's
+        // truncate-fully-and-start-at).
+        let below_start = offset < self.inner.borrow().log_start_offset;
+        let doomed: Vec<i64> =
+            if below_start { self.inner.borrow().segments.keys().copied().collect() } else { doomed };
+        let keep_any = !below_start && self.inner.borrow().segments.range(..offset).next().is_some();
         for b in &doomed {
             if let Err(e) = self.delete_segment_files(*b).await {
                 return Err(self.poison("deleting a segment", &e));
@@ -1061,32 +993,21 @@ impl<S: Storage> PartitionLog<S> {
         if keep_any {
             let mut seg = {
                 let mut inner = self.inner.borrow_mut();
-                let Some((&b, _)) = inner.segments.iter().next_back() else {
-                    unreachable!()
-                };
+                let Some((&b, _)) = inner.segments.iter().next_back() else { unreachable!() };
                 match inner.segments.remove(&b) {
                     Some(s) => s,
                     None => unreachable!(),
                 }
             };
             let r = seg.truncate_to(offset, now_ms).await;
-            self.inner
-                .borrow_mut()
-                .segments
-                .insert(seg.base_offset, seg);
+            self.inner.borrow_mut().segments.insert(seg.base_offset, seg);
             if let Err(e) = r {
                 return Err(self.poison("truncating a segment", &e));
             }
             // The active segment's index files are stale now.
             let b = self.inner.borrow().active().base_offset;
-            let _ = self
-                .storage
-                .remove(&segment::index_path(&self.dir, b))
-                .await;
-            let _ = self
-                .storage
-                .remove(&segment::time_index_path(&self.dir, b))
-                .await;
+            let _ = self.storage.remove(&segment::index_path(&self.dir, b)).await;
+            let _ = self.storage.remove(&segment::time_index_path(&self.dir, b)).await;
         } else {
             match Segment::create(
                 &self.storage,
@@ -1106,6 +1027,7 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = self.storage.sync_dir(&self.dir).await {
             return Err(self.poison("syncing the log directory", &e));
         }
+        let mut start_moved = false;
         {
             let mut inner = self.inner.borrow_mut();
             let leo = inner.log_end_offset();
@@ -1114,7 +1036,11 @@ impl<S: Storage> PartitionLog<S> {
                 // The cache must stay a suffix of the log; after a cut it may not be one.
                 inner.cache.clear();
             }
-            inner.log_start_offset = inner.log_start_offset.min(leo);
+            if inner.log_start_offset > leo || below_start {
+                inner.log_start_offset = leo;
+                inner.cache.clear();
+                start_moved = true;
+            }
             inner.high_watermark = inner.high_watermark.min(leo);
             inner.flushed_offset = leo;
             inner.durable_offset = leo;
@@ -1122,7 +1048,18 @@ impl<S: Storage> PartitionLog<S> {
                 inner.epochs_dirty = true;
             }
         }
+        if start_moved {
+            let start = self.log_start_offset();
+            self.persist_log_start(start).await?;
+        }
         self.persist_epochs().await
+    }
+
+    async fn persist_log_start(&self, offset: i64) -> Result<(), LogError> {
+        match self.storage.write_small(&self.dir.join(LOG_START_FILE), offset.to_string().as_bytes()).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison("writing the log start offset", &e)),
+        }
     }
 
     async fn delete_segment_files(&self, base: i64) -> io::Result<()> {
@@ -1157,16 +1094,7 @@ impl<S: Storage> PartitionLog<S> {
                 inner.epochs_dirty = true;
             }
         }
-        if let Err(e) = self
-            .storage
-            .write_small(
-                &self.dir.join(LOG_START_FILE),
-                offset.to_string().as_bytes(),
-            )
-            .await
-        {
-            return Err(self.poison("writing the log start offset", &e));
-        }
+        self.persist_log_start(offset).await?;
         self.persist_epochs().await?;
         // If everything is before the start, roll so the active segment can go too.
         let roll = {
@@ -1207,17 +1135,14 @@ impl<S: Storage> PartitionLog<S> {
     ) -> Option<i64> {
         let inner = self.inner.borrow();
         let total: u64 = inner.segments.values().map(|s| s.size).sum();
-        let mut excess = retention_bytes
-            .map(|r| total.saturating_sub(r))
-            .unwrap_or(0);
+        let mut excess = retention_bytes.map(|r| total.saturating_sub(r)).unwrap_or(0);
         let active = inner.active().base_offset;
         let mut cutoff = None;
         for s in inner.segments.values() {
             if s.base_offset == active {
                 break;
             }
-            let old = retention_ms
-                .is_some_and(|ms| ms >= 0 && s.max_timestamp >= 0 && now_ms - s.max_timestamp > ms);
+            let old = retention_ms.is_some_and(|ms| ms >= 0 && s.max_timestamp >= 0 && now_ms - s.max_timestamp > ms);
             let big = retention_bytes.is_some() && excess >= s.size && s.size > 0;
             if !(old || big) {
                 break;

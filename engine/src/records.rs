@@ -45,13 +45,7 @@ pub struct Record {
 
 impl Record {
     pub fn new(key: Option<Vec<u8>>, value: Option<Vec<u8>>) -> Self {
-        Self {
-            offset: 0,
-            timestamp: 0,
-            key,
-            value,
-            headers: Vec::new(),
-        }
+        Self { offset: 0, timestamp: 0, key, value, headers: Vec::new() }
     }
     pub fn with_timestamp(mut self, ts: i64) -> Self {
         self.timestamp = ts;
@@ -130,11 +124,7 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], RecordError> {
 fn read_nullable(buf: &mut &[u8]) -> Result<Option<Vec<u8>>, RecordError> {
     let len = read_varint(buf)?;
     if len < 0 {
-        return if len == -1 {
-            Ok(None)
-        } else {
-            Err(RecordError::BadLength(len.into()))
-        };
+        return if len == -1 { Ok(None) } else { Err(RecordError::BadLength(len.into())) };
     }
     Ok(Some(take(buf, len as usize)?.to_vec()))
 }
@@ -149,10 +139,7 @@ fn bounded_read(mut r: impl Read, codec: Compression) -> Result<Vec<u8>, RecordE
     let n = (&mut r)
         .take(DECOMPRESSED_BYTES_MAX as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| RecordError::Decompress {
-            codec,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| RecordError::Decompress { codec, reason: e.to_string() })?;
     if n > DECOMPRESSED_BYTES_MAX {
         return Err(RecordError::DecompressedTooLarge);
     }
@@ -160,19 +147,14 @@ fn bounded_read(mut r: impl Read, codec: Compression) -> Result<Vec<u8>, RecordE
 }
 
 fn snappy_raw(input: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
-    let err = |e: snap::Error| RecordError::Decompress {
-        codec: Compression::Snappy,
-        reason: e.to_string(),
-    };
+    let err = |e: snap::Error| RecordError::Decompress { codec: Compression::Snappy, reason: e.to_string() };
     let len = snap::raw::decompress_len(input).map_err(err)?;
     if out.len() + len > DECOMPRESSED_BYTES_MAX {
         return Err(RecordError::DecompressedTooLarge);
     }
     let start = out.len();
     out.resize(start + len, 0);
-    snap::raw::Decoder::new()
-        .decompress(input, &mut out[start..])
-        .map_err(err)?;
+    snap::raw::Decoder::new().decompress(input, &mut out[start..]).map_err(err)?;
     Ok(())
 }
 
@@ -183,11 +165,8 @@ pub fn decompress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordErr
         Compression::Gzip => bounded_read(flate2::read::GzDecoder::new(input), codec),
         Compression::Lz4 => bounded_read(lz4_flex::frame::FrameDecoder::new(input), codec),
         Compression::Zstd => {
-            let d =
-                zstd::stream::read::Decoder::new(input).map_err(|e| RecordError::Decompress {
-                    codec,
-                    reason: e.to_string(),
-                })?;
+            let d = zstd::stream::read::Decoder::new(input)
+                .map_err(|e| RecordError::Decompress { codec, reason: e.to_string() })?;
             bounded_read(d, codec)
         }
         Compression::Snappy => {
@@ -198,12 +177,7 @@ pub fn decompress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordErr
                 let mut rest = &input[16..];
                 while !rest.is_empty() {
                     let len_bytes = take(&mut rest, 4)?;
-                    let len = u32::from_be_bytes([
-                        len_bytes[0],
-                        len_bytes[1],
-                        len_bytes[2],
-                        len_bytes[3],
-                    ]);
+                    let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
                     let block = take(&mut rest, len as usize)?;
                     snappy_raw(block, &mut out)?;
                 }
@@ -305,18 +279,11 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
             headers.push((String::from_utf8_lossy(k).into_owned(), v));
         }
         if !body.is_empty() {
-            return Err(RecordError::RecordLengthMismatch {
-                declared: len.into(),
-                actual: len as usize - body.len(),
-            });
+            return Err(RecordError::RecordLengthMismatch { declared: len.into(), actual: len as usize - body.len() });
         }
         out.push(Record {
             offset: base_offset + i64::from(offset_delta),
-            timestamp: if log_append {
-                h.max_timestamp.get()
-            } else {
-                base_ts.wrapping_add(ts_delta)
-            },
+            timestamp: if log_append { h.max_timestamp.get() } else { base_ts.wrapping_add(ts_delta) },
             key,
             value,
             headers,
@@ -326,10 +293,7 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
         }
     }
     if out.len() != expected as usize {
-        return Err(RecordError::CountMismatch {
-            expected,
-            found: out.len(),
-        });
+        return Err(RecordError::CountMismatch { expected, found: out.len() });
     }
     Ok(out)
 }
@@ -386,10 +350,7 @@ impl BatchBuilder {
     }
 
     pub fn build(&self) -> BytesMut {
-        assert!(
-            !self.records.is_empty(),
-            "a batch holds at least one record"
-        );
+        assert!(!self.records.is_empty(), "a batch holds at least one record");
         let mut body = BytesMut::new();
         let mut max_ts = self.base_timestamp;
         for (i, r) in self.records.iter().enumerate() {
@@ -453,23 +414,14 @@ pub fn simple_batch(count: usize, value_bytes: usize, timestamp: i64) -> Bytes {
         for (j, byte) in v.iter_mut().enumerate() {
             *byte = (i + j) as u8;
         }
-        b.push(
-            Record::new(Some(format!("key-{i}").into_bytes()), Some(v)).with_timestamp(timestamp),
-        );
+        b.push(Record::new(Some(format!("key-{i}").into_bytes()), Some(v)).with_timestamp(timestamp));
     }
     b.build().freeze()
 }
 
 /// The exact encoded size of a record body (used by callers sizing batches).
 pub fn record_overhead_estimate(key_len: usize, value_len: usize) -> usize {
-    1 + 10
-        + 5
-        + varint_len(key_len as i32)
-        + key_len
-        + varint_len(value_len as i32)
-        + value_len
-        + 1
-        + 5
+    1 + 10 + 5 + varint_len(key_len as i32) + key_len + varint_len(value_len as i32) + value_len + 1 + 5
 }
 
 #[cfg(test)]
@@ -480,16 +432,8 @@ mod tests {
         (0..50)
             .map(|i| {
                 Record::new(
-                    if i % 3 == 0 {
-                        None
-                    } else {
-                        Some(format!("k{i}").into_bytes())
-                    },
-                    if i % 7 == 0 {
-                        None
-                    } else {
-                        Some(vec![i as u8; i * 13])
-                    },
+                    if i % 3 == 0 { None } else { Some(format!("k{i}").into_bytes()) },
+                    if i % 7 == 0 { None } else { Some(vec![i as u8; i * 13]) },
                 )
                 .with_timestamp(10_000 + i as i64)
                 .with_header("h", Some(vec![i as u8]))
@@ -500,13 +444,7 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
             let mut b = BatchBuilder::new(codec, 10_000);
             for r in records() {
                 b.push(r);
@@ -526,13 +464,8 @@ mod tests {
     #[test]
     fn raw_snappy_as_librdkafka_writes_it() {
         let input = b"hello hello hello hello".repeat(10);
-        let raw = snap::raw::Encoder::new()
-            .compress_vec(&input)
-            .expect("compress");
-        assert_eq!(
-            decompress(Compression::Snappy, &raw).expect("raw snappy"),
-            input
-        );
+        let raw = snap::raw::Encoder::new().compress_vec(&input).expect("compress");
+        assert_eq!(decompress(Compression::Snappy, &raw).expect("raw snappy"), input);
     }
 
     #[test]
@@ -558,9 +491,6 @@ mod tests {
     fn a_gzip_bomb_is_refused() {
         let zeros = vec![0u8; DECOMPRESSED_BYTES_MAX + 1024];
         let packed = compress(Compression::Gzip, &zeros);
-        assert_eq!(
-            decompress(Compression::Gzip, &packed),
-            Err(RecordError::DecompressedTooLarge)
-        );
+        assert_eq!(decompress(Compression::Gzip, &packed), Err(RecordError::DecompressedTooLarge));
     }
 }

@@ -26,11 +26,7 @@ pub enum ReadError {
     #[error("I/O error reading segment {base_offset}: {source}")]
     Io { base_offset: i64, source: io::Error },
     #[error("corrupt batch in segment {base_offset} at position {position}: {reason}")]
-    Corrupt {
-        base_offset: i64,
-        position: u64,
-        reason: String,
-    },
+    Corrupt { base_offset: i64, position: u64, reason: String },
 }
 
 pub fn data_path(dir: &Path, base: i64) -> PathBuf {
@@ -93,24 +89,11 @@ impl<F: SegmentFile> Segment<F> {
     ) -> io::Result<Self> {
         let file = storage.open(&data_path(dir, base_offset)).await?;
         file.truncate(0).await?;
-        Ok(Self::from_parts(
-            file,
-            base_offset,
-            index_interval_bytes,
-            chunk_bytes,
-        ))
+        Ok(Self::from_parts(file, base_offset, index_interval_bytes, chunk_bytes))
     }
 
-    fn from_parts(
-        file: F,
-        base_offset: i64,
-        index_interval_bytes: u64,
-        chunk_bytes: usize,
-    ) -> Self {
-        assert!(
-            chunk_bytes >= ALIGN && chunk_bytes % ALIGN == 0,
-            "chunk size must be a multiple of {ALIGN}"
-        );
+    fn from_parts(file: F, base_offset: i64, index_interval_bytes: u64, chunk_bytes: usize) -> Self {
+        assert!(chunk_bytes >= ALIGN && chunk_bytes % ALIGN == 0, "chunk size must be a multiple of {ALIGN}");
         Self {
             base_offset,
             file: Rc::new(file),
@@ -146,15 +129,10 @@ impl<F: SegmentFile> Segment<F> {
         let file_size = file.size().await?;
         let mut seg = Self::from_parts(file, base_offset, index_interval_bytes, chunk_bytes);
 
-        let mut start = OffsetEntry {
-            rel_offset: 0,
-            position: 0,
-        };
+        let mut start = OffsetEntry { rel_offset: 0, position: 0 };
         if trust_index {
             let o = storage.read_small(&index_path(dir, base_offset)).await?;
-            let t = storage
-                .read_small(&time_index_path(dir, base_offset))
-                .await?;
+            let t = storage.read_small(&time_index_path(dir, base_offset)).await?;
             if let (Some(o), Some(t)) = (o, t) {
                 if let Some(idx) = SegmentIndex::decode(&o, &t, file_size) {
                     if let Some(last) = idx.offsets.last() {
@@ -164,13 +142,7 @@ impl<F: SegmentFile> Segment<F> {
                 }
             }
         }
-        let mut scan = seg
-            .scan(
-                start.position.into(),
-                base_offset + i64::from(start.rel_offset),
-                file_size,
-            )
-            .await;
+        let mut scan = seg.scan(start.position.into(), base_offset + i64::from(start.rel_offset), file_size).await;
         if scan.is_err() && start.position != 0 {
             // The index pointed somewhere that does not start a batch: rebuild from scratch.
             seg.index = SegmentIndex::default();
@@ -192,9 +164,7 @@ impl<F: SegmentFile> Segment<F> {
         }
         seg.size = end;
         seg.written = end;
-        let cut_garbage = scan.invalid_tail
-            && file_size > end
-            && !tail_is_zero_padding(&seg, end, file_size).await;
+        let cut_garbage = scan.invalid_tail && file_size > end && !tail_is_zero_padding(&seg, end, file_size).await;
         if file_size != end {
             seg.file.truncate(end).await?;
             seg.file.sync().await?;
@@ -214,15 +184,9 @@ impl<F: SegmentFile> Segment<F> {
         let past_last = self.index.offsets.last().is_none_or(|e| e.rel_offset < rel);
         // The first batch needs no entry: a lookup below every entry starts at position 0.
         if b.position > 0 && past_last && self.bytes_since_index >= self.index_interval_bytes {
-            self.index.push_offset(OffsetEntry {
-                rel_offset: rel,
-                position: b.position as u32,
-            });
+            self.index.push_offset(OffsetEntry { rel_offset: rel, position: b.position as u32 });
             // Time entries sit where offset entries do, so they stay as sparse.
-            self.index.push_time(TimeEntry {
-                timestamp: self.max_timestamp,
-                rel_offset: rel,
-            });
+            self.index.push_time(TimeEntry { timestamp: self.max_timestamp, rel_offset: rel });
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += b.size;
@@ -231,16 +195,8 @@ impl<F: SegmentFile> Segment<F> {
 
     /// Reads whole batches from `pos` to `file_size`, verifying each. Stops at the first byte that
     /// does not start a valid batch with an offset at or after `expected_next`.
-    async fn scan(
-        &self,
-        mut pos: u64,
-        mut expected_next: i64,
-        file_size: u64,
-    ) -> Result<Scan, ReadError> {
-        let mut out = Scan {
-            batches: Vec::new(),
-            invalid_tail: false,
-        };
+    async fn scan(&self, mut pos: u64, mut expected_next: i64, file_size: u64) -> Result<Scan, ReadError> {
+        let mut out = Scan { batches: Vec::new(), invalid_tail: false };
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_pos = pos;
         while pos < file_size {
@@ -267,10 +223,7 @@ impl<F: SegmentFile> Segment<F> {
                     .file
                     .read_at(pos, want)
                     .await
-                    .map_err(|source| ReadError::Io {
-                        base_offset: self.base_offset,
-                        source,
-                    })?;
+                    .map_err(|source| ReadError::Io { base_offset: self.base_offset, source })?;
                 buf_pos = pos;
                 if buf.len() < need {
                     out.invalid_tail = true;
@@ -327,18 +280,13 @@ impl<F: SegmentFile> Segment<F> {
     pub fn append(&mut self, bytes: &[u8], batches: &[ScannedBatch], now_ms: i64) {
         let start = self.size;
         for b in batches {
-            let abs = ScannedBatch {
-                position: start + b.position,
-                ..*b
-            };
+            let abs = ScannedBatch { position: start + b.position, ..*b };
             self.note_batch(&abs);
         }
         let mut rest = bytes;
         while !rest.is_empty() {
             let used = (self.size - self.chunk_pos) as usize;
-            let chunk = self
-                .chunk
-                .get_or_insert_with(|| self.file.alloc(self.chunk_bytes));
+            let chunk = self.chunk.get_or_insert_with(|| self.file.alloc(self.chunk_bytes));
             let n = rest.len().min(self.chunk_bytes - used);
             chunk.as_bytes_mut()[used..used + n].copy_from_slice(&rest[..n]);
             self.size += n as u64;
@@ -373,8 +321,7 @@ impl<F: SegmentFile> Segment<F> {
                 let partial = used - partial_start;
                 if partial > 0 {
                     let mut next = self.file.alloc(self.chunk_bytes);
-                    next.as_bytes_mut()[..partial]
-                        .copy_from_slice(&chunk.as_bytes()[partial_start..used]);
+                    next.as_bytes_mut()[..partial].copy_from_slice(&chunk.as_bytes()[partial_start..used]);
                     self.chunk = Some(next);
                 }
                 chunk.trim_to(padded);
@@ -382,10 +329,7 @@ impl<F: SegmentFile> Segment<F> {
                 self.chunk_pos += partial_start as u64;
             }
         }
-        PendingWrites {
-            writes,
-            up_to: self.size,
-        }
+        PendingWrites { writes, up_to: self.size }
     }
 
     pub fn mark_written(&mut self, up_to: u64) {
@@ -393,23 +337,9 @@ impl<F: SegmentFile> Segment<F> {
     }
 
     /// Writes the indexes to their files (segment sealed, or clean shutdown).
-    pub async fn write_index_files<S: Storage<File = F>>(
-        &self,
-        storage: &S,
-        dir: &Path,
-    ) -> io::Result<()> {
-        storage
-            .write_small(
-                &index_path(dir, self.base_offset),
-                &self.index.encode_offsets(),
-            )
-            .await?;
-        storage
-            .write_small(
-                &time_index_path(dir, self.base_offset),
-                &self.index.encode_times(),
-            )
-            .await
+    pub async fn write_index_files<S: Storage<File = F>>(&self, storage: &S, dir: &Path) -> io::Result<()> {
+        storage.write_small(&index_path(dir, self.base_offset), &self.index.encode_offsets()).await?;
+        storage.write_small(&time_index_path(dir, self.base_offset), &self.index.encode_times()).await
     }
 
     /// Where to start reading for `offset`.
@@ -426,10 +356,7 @@ impl<F: SegmentFile> Segment<F> {
         let mut cut = self.size;
         let mut pos = self.position_for(offset);
         // Find the first batch to drop.
-        let scan = self
-            .scan(pos, i64::MIN, self.size)
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let scan = self.scan(pos, i64::MIN, self.size).await.map_err(|e| io::Error::other(e.to_string()))?;
         for b in &scan.batches {
             if b.last_offset >= offset {
                 cut = b.position;
@@ -441,10 +368,7 @@ impl<F: SegmentFile> Segment<F> {
         self.file.truncate(cut).await?;
         self.file.sync().await?;
         // Rebuild from scratch: indexes, max timestamp, next offset.
-        let rescan = self
-            .scan(0, self.base_offset, cut)
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let rescan = self.scan(0, self.base_offset, cut).await.map_err(|e| io::Error::other(e.to_string()))?;
         self.index = SegmentIndex::default();
         self.bytes_since_index = 0;
         self.max_timestamp = -1;
@@ -454,11 +378,7 @@ impl<F: SegmentFile> Segment<F> {
         }
         self.size = cut;
         self.written = cut;
-        self.first_append_ms = if cut > 0 {
-            self.first_append_ms.or(Some(now_ms))
-        } else {
-            None
-        };
+        self.first_append_ms = if cut > 0 { self.first_append_ms.or(Some(now_ms)) } else { None };
         self.load_partial_block().await
     }
 }
@@ -482,15 +402,9 @@ impl<F: SegmentFile> DiskReader<'_, F> {
         bytes_max: usize,
         end_offset: i64,
     ) -> Result<Vec<u8>, ReadError> {
-        let corrupt = |position: u64, reason: String| ReadError::Corrupt {
-            base_offset: self.base_offset,
-            position,
-            reason,
-        };
-        let io_err = |source| ReadError::Io {
-            base_offset: self.base_offset,
-            source,
-        };
+        let corrupt =
+            |position: u64, reason: String| ReadError::Corrupt { base_offset: self.base_offset, position, reason };
+        let io_err = |source| ReadError::Io { base_offset: self.base_offset, source };
         let limit = self.written;
         let mut pos = start_position;
         let mut buf: Vec<u8> = Vec::new();
@@ -501,8 +415,7 @@ impl<F: SegmentFile> DiskReader<'_, F> {
             let off = (pos - buf_pos) as usize;
             let avail = buf.len().saturating_sub(off);
             let need = if avail >= LOG_OVERHEAD {
-                batch::total_size(&buf[off..], batch::BATCH_BYTES_LIMIT)
-                    .map_err(|e| corrupt(pos, e.to_string()))?
+                batch::total_size(&buf[off..], batch::BATCH_BYTES_LIMIT).map_err(|e| corrupt(pos, e.to_string()))?
             } else {
                 LOG_OVERHEAD
             };
@@ -510,9 +423,7 @@ impl<F: SegmentFile> DiskReader<'_, F> {
                 if first.is_some() && (pos - first.unwrap_or(pos)) as usize >= bytes_max {
                     break;
                 }
-                let want = need
-                    .max(bytes_max.min(SCAN_READ_BYTES * 8) + ALIGN)
-                    .min((limit - pos) as usize);
+                let want = need.max(bytes_max.min(SCAN_READ_BYTES * 8) + ALIGN).min((limit - pos) as usize);
                 // Keep what we have of the result; read on from `pos`.
                 let more = self.file.read_at(pos, want).await.map_err(io_err)?;
                 if more.len() < need {
@@ -529,8 +440,7 @@ impl<F: SegmentFile> DiskReader<'_, F> {
                 }
                 continue;
             }
-            let view = BatchView::parse(&buf[off..off + need], usize::MAX)
-                .map_err(|e| corrupt(pos, e.to_string()))?;
+            let view = BatchView::parse(&buf[off..off + need], usize::MAX).map_err(|e| corrupt(pos, e.to_string()))?;
             if view.base_offset() >= end_offset {
                 break;
             }

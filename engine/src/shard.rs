@@ -107,19 +107,51 @@ pub struct PartitionOffsets {
 
 /// Work one core asks of the core that owns the partitions named in it.
 pub enum ShardRequest {
-    CreatePartition { tp: TopicPartition, config: LogConfig, reply: Reply<Result<(), PartitionError>> },
-    DeletePartition { tp: TopicPartition, reply: Reply<Result<(), PartitionError>> },
-    Append { items: Vec<AppendItem>, reply: Reply<Vec<Result<AppendInfo, PartitionError>>> },
-    Read { items: Vec<ReadItem>, reply: Reply<Vec<Result<ReadResult, PartitionError>>> },
-    Offsets { tps: Vec<TopicPartition>, reply: Reply<Vec<Result<PartitionOffsets, PartitionError>>> },
+    CreatePartition {
+        tp: TopicPartition,
+        config: LogConfig,
+        reply: Reply<Result<(), PartitionError>>,
+    },
+    DeletePartition {
+        tp: TopicPartition,
+        reply: Reply<Result<(), PartitionError>>,
+    },
+    Append {
+        items: Vec<AppendItem>,
+        reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
+    },
+    Read {
+        items: Vec<ReadItem>,
+        reply: Reply<Vec<Result<ReadResult, PartitionError>>>,
+    },
+    Offsets {
+        tps: Vec<TopicPartition>,
+        reply: Reply<Vec<Result<PartitionOffsets, PartitionError>>>,
+    },
     /// First record with timestamp >= the given one: `(offset, timestamp)`.
-    OffsetForTimestamp { tp: TopicPartition, timestamp: i64, reply: Reply<Result<Option<(i64, i64)>, PartitionError>> },
-    DeleteBefore { tp: TopicPartition, offset: i64, reply: Reply<Result<i64, PartitionError>> },
-    TruncateTo { tp: TopicPartition, offset: i64, reply: Reply<Result<(), PartitionError>> },
+    OffsetForTimestamp {
+        tp: TopicPartition,
+        timestamp: i64,
+        reply: Reply<Result<Option<(i64, i64)>, PartitionError>>,
+    },
+    DeleteBefore {
+        tp: TopicPartition,
+        offset: i64,
+        reply: Reply<Result<i64, PartitionError>>,
+    },
+    TruncateTo {
+        tp: TopicPartition,
+        offset: i64,
+        reply: Reply<Result<(), PartitionError>>,
+    },
     /// Partitions this shard owns.
-    List { reply: Reply<Vec<TopicPartition>> },
+    List {
+        reply: Reply<Vec<TopicPartition>>,
+    },
     /// Close every log cleanly and stop the shard.
-    Shutdown { reply: Reply<()> },
+    Shutdown {
+        reply: Reply<()>,
+    },
 }
 
 pub type Spawner = Rc<dyn Fn(Pin<Box<dyn Future<Output = ()>>>)>;
@@ -139,7 +171,15 @@ pub struct Shard<S: Storage> {
 }
 
 impl<S: Storage> Shard<S> {
-    pub fn new(id: usize, shard_count: usize, storage: S, data_dir: &Path, default_config: LogConfig, spawner: Spawner, clock: fn() -> i64) -> Rc<Self> {
+    pub fn new(
+        id: usize,
+        shard_count: usize,
+        storage: S,
+        data_dir: &Path,
+        default_config: LogConfig,
+        spawner: Spawner,
+        clock: fn() -> i64,
+    ) -> Rc<Self> {
         Rc::new(Self {
             id,
             shard_count,
@@ -314,7 +354,11 @@ impl ShardHandle {
     }
 
     /// Sends a request built around a fresh reply channel and waits for the answer.
-    pub async fn call<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> ShardRequest) -> Result<T, PartitionError> {
+    pub async fn call<T>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(Reply<T>) -> ShardRequest,
+    ) -> Result<T, PartitionError> {
         let (tx, rx) = flume::bounded(1);
         let inbox = self.inboxes.get(shard).ok_or(PartitionError::ShardGone(shard))?;
         inbox.send_async(make(tx)).await.map_err(|_| PartitionError::ShardGone(shard))?;
@@ -322,7 +366,11 @@ impl ShardHandle {
     }
 
     /// Blocking variant for threads outside any executor (start-up, tests, tools).
-    pub fn call_blocking<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> ShardRequest) -> Result<T, PartitionError> {
+    pub fn call_blocking<T>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(Reply<T>) -> ShardRequest,
+    ) -> Result<T, PartitionError> {
         futures_lite::future::block_on(self.call(shard, make))
     }
 }
@@ -361,7 +409,8 @@ pub struct ShardSet {
 
 /// Extra per-shard service a higher layer (the broker) runs on every shard's executor, given the
 /// shard and the handle to all shards.
-pub type ShardService = Arc<dyn Fn(Rc<Shard<crate::io::dma::DmaStorage>>, ShardHandle) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+pub type ShardService =
+    Arc<dyn Fn(Rc<Shard<crate::io::dma::DmaStorage>>, ShardHandle) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
 
 impl ShardSet {
     /// Starts the shards, each recovering the partitions it owns before it serves.
@@ -384,9 +433,8 @@ impl ShardSet {
             let handle2 = handle.clone();
             let ready = ready_tx.clone();
             let service = service.clone();
-            let builder = LocalExecutorBuilder::new(placement)
-                .name(&format!("shard-{id}"))
-                .io_memory(cfg.io_memory_bytes);
+            let builder =
+                LocalExecutorBuilder::new(placement).name(&format!("shard-{id}")).io_memory(cfg.io_memory_bytes);
             let t = builder
                 .spawn(move || async move {
                     let storage = crate::io::dma::DmaStorage;

@@ -28,10 +28,7 @@ impl Notify {
     }
     /// A future that completes at the next `notify_all` after this call.
     pub fn listen(&self) -> Listen<'_> {
-        Listen {
-            notify: self,
-            generation: self.generation.get(),
-        }
+        Listen { notify: self, generation: self.generation.get() }
     }
 }
 

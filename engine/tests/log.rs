@@ -27,9 +27,12 @@ fn batch(tag: u32, records: usize, ts: i64) -> ValidatedBatches {
     let mut b = BatchBuilder::new(Compression::None, ts);
     for i in 0..records {
         b.push(
-            Record::new(Some(format!("k{tag}-{i}").into_bytes()), Some(format!("value {tag}/{i} {}", "x".repeat(tag as usize % 200)).into_bytes()))
-                .with_timestamp(ts + i as i64)
-                .with_header("tag", Some(tag.to_be_bytes().to_vec())),
+            Record::new(
+                Some(format!("k{tag}-{i}").into_bytes()),
+                Some(format!("value {tag}/{i} {}", "x".repeat(tag as usize % 200)).into_bytes()),
+            )
+            .with_timestamp(ts + i as i64)
+            .with_header("tag", Some(tag.to_be_bytes().to_vec())),
         );
     }
     ValidatedBatches::new(b.build(), usize::MAX).expect("valid batch")
@@ -126,7 +129,8 @@ fn reopen_after_clean_close_and_after_crash_keeps_durable_data() {
 }
 
 async fn read_all_after_reopen(storage: &MemStorage) -> Vec<(i64, Vec<u8>)> {
-    let (log, report) = PartitionLog::open(storage.clone(), Path::new("/data/t-0"), small_config(), 3_000).await.expect("reopen");
+    let (log, report) =
+        PartitionLog::open(storage.clone(), Path::new("/data/t-0"), small_config(), 3_000).await.expect("reopen");
     assert_eq!(report.truncated_segment, None);
     read_all(&log, 0).await
 }
@@ -240,7 +244,8 @@ fn log_append_time_stamps_batches_without_touching_records() {
         b.push(Record::new(None, Some(b"compressed".to_vec())).with_timestamp(5));
         let original = b.build();
         let records_region = original[61..].to_vec();
-        let info = log.append(ValidatedBatches::new(original, usize::MAX).expect("valid"), 0, 777).await.expect("append");
+        let info =
+            log.append(ValidatedBatches::new(original, usize::MAX).expect("valid"), 0, 777).await.expect("append");
         assert_eq!(info.log_append_time_ms, 777);
         let r = log.read(0, 1000, None).await.expect("read");
         let v = BatchView::parse(&r.chunks[0], usize::MAX).expect("valid after stamping");
