@@ -655,6 +655,11 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = self.write_all(&file, pending.writes).await {
             return Err(self.poison("writing a segment", &e));
         }
+        // A sealed segment's file ends exactly at its last batch (no zero padding), so its size
+        // is its logical size and index checks against it are exact.
+        if let Err(e) = file.truncate(up_to).await {
+            return Err(self.poison("trimming a sealed segment", &e));
+        }
         if let Err(e) = file.sync().await {
             return Err(self.poison("syncing a segment", &e));
         }
@@ -1174,9 +1179,12 @@ impl<S: Storage> PartitionLog<S> {
             }
             inner.closed = true;
             let a = inner.active();
-            (a.base_offset, a.index.encode_offsets(), a.index.encode_times())
+            (a.base_offset, a.index.encode_offsets(), a.index.encode_times(), a.file.clone(), a.size)
         };
         self.write_behind.notify_all();
+        // Trim the zero padding of the last block so the file ends at the last batch.
+        index.3.truncate(index.4).await?;
+        index.3.sync().await?;
         self.storage.write_small(&segment::index_path(&self.dir, index.0), &index.1).await?;
         self.storage.write_small(&segment::time_index_path(&self.dir, index.0), &index.2).await?;
         Ok(())
