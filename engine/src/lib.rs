@@ -40,6 +40,7 @@
 
 pub mod batch;
 pub mod epoch;
+pub mod fuzzing;
 pub mod index;
 pub mod io;
 pub mod log;
