@@ -1,0 +1,65 @@
+//! Broker settings: every limit the server enforces, named, with Kafka's defaults where Kafka
+//! has one. Built once at start-up and shared read-only by every shard.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Settings of one broker process.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where every shard listens (all shards bind the same address with SO_REUSEPORT).
+    pub listen: SocketAddr,
+    /// `advertised.listeners`: the host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub data_dir: PathBuf,
+    /// `num.partitions`: partitions of an auto-created topic (and of CreateTopics with -1).
+    pub num_partitions: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `message.max.bytes`: the largest record batch a topic accepts unless it overrides it.
+    pub message_max_bytes: i32,
+    /// `log.segment.bytes`.
+    pub segment_bytes: i64,
+    /// `log.retention.ms` (-1: forever).
+    pub retention_ms: i64,
+    /// `log.retention.bytes` (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `socket.request.max.bytes`: a frame larger than this closes the connection before any
+    /// allocation.
+    pub request_bytes_max: usize,
+    /// `max.connections`: connections beyond this (over all shards) are closed on accept.
+    pub connections_max: usize,
+    /// Requests a connection may have in flight before the server stops reading from it.
+    pub requests_in_flight_max: usize,
+    /// Upper bound on a Fetch long poll, whatever the client asks.
+    pub fetch_wait_ms_max: u64,
+    /// Upper bound on the bytes of one Fetch response (`fetch.max.bytes`).
+    pub fetch_bytes_max: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            node_id: 0,
+            cluster_id: "odradek-single-node".into(),
+            data_dir: PathBuf::from("./data"),
+            num_partitions: 1,
+            auto_create_topics: true,
+            message_max_bytes: 1_048_588,
+            segment_bytes: 1 << 30,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            request_bytes_max: 100 * 1024 * 1024,
+            connections_max: 10_000,
+            requests_in_flight_max: 16,
+            fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 55 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Topic lifecycle shared by CreateTopics, auto-creation, CreatePartitions and DeleteTopics:
+//! the registry entry and the partition logs on their owning shards.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use engine::shard::{ShardRequest, TopicPartition};
+use engine::LogConfig;
+use uuid::Uuid;
+
+use crate::errors::{code, partition_error};
+use crate::handlers::configs;
+use crate::server::ShardCtx;
+use crate::topics::{valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
+
+/// A failed admin operation: Kafka error code and message.
+pub type AdminError = (i16, String);
+
+/// The engine settings of a topic's partitions, from its effective configs.
+pub fn log_config(ctx: &ShardCtx, configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut c = LogConfig::default();
+    let segment_bytes = configs::effective(ctx.config(), configs, "segment.bytes");
+    if let Some(b) = segment_bytes.and_then(|v| v.parse::<u64>().ok()) {
+        c.segment_bytes = b;
+    }
+    if let Some(ms) = configs::effective(ctx.config(), configs, "segment.ms").and_then(|v| v.parse::<i64>().ok()) {
+        c.segment_ms = ms;
+    }
+    if configs::effective(ctx.config(), configs, "message.timestamp.type").as_deref() == Some("LogAppendTime") {
+        c.timestamp_type = engine::TimestampType::LogAppendTime;
+    }
+    c
+}
+
+/// Creates a topic and its partitions. With `validate_only`, only checks.
+pub async fn create_topic(
+    ctx: &ShardCtx,
+    name: &str,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<Arc<TopicMeta>, AdminError> {
+    if !valid_topic_name(name) {
+        return Err((code::INVALID_TOPIC_EXCEPTION, format!("topic name {name:?} is illegal")));
+    }
+    if partitions <= 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
+        return Err((
+            code::INVALID_PARTITIONS,
+            format!("number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}"),
+        ));
+    }
+    for (k, v) in &configs {
+        configs::validate(k, Some(v))?;
+    }
+    if ctx.broker.topics.get(name).is_some() {
+        return Err((code::TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")));
+    }
+    let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs };
+    if validate_only {
+        return Ok(Arc::new(meta));
+    }
+    let log = log_config(ctx, &meta.configs);
+    if !ctx.broker.topics.insert(meta.clone()) {
+        return Err((code::TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")));
+    }
+    if let Err(e) = create_partitions(ctx, name, 0..partitions, &log).await {
+        ctx.broker.topics.remove(name);
+        delete_partitions(ctx, name, 0..partitions).await;
+        return Err(e);
+    }
+    persist(ctx)?;
+    Ok(Arc::new(meta))
+}
+
+pub async fn create_partitions(
+    ctx: &ShardCtx,
+    topic: &str,
+    range: std::ops::Range<i32>,
+    log: &LogConfig,
+) -> Result<(), AdminError> {
+    let futs: Vec<_> = range
+        .map(|p| {
+            let tp = TopicPartition::new(topic, p);
+            let owner = ctx.handle.owner(&tp);
+            let config = log.clone();
+            async move { ctx.handle.call(owner, |reply| ShardRequest::CreatePartition { tp, config, reply }).await }
+        })
+        .collect();
+    for r in engine::sync::join_all(futs).await {
+        match r.and_then(|r| r) {
+            Ok(()) | Err(engine::shard::PartitionError::AlreadyExists(_)) => {}
+            Err(e) => return Err((partition_error(&e), e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete_partitions(ctx: &ShardCtx, topic: &str, range: std::ops::Range<i32>) {
+    let futs: Vec<_> = range
+        .map(|p| {
+            let tp = TopicPartition::new(topic, p);
+            let owner = ctx.handle.owner(&tp);
+            async move { ctx.handle.call(owner, |reply| ShardRequest::DeletePartition { tp, reply }).await }
+        })
+        .collect();
+    // A partition that is already gone is what we want.
+    let _ = engine::sync::join_all(futs).await;
+}
+
+pub fn persist(ctx: &ShardCtx) -> Result<(), AdminError> {
+    ctx.broker.topics.persist().map_err(|e| (code::KAFKA_STORAGE_ERROR, format!("persisting topics: {e}")))
+}
+
+/// The topic, auto-created with the broker's defaults if allowed and enabled.
+pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Result<Arc<TopicMeta>, i16> {
+    if let Some(t) = ctx.broker.topics.get(name) {
+        return Ok(t);
+    }
+    if !(allow && ctx.config().auto_create_topics) {
+        return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    if !valid_topic_name(name) {
+        return Err(code::INVALID_TOPIC_EXCEPTION);
+    }
+    match create_topic(ctx, name, ctx.config().num_partitions, BTreeMap::new(), false).await {
+        Ok(t) => Ok(t),
+        // Created concurrently by another connection: use it.
+        Err((code::TOPIC_ALREADY_EXISTS, _)) => ctx.broker.topics.get(name).ok_or(code::LEADER_NOT_AVAILABLE),
+        Err((c, _)) => Err(c),
+    }
+}
+
+pub async fn delete_topic(ctx: &ShardCtx, name: &str) -> Result<Arc<TopicMeta>, AdminError> {
+    let meta = ctx
+        .broker
+        .topics
+        .remove(name)
+        .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    persist(ctx)?;
+    delete_partitions(ctx, name, 0..meta.partitions).await;
+    Ok(meta)
+}

@@ -1,0 +1,359 @@
+//! Topic configs: the known names with their defaults (Kafka 4's topic-level configs), and
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::config::BrokerConfig;
+use crate::errors::code;
+use crate::handlers::admin::AdminError;
+use crate::server::ShardCtx;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's config sources.
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// A topic config: its name, type, and where its default comes from.
+struct Def {
+    name: &'static str,
+    kind: Kind,
+    /// The broker setting the default comes from, if any (shown as a synonym).
+    broker_name: Option<&'static str>,
+    default: fn(&BrokerConfig) -> String,
+}
+
+const LONG_MAX: &str = "9223372036854775807";
+
+const DEFS: &[Def] = &[
+    Def {
+        name: "cleanup.policy",
+        kind: Kind::List,
+        broker_name: Some("log.cleanup.policy"),
+        default: |_| "delete".into(),
+    },
+    Def {
+        name: "compression.type",
+        kind: Kind::String,
+        broker_name: Some("compression.type"),
+        default: |_| "producer".into(),
+    },
+    Def { name: "delete.retention.ms", kind: Kind::Long, broker_name: None, default: |_| "86400000".into() },
+    Def { name: "file.delete.delay.ms", kind: Kind::Long, broker_name: None, default: |_| "60000".into() },
+    Def { name: "flush.messages", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
+    Def { name: "flush.ms", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
+    Def { name: "index.interval.bytes", kind: Kind::Int, broker_name: None, default: |_| "4096".into() },
+    Def { name: "max.compaction.lag.ms", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
+    Def {
+        name: "max.message.bytes",
+        kind: Kind::Int,
+        broker_name: Some("message.max.bytes"),
+        default: |b| b.message_max_bytes.to_string(),
+    },
+    Def { name: "message.timestamp.after.max.ms", kind: Kind::Long, broker_name: None, default: |_| "3600000".into() },
+    Def { name: "message.timestamp.before.max.ms", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
+    Def { name: "message.timestamp.type", kind: Kind::String, broker_name: None, default: |_| "CreateTime".into() },
+    Def { name: "min.cleanable.dirty.ratio", kind: Kind::Double, broker_name: None, default: |_| "0.5".into() },
+    Def { name: "min.compaction.lag.ms", kind: Kind::Long, broker_name: None, default: |_| "0".into() },
+    Def { name: "min.insync.replicas", kind: Kind::Int, broker_name: None, default: |_| "1".into() },
+    Def { name: "preallocate", kind: Kind::Boolean, broker_name: None, default: |_| "false".into() },
+    Def {
+        name: "retention.bytes",
+        kind: Kind::Long,
+        broker_name: Some("log.retention.bytes"),
+        default: |b| b.retention_bytes.to_string(),
+    },
+    Def {
+        name: "retention.ms",
+        kind: Kind::Long,
+        broker_name: Some("log.retention.ms"),
+        default: |b| b.retention_ms.to_string(),
+    },
+    Def {
+        name: "segment.bytes",
+        kind: Kind::Int,
+        broker_name: Some("log.segment.bytes"),
+        default: |b| b.segment_bytes.to_string(),
+    },
+    Def { name: "segment.index.bytes", kind: Kind::Int, broker_name: None, default: |_| "10485760".into() },
+    Def { name: "segment.jitter.ms", kind: Kind::Long, broker_name: None, default: |_| "0".into() },
+    Def { name: "segment.ms", kind: Kind::Long, broker_name: None, default: |_| "604800000".into() },
+    Def { name: "unclean.leader.election.enable", kind: Kind::Boolean, broker_name: None, default: |_| "false".into() },
+];
+
+fn def(name: &str) -> Option<&'static Def> {
+    DEFS.iter().find(|d| d.name == name)
+}
+
+/// A config's value for a topic with these overrides: the override, or the default.
+pub fn effective(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    overrides.get(name).cloned().or_else(|| def(name).map(|d| (d.default)(broker)))
+}
+
+pub fn effective_i64(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str) -> Option<i64> {
+    effective(broker, overrides, name).and_then(|v| v.parse().ok())
+}
+
+/// Checks a topic config name and value (`None`: deleting the override).
+pub fn validate(name: &str, value: Option<&str>) -> Result<(), AdminError> {
+    let d = def(name).ok_or((code::INVALID_CONFIG, format!("unknown topic config name: {name}")))?;
+    let Some(v) = value else { return Ok(()) };
+    let bad = || (code::INVALID_CONFIG, format!("invalid value {v} for configuration {name}"));
+    match d.kind {
+        Kind::Boolean => v.parse::<bool>().map(|_| ()).map_err(|_| bad()),
+        Kind::Int => v.parse::<i32>().map(|_| ()).map_err(|_| bad()),
+        Kind::Long => v.parse::<i64>().map(|_| ()).map_err(|_| bad()),
+        Kind::Double => v.parse::<f64>().map(|_| ()).map_err(|_| bad()),
+        Kind::List | Kind::String => match name {
+            "cleanup.policy" => {
+                v.split(',').all(|p| matches!(p.trim(), "delete" | "compact")).then_some(()).ok_or_else(bad)
+            }
+            "message.timestamp.type" => matches!(v, "CreateTime" | "LogAppendTime").then_some(()).ok_or_else(bad),
+            "compression.type" => matches!(v, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
+                .then_some(())
+                .ok_or_else(bad),
+            _ => Ok(()),
+        },
+    }
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let broker = ctx.config();
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let mut out = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let wanted =
+                |name: &str| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
+            match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let Some(topic) = ctx.broker.topics.get(r.resource_name.as_str()) else {
+                        return out
+                            .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_message(Some(s("unknown topic")));
+                    };
+                    out.configs = DEFS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            let default = (d.default)(broker);
+                            let overridden = topic.configs.get(d.name);
+                            let mut synonyms = Vec::new();
+                            if req.include_synonyms {
+                                if let Some(v) = overridden {
+                                    synonyms.push(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(s(d.name))
+                                            .with_value(Some(s(v)))
+                                            .with_source(SOURCE_TOPIC),
+                                    );
+                                }
+                                if let Some(b) = d.broker_name {
+                                    synonyms.push(
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(s(b))
+                                            .with_value(Some(s(&default)))
+                                            .with_source(SOURCE_DEFAULT),
+                                    );
+                                }
+                            }
+                            DescribeConfigsResourceResult::default()
+                                .with_name(s(d.name))
+                                .with_value(Some(s(overridden.unwrap_or(&default))))
+                                .with_read_only(false)
+                                .with_config_source(if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                                .with_is_sensitive(false)
+                                .with_synonyms(synonyms)
+                                .with_config_type(d.kind as i8)
+                        })
+                        .collect();
+                    out
+                }
+                RESOURCE_BROKER => {
+                    let entries: Vec<(&str, String, Kind)> = vec![
+                        ("broker.id", broker.node_id.to_string(), Kind::Int),
+                        ("node.id", broker.node_id.to_string(), Kind::Int),
+                        ("num.partitions", broker.num_partitions.to_string(), Kind::Int),
+                        ("auto.create.topics.enable", broker.auto_create_topics.to_string(), Kind::Boolean),
+                        ("message.max.bytes", broker.message_max_bytes.to_string(), Kind::Int),
+                        ("log.segment.bytes", broker.segment_bytes.to_string(), Kind::Int),
+                        ("log.retention.ms", broker.retention_ms.to_string(), Kind::Long),
+                        ("log.retention.bytes", broker.retention_bytes.to_string(), Kind::Long),
+                        ("log.dirs", broker.data_dir.display().to_string(), Kind::String),
+                        ("socket.request.max.bytes", broker.request_bytes_max.to_string(), Kind::Int),
+                        ("max.connections", broker.connections_max.to_string(), Kind::Int),
+                    ];
+                    out.configs = entries
+                        .into_iter()
+                        .filter(|(n, _, _)| wanted(n))
+                        .map(|(n, v, k)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(s(n))
+                                .with_value(Some(s(&v)))
+                                .with_read_only(true)
+                                .with_config_source(SOURCE_STATIC_BROKER)
+                                .with_config_type(k as i8)
+                        })
+                        .collect();
+                    out
+                }
+                _ => {
+                    out.with_error_code(code::INVALID_REQUEST).with_error_message(Some(s("unsupported resource type")))
+                }
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Applies a new set of overrides to a topic (after validating every one).
+fn apply(
+    ctx: &ShardCtx,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+) -> Result<(), AdminError> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err((code::INVALID_REQUEST, "only topic configs can be altered".into()));
+    }
+    let topic = ctx
+        .broker
+        .topics
+        .get(name)
+        .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    let mut configs = topic.configs.clone();
+    change(&mut configs)?;
+    for (k, v) in &configs {
+        validate(k, Some(v))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    ctx.broker.topics.update(name, |t| t.configs = configs);
+    crate::handlers::admin::persist(ctx)
+}
+
+pub fn alter(ctx: &ShardCtx, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |configs| {
+                // AlterConfigs replaces the whole set of overrides.
+                configs.clear();
+                for c in &r.configs {
+                    validate(c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))?;
+                    if let Some(v) = &c.value {
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                }
+                Ok(())
+            });
+            let (error_code, msg) = match result {
+                Ok(()) => (code::NONE, None),
+                Err((c, m)) => (c, Some(s(&m))),
+            };
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(error_code)
+                .with_error_message(msg)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub fn incremental_alter(
+    ctx: &ShardCtx,
+    _version: i16,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let broker = ctx.config().clone();
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |configs| {
+                for c in &r.configs {
+                    let name = c.name.to_string();
+                    let value = c.value.as_ref().map(|v| v.to_string());
+                    validate(&name, None)?;
+                    match c.config_operation {
+                        OP_SET => {
+                            let v = value.ok_or((code::INVALID_REQUEST, format!("no value to set for {name}")))?;
+                            configs.insert(name, v);
+                        }
+                        OP_DELETE => {
+                            configs.remove(&name);
+                        }
+                        OP_APPEND | OP_SUBTRACT => {
+                            let list_kind = def(&name).is_some_and(|d| d.kind == Kind::List);
+                            if !list_kind {
+                                return Err((code::INVALID_CONFIG, format!("{name} is not a list config")));
+                            }
+                            let current = effective(&broker, configs, &name).unwrap_or_default();
+                            let mut items: Vec<String> =
+                                current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                            for v in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                if c.config_operation == OP_APPEND {
+                                    if !items.iter().any(|i| i == v) {
+                                        items.push(v.to_string());
+                                    }
+                                } else {
+                                    items.retain(|i| i != v);
+                                }
+                            }
+                            configs.insert(name, items.join(","));
+                        }
+                        other => return Err((code::INVALID_REQUEST, format!("unknown config operation {other}"))),
+                    }
+                }
+                Ok(())
+            });
+            let (error_code, msg) = match result {
+                Ok(()) => (code::NONE, None),
+                Err((c, m)) => (c, Some(s(&m))),
+            };
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(error_code)
+                .with_error_message(msg)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,136 @@
+//! One module per API. [`start`] turns a frame into a started request: the header and body are
+//! decoded on the connection's core, then the handler runs as its own task.
+
+pub mod admin;
+pub mod api_versions;
+pub mod configs;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+pub mod retention;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::Decodable;
+
+use crate::api;
+use crate::server::{encode_response, ShardCtx};
+
+/// A started request. `Ok(None)`: no response is due (acks=0); `Err`: the response could not
+/// be encoded, and the connection is closed rather than leaving the client waiting.
+pub type Started = Pin<Box<dyn Future<Output = Result<Option<Bytes>, ()>>>>;
+
+/// Why a connection is closed instead of answered (what Kafka does for requests it cannot
+/// parse: it has no way to know what response the client expects).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("unsupported API key {0}")]
+    UnknownApi(i16),
+    #[error("unsupported version {version} of API key {key}")]
+    UnsupportedVersion { key: i16, version: i16 },
+    #[error("malformed request (API key {key} v{version}): {reason}")]
+    Malformed { key: i16, version: i16, reason: String },
+}
+
+/// Decodes a request and starts its handler. `Ok(None)`: nothing to answer.
+pub fn start(ctx: &Rc<ShardCtx>, mut body: Bytes) -> Result<Option<Started>, RequestError> {
+    let (key, version, correlation_id) = {
+        let mut h = &body[..];
+        if h.len() < crate::frame::REQUEST_HEADER_BYTES_MIN {
+            return Err(RequestError::Malformed { key: -1, version: -1, reason: "short header".into() });
+        }
+        (h.get_i16(), h.get_i16(), h.get_i32())
+    };
+    let spec = api::spec(key).ok_or(RequestError::UnknownApi(key))?;
+    if spec.key == ApiKey::ApiVersions && !api::decodable(spec, version) {
+        // Kafka answers an ApiVersions version it does not know in v0 format with
+        // UNSUPPORTED_VERSION, so the client can retry with a version it finds in the list.
+        let frame = api_versions::unsupported_version_response(correlation_id);
+        return Ok(Some(Box::pin(async move { frame.map(Some).ok_or(()) })));
+    }
+    if !api::decodable(spec, version) {
+        return Err(RequestError::UnsupportedVersion { key, version });
+    }
+    let malformed = |reason: String| RequestError::Malformed { key, version, reason };
+    // The decoders are generated code fed with untrusted bytes: a panic in one must close this
+    // connection, not take down the core.
+    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let header = RequestHeader::decode(&mut body, spec.key.request_header_version(version))?;
+        let request = RequestKind::decode(spec.key, &mut body, version)?;
+        Ok::<_, anyhow::Error>((header, request))
+    }))
+    .map_err(|_| malformed("decoder panicked".into()))?
+    .map_err(|e| malformed(e.to_string()))?;
+    let (header, request) = decoded;
+    if let RequestKind::Produce(p) = &request {
+        if p.acks == 0 {
+            // acks=0: the client expects no response at all, errors included.
+            let ctx = ctx.clone();
+            let request = request.clone();
+            return Ok(Some(Box::pin(async move {
+                let _ = dispatch(&ctx, &header, request).await;
+                Ok(None)
+            })));
+        }
+    }
+    let ctx = ctx.clone();
+    let response_header_version = spec.key.response_header_version(version);
+    Ok(Some(Box::pin(async move {
+        let Some(response) = dispatch(&ctx, &header, request).await else {
+            eprintln!("no handler for API {key} v{version}");
+            return Err(());
+        };
+        encode_response(correlation_id, response_header_version, |buf| {
+            response.encode(buf, version).map_err(|e| eprintln!("encoding response to API {key} v{version}: {e}"))
+        })
+        .map(Some)
+        .ok_or(())
+    })))
+}
+
+async fn dispatch(ctx: &Rc<ShardCtx>, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
+    let v = header.request_api_version;
+    Some(match request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, v, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, v, r).await),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, v, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(ctx, v, r).await),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, v, r).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, v, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, v, r).await),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(v, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(v, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, v, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, v, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, v, r))
+        }
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(ctx, v, r).await),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(ctx, v, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, v, r).await)
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(ctx, v, r).await),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, v, r).await),
+        RequestKind::DescribeTopicPartitions(r) => {
+            ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(ctx, v, r).await)
+        }
+        _ => return None,
+    })
+}

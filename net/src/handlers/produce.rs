@@ -1,0 +1,151 @@
+//! Produce: batches are validated on the connection's core (framing, CRC-32C, size, timestamps),
+//! then sent to their owners, one message per owner shard, and stored exactly as sent.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use engine::shard::{AppendItem, ShardRequest, TopicPartition};
+use engine::ValidatedBatches;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::errors::{batch_error, code, partition_error};
+use crate::handlers::{admin, configs, metadata::LEADER_EPOCH};
+use crate::server::ShardCtx;
+
+fn partition_result(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error_code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+/// Checks the timestamps of CreateTime batches against the topic's allowed skew.
+fn check_timestamps(
+    batches: &ValidatedBatches,
+    now_ms: i64,
+    after_max_ms: i64,
+    before_max_ms: i64,
+) -> Result<(), String> {
+    for meta in batches.batches() {
+        if meta.attributes & engine::batch::ATTR_LOG_APPEND_TIME != 0 {
+            continue;
+        }
+        let bytes = &batches.bytes()[meta.position..meta.position + meta.size];
+        let base = engine::batch::header(bytes).map(|h| h.base_timestamp.get()).unwrap_or(meta.max_timestamp);
+        if meta.max_timestamp > now_ms.saturating_add(after_max_ms) {
+            return Err(format!("timestamp {} is more than {after_max_ms} ms in the future", meta.max_timestamp));
+        }
+        if base >= 0 && base < now_ms.saturating_sub(before_max_ms) {
+            return Err(format!("timestamp {base} is more than {before_max_ms} ms in the past"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> ProduceResponse {
+    let now = engine::now_ms();
+    let reject_all = if !matches!(req.acks, -1..=1) {
+        Some(code::INVALID_REQUIRED_ACKS)
+    } else if req.transactional_id.is_some() {
+        // Transactions come with a later issue.
+        Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else {
+        None
+    };
+    let durable = req.acks == -1;
+    let shard_count = ctx.handle.shard_count();
+    // Results in request order; appends grouped per owner, remembering each one's slot.
+    let mut topics_out: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
+    let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> = (0..shard_count).map(|_| Vec::new()).collect();
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+        let mut parts = Vec::with_capacity(topic.partition_data.len());
+        let meta = match reject_all {
+            Some(c) => Err(c),
+            None => admin::get_or_auto_create(ctx, topic.name.as_str(), true).await,
+        };
+        for (pi, p) in topic.partition_data.into_iter().enumerate() {
+            let meta = match &meta {
+                Err(c) => {
+                    parts.push(partition_result(p.index, *c, None));
+                    continue;
+                }
+                Ok(m) => m,
+            };
+            if p.index < 0 || p.index >= meta.partitions {
+                parts.push(partition_result(p.index, code::UNKNOWN_TOPIC_OR_PARTITION, None));
+                continue;
+            }
+            let Some(records) = p.records.filter(|r| !r.is_empty()) else {
+                parts.push(partition_result(p.index, code::CORRUPT_MESSAGE, Some("no record batches".into())));
+                continue;
+            };
+            let broker = ctx.config();
+            let max_bytes = configs::effective_i64(broker, &meta.configs, "max.message.bytes").unwrap_or(i64::MAX);
+            let max_bytes = usize::try_from(max_bytes.max(0)).unwrap_or(usize::MAX);
+            let batches = match ValidatedBatches::new(BytesMut::from(&records[..]), max_bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    parts.push(partition_result(p.index, batch_error(&e), Some(e.to_string())));
+                    continue;
+                }
+            };
+            let after =
+                configs::effective_i64(broker, &meta.configs, "message.timestamp.after.max.ms").unwrap_or(i64::MAX);
+            let before =
+                configs::effective_i64(broker, &meta.configs, "message.timestamp.before.max.ms").unwrap_or(i64::MAX);
+            let log_append_time =
+                configs::effective(broker, &meta.configs, "message.timestamp.type").as_deref() == Some("LogAppendTime");
+            if !log_append_time {
+                if let Err(msg) = check_timestamps(&batches, now, after, before) {
+                    parts.push(partition_result(p.index, code::INVALID_TIMESTAMP, Some(msg)));
+                    continue;
+                }
+            }
+            let tp = TopicPartition::new(&meta.name, p.index);
+            let owner = ctx.handle.owner(&tp);
+            parts.push(partition_result(p.index, code::NONE, None));
+            per_owner[owner].push((ti, pi, AppendItem { tp, batches, leader_epoch: LEADER_EPOCH, durable }));
+        }
+        topics_out.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(parts));
+    }
+    let calls: Vec<_> = per_owner
+        .into_iter()
+        .enumerate()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(owner, items)| {
+            let (slots, items): (Vec<_>, Vec<_>) = items.into_iter().map(|(t, p, item)| ((t, p), item)).unzip();
+            async move { (slots, ctx.handle.call(owner, |reply| ShardRequest::Append { items, reply }).await) }
+        })
+        .collect();
+    for (slots, results) in engine::sync::join_all(calls).await {
+        match results {
+            Ok(results) => {
+                for ((t, p), r) in slots.into_iter().zip(results) {
+                    let out = &mut topics_out[t].partition_responses[p];
+                    match r {
+                        Ok(info) => {
+                            out.base_offset = info.base_offset;
+                            out.log_append_time_ms = info.log_append_time_ms;
+                            out.log_start_offset = info.log_start_offset;
+                        }
+                        Err(e) => {
+                            out.error_code = partition_error(&e);
+                            out.error_message = Some(StrBytes::from_string(e.to_string()));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for (t, p) in slots {
+                    topics_out[t].partition_responses[p].error_code = partition_error(&e);
+                }
+            }
+        }
+    }
+    ProduceResponse::default().with_responses(topics_out)
+}

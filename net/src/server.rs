@@ -1,0 +1,323 @@
+//! Per-shard serving: every shard binds the listener (SO_REUSEPORT), accepts connections and
+//! serves them on its own core; partition work travels to owners as typed messages.
+//!
+//! A connection is two tasks on the accepting core: a reader that frames, decodes and starts
+//! each request (at most `requests_in_flight_max` at a time), and a writer that awaits the
+//! started requests in arrival order and writes their responses, so responses leave in request
+//! order while requests are pipelined.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use engine::io::dma::DmaStorage;
+use engine::shard::{PartitionError, Shard, ShardHandle, ShardService, TopicPartition};
+use futures_lite::AsyncWriteExt;
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::config::BrokerConfig;
+use crate::frame::{self, FrameError};
+use crate::topics::Topics;
+
+/// Net-level work one shard asks of another: what the engine's `ShardRequest` does not cover
+/// and needs the owner's local log (long-poll waits, timestamps, epochs, sizes).
+pub enum NetRequest {
+    /// Reply once any listed partition's high watermark passes the given offset, or after
+    /// `timeout`.
+    WaitForData {
+        items: Vec<(TopicPartition, i64)>,
+        timeout: Duration,
+        reply: flume::Sender<()>,
+    },
+    MaxTimestamp {
+        tp: TopicPartition,
+        reply: flume::Sender<Result<Option<(i64, i64)>, PartitionError>>,
+    },
+    EndOffsetForEpoch {
+        items: Vec<(TopicPartition, i32)>,
+        reply: flume::Sender<Vec<Result<(i32, i64), PartitionError>>>,
+    },
+    /// Partitions this shard owns with their size in bytes.
+    LogSizes {
+        reply: flume::Sender<Vec<(TopicPartition, u64)>>,
+    },
+}
+
+/// Messages a shard's net inbox holds before senders wait.
+pub const NET_QUEUE_DEPTH: usize = 1024;
+/// How often each shard applies time and size retention to the partitions it owns.
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What every shard shares: settings, the topic registry, the connection count, net inboxes.
+///
+/// Lives on: every core (`Send + Sync`).
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub topics: Topics,
+    connections: AtomicUsize,
+    net_inboxes: Vec<flume::Sender<NetRequest>>,
+    net_receivers: Mutex<Vec<Option<flume::Receiver<NetRequest>>>>,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig, shard_count: usize) -> std::io::Result<Arc<Self>> {
+        let topics = Topics::load(&config.data_dir)?;
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..shard_count.max(1)).map(|_| flume::bounded(NET_QUEUE_DEPTH)).map(|(s, r)| (s, Some(r))).unzip();
+        Ok(Arc::new(Self {
+            config,
+            topics,
+            connections: AtomicUsize::new(0),
+            net_inboxes: senders,
+            net_receivers: Mutex::new(receivers),
+        }))
+    }
+
+    /// The per-shard service to hand to `ShardSet::start`.
+    pub fn service(self: &Arc<Self>) -> ShardService {
+        let broker = self.clone();
+        Arc::new(move |shard: Rc<Shard<DmaStorage>>, handle: ShardHandle| {
+            let broker = broker.clone();
+            Box::pin(async move { run_shard(broker, shard, handle).await }) as Pin<Box<dyn Future<Output = ()>>>
+        })
+    }
+}
+
+/// One shard's view: the shared broker plus this core's shard and the handle to all shards.
+///
+/// Lives on: one core.
+pub struct ShardCtx {
+    pub broker: Arc<Broker>,
+    pub shard: Rc<Shard<DmaStorage>>,
+    pub handle: ShardHandle,
+}
+
+impl ShardCtx {
+    pub fn config(&self) -> &BrokerConfig {
+        &self.broker.config
+    }
+
+    /// Sends a net-level request to `shard` without waiting for an answer.
+    pub async fn net_send(&self, shard: usize, req: NetRequest) -> Result<(), PartitionError> {
+        let inbox = self.broker.net_inboxes.get(shard).ok_or(PartitionError::ShardGone(shard))?;
+        inbox.send_async(req).await.map_err(|_| PartitionError::ShardGone(shard))
+    }
+
+    /// Sends a net-level request to `shard` and waits for the answer.
+    pub async fn net_call<T>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(flume::Sender<T>) -> NetRequest,
+    ) -> Result<T, PartitionError> {
+        let (tx, rx) = flume::bounded(1);
+        let inbox = self.broker.net_inboxes.get(shard).ok_or(PartitionError::ShardGone(shard))?;
+        inbox.send_async(make(tx)).await.map_err(|_| PartitionError::ShardGone(shard))?;
+        rx.recv_async().await.map_err(|_| PartitionError::ShardGone(shard))
+    }
+}
+
+async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: ShardHandle) {
+    let id = shard.id;
+    let ctx = Rc::new(ShardCtx { broker: broker.clone(), shard, handle });
+    let inbox = broker.net_receivers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id).and_then(Option::take);
+    if let Some(inbox) = inbox {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            while let Ok(req) = inbox.recv_async().await {
+                let ctx = ctx.clone();
+                glommio::spawn_local(async move { handle_net(&ctx, req).await }).detach();
+            }
+        })
+        .detach();
+    }
+    {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(RETENTION_CHECK_INTERVAL).await;
+                crate::handlers::retention::sweep(&ctx).await;
+            }
+        })
+        .detach();
+    }
+    let listener = match TcpListener::bind(broker.config.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fatal: shard {id} cannot listen on {}: {e}", broker.config.listen);
+            std::process::exit(1);
+        }
+    };
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                eprintln!("shard {id}: accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let n = broker.connections.fetch_add(1, Ordering::AcqRel);
+        if n >= broker.config.connections_max {
+            broker.connections.fetch_sub(1, Ordering::AcqRel);
+            drop(stream);
+            continue;
+        }
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let _ = stream.set_nodelay(true);
+            serve_connection(ctx.clone(), stream).await;
+            ctx.broker.connections.fetch_sub(1, Ordering::AcqRel);
+        })
+        .detach();
+    }
+}
+
+async fn handle_net(ctx: &ShardCtx, req: NetRequest) {
+    match req {
+        NetRequest::WaitForData { items, timeout, reply } => {
+            let logs: Vec<_> = items.iter().filter_map(|(tp, off)| ctx.shard.log(tp).map(|l| (l, *off))).collect();
+            let notifies: Vec<_> = logs.iter().map(|(l, _)| l.append_notify()).collect();
+            // Take the tickets before checking, so an append in between is not missed.
+            let listens: Vec<_> = notifies.iter().map(|n| n.listen()).collect();
+            let ready = logs.is_empty() || logs.iter().any(|(l, off)| l.high_watermark() > *off);
+            if !ready {
+                let any = futures_lite::future::or(
+                    async {
+                        let mut futs: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
+                            listens.into_iter().map(|l| Box::pin(l) as _).collect();
+                        std::future::poll_fn(move |cx| {
+                            for f in futs.iter_mut() {
+                                if f.as_mut().poll(cx).is_ready() {
+                                    return std::task::Poll::Ready(());
+                                }
+                            }
+                            std::task::Poll::Pending
+                        })
+                        .await
+                    },
+                    async {
+                        glommio::timer::sleep(timeout).await;
+                    },
+                );
+                any.await;
+            }
+            let _ = reply.send(());
+        }
+        NetRequest::MaxTimestamp { tp, reply } => {
+            let r = match ctx.shard.log(&tp) {
+                None => Err(PartitionError::UnknownPartition(tp)),
+                Some(l) => l.max_timestamp().await.map_err(Into::into),
+            };
+            let _ = reply.send(r);
+        }
+        NetRequest::EndOffsetForEpoch { items, reply } => {
+            let out = items
+                .into_iter()
+                .map(|(tp, epoch)| match ctx.shard.log(&tp) {
+                    None => Err(PartitionError::UnknownPartition(tp)),
+                    Some(l) => Ok(l.end_offset_for_epoch(epoch)),
+                })
+                .collect();
+            let _ = reply.send(out);
+        }
+        NetRequest::LogSizes { reply } => {
+            let out = ctx
+                .shard
+                .partitions()
+                .into_iter()
+                .filter_map(|tp| ctx.shard.log(&tp).map(|l| (tp, l.size_bytes())))
+                .collect();
+            let _ = reply.send(out);
+        }
+    }
+}
+
+/// A started request (see [`crate::handlers::Started`]).
+type Pending = glommio::task::JoinHandle<Result<Option<Bytes>, ()>>;
+
+async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (tx, rx) = glommio::channels::local_channel::new_bounded::<Pending>(ctx.config().requests_in_flight_max.max(1));
+    let failed = Rc::new(RefCell::new(false));
+    let writer_task = {
+        let failed = failed.clone();
+        glommio::spawn_local(async move {
+            while let Some(pending) = rx.recv().await {
+                let frame = match pending.await {
+                    Some(Ok(Some(frame))) => frame,
+                    Some(Ok(None)) => continue,
+                    // Unencodable response or a handler that died: close the connection.
+                    Some(Err(())) | None => {
+                        *failed.borrow_mut() = true;
+                        break;
+                    }
+                };
+                if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
+                    *failed.borrow_mut() = true;
+                    break;
+                }
+            }
+            let _ = writer.close().await;
+        })
+    };
+    let request_bytes_max = ctx.config().request_bytes_max;
+    loop {
+        if *failed.borrow() {
+            break;
+        }
+        let body = match frame::read_frame(&mut reader, request_bytes_max).await {
+            Ok(b) => b,
+            Err(FrameError::Closed) => break,
+            Err(e) => {
+                if !matches!(e, FrameError::Io(_)) {
+                    eprintln!("closing connection: {e}");
+                }
+                break;
+            }
+        };
+        let started = match crate::handlers::start(&ctx, body) {
+            Ok(Some(fut)) => fut,
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!("closing connection: {e}");
+                break;
+            }
+        };
+        let task = glommio::spawn_local(started).detach();
+        if tx.send(task).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer_task.await;
+}
+
+/// Frames a response: size, header (with the header version the API and version call for),
+/// then the body.
+pub fn encode_response(
+    correlation_id: i32,
+    header_version: i16,
+    body: impl FnOnce(&mut BytesMut) -> anyhow_free::Result<()>,
+) -> Option<Bytes> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    buf.put_i32(correlation_id);
+    if header_version >= 1 {
+        buf.put_u8(0); // no tagged fields
+    }
+    body(&mut buf).ok()?;
+    let size = i32::try_from(buf.len() - 4).ok()?;
+    (&mut buf[..4]).put_i32(size);
+    Some(buf.freeze())
+}
+
+/// The crate's encoders return `anyhow::Result`; we only need to know it failed.
+pub mod anyhow_free {
+    pub type Result<T> = std::result::Result<T, ()>;
+}

@@ -1,0 +1,271 @@
+//! `odradek`: the broker binary.
+//!
+//! `odradek serve` starts a single-node broker with no configuration at all (127.0.0.1:9092,
+//! data in `./data`, one shard per core). Settings come, lowest precedence first, from Kafka's
+//! defaults, a Kafka-style properties file (`--config`), environment variables, flags, and
+//! `--override name=value` (Kafka's own property names).
+
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use engine::shard::{ShardRequest, ShardSet, ShardSetConfig, TopicPartition};
+use net::{Broker, BrokerConfig};
+
+#[derive(Parser)]
+#[command(name = "odradek", version, about = "A Kafka-compatible event streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker.
+    Serve(ServeArgs),
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Kafka-style properties file (`listeners`, `log.dirs`, `num.partitions`, ...).
+    #[arg(long, short = 'c', env = "ODRADEK_CONFIG")]
+    config: Option<PathBuf>,
+    /// `listeners`, e.g. PLAINTEXT://127.0.0.1:9092 or 0.0.0.0:9092.
+    #[arg(long, env = "ODRADEK_LISTENERS")]
+    listeners: Option<String>,
+    /// `advertised.listeners`: what clients are told to connect to.
+    #[arg(long, env = "ODRADEK_ADVERTISED_LISTENERS")]
+    advertised_listeners: Option<String>,
+    /// `log.dirs`: the data directory.
+    #[arg(long, env = "ODRADEK_DATA_DIR")]
+    data_dir: Option<String>,
+    /// Shards (cores) to run; default one per core.
+    #[arg(long, env = "ODRADEK_SHARDS")]
+    shards: Option<usize>,
+    /// `num.partitions` for auto-created topics.
+    #[arg(long, env = "ODRADEK_NUM_PARTITIONS")]
+    num_partitions: Option<String>,
+    /// `log.segment.bytes`.
+    #[arg(long, env = "ODRADEK_LOG_SEGMENT_BYTES")]
+    log_segment_bytes: Option<String>,
+    /// `log.retention.ms`.
+    #[arg(long, env = "ODRADEK_LOG_RETENTION_MS")]
+    log_retention_ms: Option<String>,
+    /// `message.max.bytes`.
+    #[arg(long, env = "ODRADEK_MESSAGE_MAX_BYTES")]
+    message_max_bytes: Option<String>,
+    /// `auto.create.topics.enable`.
+    #[arg(long, env = "ODRADEK_AUTO_CREATE_TOPICS_ENABLE")]
+    auto_create_topics_enable: Option<String>,
+    /// Any Kafka broker property, `name=value` (repeatable); wins over everything else.
+    #[arg(long = "override", value_name = "NAME=VALUE")]
+    overrides: Vec<String>,
+}
+
+/// Parses a Kafka properties file: `name=value` or `name: value`, `#`/`!` comments.
+fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']).map(|i| (&line[..i], &line[i + 1..]));
+        if let Some((k, v)) = split {
+            out.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+/// `PLAINTEXT://host:port[,...]` or `host:port`: the first listener's host and port.
+fn parse_listener(s: &str) -> Result<(String, u16), String> {
+    let first = s.split(',').next().unwrap_or("").trim();
+    let addr = first.rsplit_once("://").map_or(first, |(_, a)| a);
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("listener {s:?} has no port"))?;
+    let port: u16 = port.parse().map_err(|_| format!("listener {s:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((if host.is_empty() { "0.0.0.0".to_string() } else { host.to_string() }, port))
+}
+
+fn parse<T: std::str::FromStr>(props: &BTreeMap<String, String>, name: &str, into: &mut T) -> Result<(), String> {
+    if let Some(v) = props.get(name) {
+        *into = v.parse().map_err(|_| format!("{name}: invalid value {v:?}"))?;
+    }
+    Ok(())
+}
+
+fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
+    let mut props = match &args.config {
+        Some(path) => {
+            parse_properties(&std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?)
+        }
+        None => BTreeMap::new(),
+    };
+    let flags = [
+        ("listeners", &args.listeners),
+        ("advertised.listeners", &args.advertised_listeners),
+        ("log.dirs", &args.data_dir),
+        ("num.partitions", &args.num_partitions),
+        ("log.segment.bytes", &args.log_segment_bytes),
+        ("log.retention.ms", &args.log_retention_ms),
+        ("message.max.bytes", &args.message_max_bytes),
+        ("auto.create.topics.enable", &args.auto_create_topics_enable),
+    ];
+    for (name, value) in flags {
+        if let Some(v) = value {
+            props.insert(name.to_string(), v.clone());
+        }
+    }
+    for o in &args.overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| format!("--override {o:?}: expected name=value"))?;
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+
+    let mut c = BrokerConfig::default();
+    if let Some(l) = props.get("listeners") {
+        let (host, port) = parse_listener(l)?;
+        c.listen = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("listeners {l:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("listeners {l:?}: no address"))?;
+    }
+    let (adv_host, adv_port) = match props.get("advertised.listeners") {
+        Some(a) => parse_listener(a)?,
+        None => {
+            let host = if c.listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { c.listen.ip().to_string() };
+            (host, c.listen.port())
+        }
+    };
+    c.advertised_host = adv_host;
+    c.advertised_port = i32::from(adv_port);
+    if let Some(d) = props.get("log.dirs").or_else(|| props.get("log.dir")) {
+        // One directory per node for now: the first of the list.
+        c.data_dir = PathBuf::from(d.split(',').next().unwrap_or(d).trim());
+    }
+    parse(&props, "node.id", &mut c.node_id)?;
+    parse(&props, "num.partitions", &mut c.num_partitions)?;
+    parse(&props, "auto.create.topics.enable", &mut c.auto_create_topics)?;
+    parse(&props, "message.max.bytes", &mut c.message_max_bytes)?;
+    parse(&props, "log.segment.bytes", &mut c.segment_bytes)?;
+    parse(&props, "log.retention.ms", &mut c.retention_ms)?;
+    if let Some(h) = props.get("log.retention.hours").filter(|_| !props.contains_key("log.retention.ms")) {
+        let h: i64 = h.parse().map_err(|_| format!("log.retention.hours: invalid value {h:?}"))?;
+        c.retention_ms = h.saturating_mul(3_600_000);
+    }
+    parse(&props, "log.retention.bytes", &mut c.retention_bytes)?;
+    parse(&props, "socket.request.max.bytes", &mut c.request_bytes_max)?;
+    parse(&props, "max.connections", &mut c.connections_max)?;
+    parse(&props, "queued.max.requests.per.connection", &mut c.requests_in_flight_max)?;
+    parse(&props, "fetch.max.bytes", &mut c.fetch_bytes_max)?;
+    if let Some(id) = props.get("cluster.id") {
+        c.cluster_id = id.clone();
+    }
+    if c.num_partitions < 1 {
+        return Err("num.partitions must be at least 1".into());
+    }
+    Ok(c)
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = broker_config(&args)?;
+    let mut shard_config = ShardSetConfig::new(&config.data_dir);
+    if let Some(n) = args.shards {
+        shard_config.shard_count = n.max(1);
+    }
+    shard_config.log.segment_bytes =
+        u64::try_from(config.segment_bytes).map_err(|_| "log.segment.bytes must be positive")?;
+    let broker = Broker::new(config.clone(), shard_config.shard_count).map_err(|e| format!("loading topics: {e}"))?;
+    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
+    let set = ShardSet::start(shard_config, Some(broker.service())).map_err(|e| format!("starting shards: {e}"))?;
+    reconcile(&broker, &set)?;
+    eprintln!(
+        "odradek serving on {} (advertised {}:{}), data in {}, {} shard(s)",
+        config.listen,
+        config.advertised_host,
+        config.advertised_port,
+        config.data_dir.display(),
+        set.handle().shard_count()
+    );
+    let mut signals = signals;
+    if let Some(sig) = signals.forever().next() {
+        eprintln!("signal {sig}: shutting down");
+    }
+    set.shutdown();
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// Creates any partition the registry lists but the data directory lacks (a crash between
+/// registering a topic and creating its last partition).
+fn reconcile(broker: &Broker, set: &ShardSet) -> Result<(), String> {
+    let handle = set.handle();
+    let mut present = std::collections::BTreeSet::new();
+    for shard in 0..handle.shard_count() {
+        let list = handle.call_blocking(shard, |reply| ShardRequest::List { reply }).map_err(|e| e.to_string())?;
+        present.extend(list);
+    }
+    for topic in broker.topics.list() {
+        for p in 0..topic.partitions {
+            let tp = TopicPartition::new(&topic.name, p);
+            if present.contains(&tp) {
+                continue;
+            }
+            let owner = handle.owner(&tp);
+            let config = engine::LogConfig {
+                segment_bytes: u64::try_from(broker.config.segment_bytes).unwrap_or(1 << 30),
+                ..engine::LogConfig::default()
+            };
+            handle
+                .call_blocking(owner, |reply| ShardRequest::CreatePartition { tp, config, reply })
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("recreating a partition of {}: {e}", topic.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Serve(args) => serve(args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("odradek: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn properties_and_listeners_parse() {
+        let p = parse_properties("# c\nlisteners=PLAINTEXT://0.0.0.0:9093\nlog.dirs : /tmp/x\n\n");
+        assert_eq!(p.get("listeners").map(String::as_str), Some("PLAINTEXT://0.0.0.0:9093"));
+        assert_eq!(p.get("log.dirs").map(String::as_str), Some("/tmp/x"));
+        assert_eq!(parse_listener("PLAINTEXT://:9092").expect("listener"), ("0.0.0.0".to_string(), 9092));
+        assert_eq!(parse_listener("localhost:1").expect("listener"), ("localhost".to_string(), 1));
+        assert!(parse_listener("nope").is_err());
+    }
+
+    #[test]
+    fn defaults_need_no_config() {
+        let args = ServeArgs::parse_from(["serve"]);
+        let c = broker_config(&args).expect("config");
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 9092)));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        let args = ServeArgs::parse_from(["serve", "--override", "num.partitions=3", "--listeners", "127.0.0.1:19092"]);
+        let c = broker_config(&args).expect("config");
+        assert_eq!((c.num_partitions, c.advertised_port), (3, 19092));
+    }
+}
