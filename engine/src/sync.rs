@@ -74,6 +74,23 @@ impl LocalMutex {
             listen.await;
         }
     }
+    /// Waits for the lock unless `done()` becomes true first (checked at every wake-up, without
+    /// the lock). Group commit needs this: a waiter whose data a sync already covered must
+    /// leave at once, not queue for the lock behind a task that barges back in.
+    pub async fn lock_unless(&self, mut done: impl FnMut() -> bool) -> Option<LocalMutexGuard<'_>> {
+        loop {
+            let listen = self.released.listen();
+            if done() {
+                return None;
+            }
+            if !self.locked.get() {
+                self.locked.set(true);
+                return Some(LocalMutexGuard { mutex: self });
+            }
+            listen.await;
+        }
+    }
+
     pub fn is_locked(&self) -> bool {
         self.locked.get()
     }
@@ -104,6 +121,58 @@ pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
             Poll::Pending
         } else {
             Poll::Ready(outs.iter_mut().filter_map(Option::take).collect())
+        }
+    })
+    .await
+}
+
+/// Runs the futures with at most `window` in flight, starting the next as soon as one finishes;
+/// stops at the first error (the rest are dropped, i.e. cancelled).
+pub async fn try_join_windowed<E, F: Future<Output = Result<(), E>>>(
+    futs: impl IntoIterator<Item = F>,
+    window: usize,
+) -> Result<(), E> {
+    let mut pending = futs.into_iter();
+    let mut active: Vec<Pin<Box<F>>> = Vec::with_capacity(window);
+    std::future::poll_fn(move |cx| loop {
+        while active.len() < window {
+            match pending.next() {
+                Some(f) => active.push(Box::pin(f)),
+                None => break,
+            }
+        }
+        if active.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut progressed = false;
+        let mut i = 0;
+        while i < active.len() {
+            match active[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => {
+                    drop(active.swap_remove(i));
+                    progressed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => i += 1,
+            }
+        }
+        if !progressed {
+            return Poll::Pending;
+        }
+    })
+    .await
+}
+
+/// Gives other ready tasks of this core one turn before continuing.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
         }
     })
     .await
