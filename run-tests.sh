@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests need, checks
-# formatting and lints, then runs the whole workspace's tests.
+# formatting and lints, runs the whole workspace's tests, then the interop tests (real Kafka
+# clients against a broker each test starts itself).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
+# Interop tests: Python clients in a virtualenv, and Debian's kcat 1.7.1 (librdkafka 2.0.2).
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+command -v kcat >/dev/null || need_apt+=(kcat)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
@@ -14,3 +19,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+venv=target/interop-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+cargo build -p odradek
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/interop

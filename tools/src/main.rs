@@ -10,6 +10,11 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod alloc;
+
+#[global_allocator]
+static ALLOCATOR: alloc::NoReserveAlloc = alloc::NoReserveAlloc;
+
 use clap::{Parser, Subcommand};
 use engine::shard::{ShardRequest, ShardSet, ShardSetConfig, TopicPartition};
 use net::{Broker, BrokerConfig};
@@ -220,10 +225,14 @@ fn reconcile(broker: &Broker, set: &ShardSet) -> Result<(), String> {
                 segment_bytes: u64::try_from(broker.config.segment_bytes).unwrap_or(1 << 30),
                 ..engine::LogConfig::default()
             };
-            handle
+            let created = handle
                 .call_blocking(owner, |reply| ShardRequest::CreatePartition { tp, config, reply })
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("recreating a partition of {}: {e}", topic.name))?;
+                .map_err(|e| e.to_string())?;
+            // Clients are already served: a topic created meanwhile has its partitions.
+            match created {
+                Ok(()) | Err(engine::shard::PartitionError::AlreadyExists(_)) => {}
+                Err(e) => return Err(format!("recreating a partition of {}: {e}", topic.name)),
+            }
         }
     }
     Ok(())

@@ -1,0 +1,209 @@
+"""Malformed and hostile frames on raw sockets: each gets Kafka's error response or a closed
+connection, never a crash; a normal request succeeds right after each, and a connection
+opened before them carries on."""
+
+import os
+import socket
+import struct
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+
+def header(api_key, version, correlation_id, client_id=b"raw"):
+    return struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
+
+
+def frame(payload):
+    return struct.pack(">i", len(payload)) + payload
+
+
+def connect(b):
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def recv_frame(s):
+    (size,) = struct.unpack(">i", recv_exact(s, 4))
+    return recv_exact(s, size)
+
+
+def api_versions_v0(s, correlation_id=7):
+    s.sendall(frame(header(18, 0, correlation_id)))
+    body = recv_frame(s)
+    cid, err, count = struct.unpack(">ihi", body[:10])
+    assert cid == correlation_id and err == 0 and count > 10
+    return body
+
+
+def metadata_v1_all(s, correlation_id=9):
+    s.sendall(frame(header(3, 1, correlation_id) + struct.pack(">i", -1)))
+    body = recv_frame(s)
+    assert struct.unpack(">i", body[:4])[0] == correlation_id
+    return body
+
+
+def assert_closed(s, timeout=10):
+    s.settimeout(timeout)
+    try:
+        data = s.recv(65536)
+        while data:
+            data = s.recv(65536)
+    except ConnectionResetError:
+        pass
+    s.close()
+
+
+def healthy(b):
+    s = connect(b)
+    api_versions_v0(s)
+    metadata_v1_all(s)
+    s.close()
+
+
+@pytest.fixture
+def bystander(broker):
+    """A connection opened before the bad input, used again after it."""
+    s = connect(broker)
+    api_versions_v0(s, 1)
+    yield s
+    api_versions_v0(s, 2)
+    metadata_v1_all(s, 3)
+    s.close()
+
+
+BAD_FRAMES = {
+    "negative_size": struct.pack(">i", -5),
+    "size_below_header": struct.pack(">i", 3) + b"abc",
+    "size_over_limit": struct.pack(">i", 0x7FFFFFF0) + b"x" * 100,
+    "unknown_api_key": frame(header(999, 0, 1)),
+    "unsupported_metadata_version": frame(header(3, 99, 1)),
+    "produce_v2_removed_in_kafka_4": frame(header(0, 2, 1) + b"\x00" * 20),
+    "garbage": struct.pack(">i", 64) + os.urandom(64),
+    "truncated_header": frame(struct.pack(">hhi", 3, 1, 5) + b"\x00\x10ab"),
+    # Metadata v1 with 2^31-1 topics announced and none present.
+    "absurd_array_count": frame(header(3, 1, 1) + struct.pack(">i", 0x7FFFFFFF)),
+    # Metadata v9 (flexible): compact array with a huge varint count.
+    "absurd_compact_count": frame(
+        struct.pack(">hhih", 3, 9, 1, 3) + b"raw" + b"\x00" + b"\xff\xff\xff\xff\x0f"
+    ),
+    # Produce v9 (flexible) announcing a huge records length.
+    "absurd_records_length": frame(
+        struct.pack(">hhih", 0, 9, 1, 3) + b"raw" + b"\x00" + b"\x00" + struct.pack(">hi", 1, 1000)
+        + b"\x02" + b"\x02t" + b"\x02" + struct.pack(">i", 0) + b"\xff\xff\xff\x7f"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FRAMES))
+def test_bad_frame_closes_connection_only(broker, bystander, name):
+    s = connect(broker)
+    s.sendall(BAD_FRAMES[name])
+    assert_closed(s)
+    assert broker.alive()
+    healthy(broker)
+
+
+def test_truncated_body_then_hangup(broker, bystander):
+    s = connect(broker)
+    s.sendall(struct.pack(">i", 1000) + header(18, 0, 1))
+    s.shutdown(socket.SHUT_WR)
+    assert_closed(s)
+    healthy(broker)
+
+
+def test_unsupported_api_versions_version_gets_v0_error(broker, bystander):
+    s = connect(broker)
+    s.sendall(frame(header(18, 99, 42)))
+    body = recv_frame(s)
+    cid, err, count = struct.unpack(">ihi", body[:10])
+    assert (cid, err) == (42, 35)  # UNSUPPORTED_VERSION
+    entries = [struct.unpack(">hhh", body[10 + 6 * i: 16 + 6 * i]) for i in range(count)]
+    assert (18, 0, 4) in entries
+    # The connection stays usable.
+    api_versions_v0(s)
+    s.close()
+
+
+def test_pipelined_requests_answer_in_order(broker):
+    s = connect(broker)
+    s.sendall(b"".join(frame(header(18 if i % 2 else 3, 0, 1000 + i) + (b"" if i % 2 else struct.pack(">i", 0)))
+                       for i in range(64)))
+    for i in range(64):
+        body = recv_frame(s)
+        assert struct.unpack(">i", body[:4])[0] == 1000 + i
+    s.close()
+
+
+def test_many_connections_at_once(broker):
+    conns = [connect(broker) for _ in range(100)]
+    for i, s in enumerate(conns):
+        s.sendall(frame(header(18, 0, i)))
+    for i, s in enumerate(conns):
+        assert struct.unpack(">i", recv_frame(s)[:4])[0] == i
+        s.close()
+
+
+def test_produce_and_consume_after_abuse(broker, topic_name):
+    for bad in BAD_FRAMES.values():
+        s = connect(broker)
+        s.sendall(bad)
+        assert_closed(s)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False})
+    errors = []
+    p.produce(topic_name, key=b"k", value=b"after", partition=0, on_delivery=lambda e, m: errors.append(e))
+    p.flush(15)
+    assert errors == [None]
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    deadline = time.time() + 10
+    msgs = []
+    while not msgs and time.time() < deadline:
+        msgs = [m for m in c.consume(10, 0.5) if m.error() is None]
+    c.close()
+    assert msgs and msgs[0].value() == b"after"
+
+
+def test_connection_limit(fresh_broker):
+    b = fresh_broker(args=["--override", "max.connections=5"])
+    # The fixture's readiness probe counts until the broker has seen it close.
+    time.sleep(0.5)
+    conns = [connect(b) for _ in range(5)]
+    for s in conns:
+        api_versions_v0(s)
+    extra = connect(b)
+    assert_closed(extra)
+    conns.pop().close()
+    # Once the broker has seen that close, there is room again.
+    deadline = time.time() + 10
+    while True:
+        s = connect(b)
+        try:
+            api_versions_v0(s)
+            break
+        except (ConnectionError, OSError):
+            s.close()
+            assert time.time() < deadline, "the closed connection's slot was never freed"
+            time.sleep(0.1)
+    for c in conns + [s]:
+        c.close()
+
+
+def test_request_size_limit(fresh_broker):
+    b = fresh_broker(args=["--override", "socket.request.max.bytes=1000"])
+    s = connect(b)
+    s.sendall(struct.pack(">i", 2000) + b"x" * 2000)
+    assert_closed(s)
+    healthy(b)
