@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`: a frame larger than this closes the connection before any
     /// allocation.
     pub request_bytes_max: usize,
+    /// `queued.max.request.bytes`: request bytes one shard holds at once (read but not yet
+    /// answered), over all its connections; readers wait for room before allocating a body.
+    pub request_bytes_in_flight_max: usize,
     /// `max.connections`: connections beyond this (over all shards) are closed on accept.
     pub connections_max: usize,
     /// Requests a connection may have in flight before the server stops reading from it.
@@ -56,6 +59,7 @@ impl Default for BrokerConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             request_bytes_max: 100 * 1024 * 1024,
+            request_bytes_in_flight_max: 512 * 1024 * 1024,
             connections_max: 10_000,
             requests_in_flight_max: 16,
             fetch_wait_ms_max: 30_000,

@@ -22,6 +22,12 @@ pub enum FrameError {
 
 /// Reads one whole frame. EOF before the first size byte is a clean close.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, bytes_max: usize) -> Result<Bytes, FrameError> {
+    let size = read_size(reader, bytes_max).await?;
+    read_body(reader, size).await
+}
+
+/// Reads and checks a frame's size prefix, so the caller can reserve the body's bytes first.
+pub async fn read_size<R: AsyncRead + Unpin>(reader: &mut R, bytes_max: usize) -> Result<usize, FrameError> {
     let mut size_buf = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -43,7 +49,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, bytes_max: usize) 
     if size_usize > bytes_max {
         return Err(FrameError::TooLarge { size: size_usize, limit: bytes_max });
     }
-    let mut body = vec![0u8; size_usize];
+    Ok(size_usize)
+}
+
+/// Reads a body whose size [`read_size`] checked.
+pub async fn read_body<R: AsyncRead + Unpin>(reader: &mut R, size: usize) -> Result<Bytes, FrameError> {
+    let mut body = vec![0u8; size];
     reader.read_exact(&mut body).await?;
     Ok(Bytes::from(body))
 }

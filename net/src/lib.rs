@@ -28,6 +28,7 @@
 //! `connections_max`, `requests_in_flight_max` per connection, `fetch_wait_ms_max`,
 //! `fetch_bytes_max`; plus [`server::NET_QUEUE_DEPTH`] and the engine's queue depths.
 
+pub mod alloc;
 pub mod api;
 pub mod config;
 pub mod errors;

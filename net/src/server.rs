@@ -95,6 +95,8 @@ pub struct ShardCtx {
     pub broker: Arc<Broker>,
     pub shard: Rc<Shard<DmaStorage>>,
     pub handle: ShardHandle,
+    /// Request bytes this shard may hold (`request_bytes_in_flight_max`).
+    request_bytes: Rc<glommio::sync::Semaphore>,
 }
 
 impl ShardCtx {
@@ -123,7 +125,10 @@ impl ShardCtx {
 
 async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: ShardHandle) {
     let id = shard.id;
-    let ctx = Rc::new(ShardCtx { broker: broker.clone(), shard, handle });
+    // A single request of the largest allowed size must always fit.
+    let budget = broker.config.request_bytes_in_flight_max.max(broker.config.request_bytes_max);
+    let request_bytes = Rc::new(glommio::sync::Semaphore::new(u64::try_from(budget).unwrap_or(u64::MAX)));
+    let ctx = Rc::new(ShardCtx { broker: broker.clone(), shard, handle, request_bytes });
     let inbox = broker.net_receivers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id).and_then(Option::take);
     if let Some(inbox) = inbox {
         let ctx = ctx.clone();
@@ -271,7 +276,17 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
         if *failed.borrow() {
             break;
         }
-        let body = match frame::read_frame(&mut reader, request_bytes_max).await {
+        let body = async {
+            let size = frame::read_size(&mut reader, request_bytes_max).await?;
+            let permit = ctx
+                .request_bytes
+                .clone()
+                .acquire_static_permit(size as u64)
+                .await
+                .map_err(|e| FrameError::Io(std::io::Error::other(e.to_string())))?;
+            Ok::<_, FrameError>((frame::read_body(&mut reader, size).await?, permit))
+        };
+        let (body, permit) = match body.await {
             Ok(b) => b,
             Err(FrameError::Closed) => break,
             Err(e) => {
@@ -289,7 +304,13 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
-        let task = glommio::spawn_local(started).detach();
+        // The request's bytes count against the shard's budget until it is answered.
+        let task = glommio::spawn_local(async move {
+            let r = started.await;
+            drop(permit);
+            r
+        })
+        .detach();
         if tx.send(task).await.is_err() {
             break;
         }

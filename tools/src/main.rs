@@ -10,10 +10,9 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod alloc;
-
+/// Huge reservations from hostile element counts cost address space only (see `net::alloc`).
 #[global_allocator]
-static ALLOCATOR: alloc::NoReserveAlloc = alloc::NoReserveAlloc;
+static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
 
 use clap::{Parser, Subcommand};
 use engine::shard::{ShardRequest, ShardSet, ShardSetConfig, TopicPartition};
@@ -164,6 +163,7 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     parse(&props, "log.retention.bytes", &mut c.retention_bytes)?;
     parse(&props, "socket.request.max.bytes", &mut c.request_bytes_max)?;
     parse(&props, "max.connections", &mut c.connections_max)?;
+    parse(&props, "queued.max.request.bytes", &mut c.request_bytes_in_flight_max)?;
     parse(&props, "queued.max.requests.per.connection", &mut c.requests_in_flight_max)?;
     parse(&props, "fetch.max.bytes", &mut c.fetch_bytes_max)?;
     if let Some(id) = props.get("cluster.id") {

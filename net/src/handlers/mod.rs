@@ -48,8 +48,24 @@ pub enum RequestError {
     Malformed { key: i16, version: i16, reason: String },
 }
 
-/// Decodes a request and starts its handler. `Ok(None)`: nothing to answer.
-pub fn start(ctx: &Rc<ShardCtx>, mut body: Bytes) -> Result<Option<Started>, RequestError> {
+/// A decoded request, or the one malformed case Kafka answers instead of closing.
+// Built once per request and moved straight into its task: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Decoded {
+    /// An ApiVersions version we do not know: answered in v0 format.
+    ApiVersionsUnsupported {
+        correlation_id: i32,
+    },
+    Request {
+        spec: &'static api::ApiSpec,
+        version: i16,
+        header: RequestHeader,
+        request: RequestKind,
+    },
+}
+
+/// Decodes one frame body. Pure: the fuzz target and property tests call it directly.
+pub fn decode_request(mut body: Bytes) -> Result<Decoded, RequestError> {
     let (key, version, correlation_id) = {
         let mut h = &body[..];
         if h.len() < crate::frame::REQUEST_HEADER_BYTES_MIN {
@@ -61,8 +77,7 @@ pub fn start(ctx: &Rc<ShardCtx>, mut body: Bytes) -> Result<Option<Started>, Req
     if spec.key == ApiKey::ApiVersions && !api::decodable(spec, version) {
         // Kafka answers an ApiVersions version it does not know in v0 format with
         // UNSUPPORTED_VERSION, so the client can retry with a version it finds in the list.
-        let frame = api_versions::unsupported_version_response(correlation_id);
-        return Ok(Some(Box::pin(async move { frame.map(Some).ok_or(()) })));
+        return Ok(Decoded::ApiVersionsUnsupported { correlation_id });
     }
     if !api::decodable(spec, version) {
         return Err(RequestError::UnsupportedVersion { key, version });
@@ -70,26 +85,38 @@ pub fn start(ctx: &Rc<ShardCtx>, mut body: Bytes) -> Result<Option<Started>, Req
     let malformed = |reason: String| RequestError::Malformed { key, version, reason };
     // The decoders are generated code fed with untrusted bytes: a panic in one must close this
     // connection, not take down the core.
-    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let (header, request) = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let header = RequestHeader::decode(&mut body, spec.key.request_header_version(version))?;
         let request = RequestKind::decode(spec.key, &mut body, version)?;
         Ok::<_, anyhow::Error>((header, request))
     }))
     .map_err(|_| malformed("decoder panicked".into()))?
     .map_err(|e| malformed(e.to_string()))?;
-    let (header, request) = decoded;
-    if let RequestKind::Produce(p) = &request {
-        if p.acks == 0 {
-            // acks=0: the client expects no response at all, errors included.
-            let ctx = ctx.clone();
-            let request = request.clone();
-            return Ok(Some(Box::pin(async move {
-                let _ = dispatch(&ctx, &header, request).await;
-                Ok(None)
-            })));
-        }
+    if header.correlation_id != correlation_id || header.request_api_key != key {
+        return Err(malformed("header mismatch".into()));
     }
+    Ok(Decoded::Request { spec, version, header, request })
+}
+
+/// Decodes a request and starts its handler. `Ok(None)`: nothing to answer.
+pub fn start(ctx: &Rc<ShardCtx>, body: Bytes) -> Result<Option<Started>, RequestError> {
+    let (spec, version, header, request) = match decode_request(body)? {
+        Decoded::ApiVersionsUnsupported { correlation_id } => {
+            let frame = api_versions::unsupported_version_response(correlation_id);
+            return Ok(Some(Box::pin(async move { frame.map(Some).ok_or(()) })));
+        }
+        Decoded::Request { spec, version, header, request } => (spec, version, header, request),
+    };
     let ctx = ctx.clone();
+    if matches!(&request, RequestKind::Produce(p) if p.acks == 0) {
+        // acks=0: the client expects no response at all, errors included.
+        return Ok(Some(Box::pin(async move {
+            let _ = dispatch(&ctx, &header, request).await;
+            Ok(None)
+        })));
+    }
+    let key = spec.key as i16;
+    let correlation_id = header.correlation_id;
     let response_header_version = spec.key.response_header_version(version);
     Ok(Some(Box::pin(async move {
         let Some(response) = dispatch(&ctx, &header, request).await else {

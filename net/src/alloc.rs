@@ -1,4 +1,5 @@
-//! The process allocator: the system allocator, except that very large blocks are mapped with
+//! An allocator for the broker process (and tests that feed it hostile input): the system
+//! allocator, except that very large blocks are mapped with
 //! `MAP_NORESERVE`.
 //!
 //! Why: the generated Kafka decoders size a `Vec` from the element count a client sends before
@@ -92,13 +93,29 @@ unsafe impl GlobalAlloc for NoReserveAlloc {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn absurd_capacity_is_only_reserved() {
-        // 64 GiB: more than the machine has; only address space is taken.
-        let v: Vec<u64> = Vec::with_capacity(8 << 30);
-        assert!(v.capacity() >= 8 << 30);
-        let mut small: Vec<u8> = Vec::with_capacity(10);
-        small.extend_from_slice(&[1; 100]);
-        assert_eq!(small.len(), 100);
+    fn absurd_reservation_only_takes_address_space() {
+        // 64 GiB: more than the machine has.
+        let layout = Layout::from_size_align(64 << 30, 8).expect("layout");
+        // SAFETY: a non-zero layout; the block is written within bounds and released with the
+        // same layout.
+        unsafe {
+            let p = NoReserveAlloc.alloc(layout);
+            assert!(!p.is_null());
+            p.write(1);
+            *p.add((64 << 30) - 1) = 2;
+            NoReserveAlloc.dealloc(p, layout);
+        }
+        let small = Layout::from_size_align(100, 8).expect("layout");
+        // SAFETY: as above.
+        unsafe {
+            let p = NoReserveAlloc.alloc(small);
+            assert!(!p.is_null());
+            let p = NoReserveAlloc.realloc(p, small, 2 << 30);
+            assert!(!p.is_null());
+            NoReserveAlloc.dealloc(p, Layout::from_size_align(2 << 30, 8).expect("layout"));
+        }
     }
 }

@@ -1,0 +1,111 @@
+//! Request decoding on random and mutated frames, in every CI run: it returns (a request or an
+//! error), never panics, never aborts on an absurd element count. The fuzz target
+//! (`net/fuzz`) runs the same function for longer.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, RequestHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use net::handlers::{decode_request, Decoded};
+use proptest::prelude::*;
+
+#[global_allocator]
+static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
+
+fn encode<R: Encodable>(key: ApiKey, version: i16, req: &R) -> Bytes {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("smoke")))
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
+    req.encode(&mut buf, version).expect("body");
+    buf.freeze()
+}
+
+fn valid_requests() -> Vec<Bytes> {
+    let topic = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("t"))));
+    let produce_part = kafka_protocol::messages::produce_request::PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(Bytes::from_static(&[0u8; 70])));
+    let produce_topic = kafka_protocol::messages::produce_request::TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_partition_data(vec![produce_part]);
+    let fetch_topic = kafka_protocol::messages::fetch_request::FetchTopic::default()
+        .with_topic(TopicName(StrBytes::from_static_str("t")))
+        .with_partitions(vec![kafka_protocol::messages::fetch_request::FetchPartition::default()]);
+    let create = kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_num_partitions(3);
+    vec![
+        encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
+        encode(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()),
+        encode(ApiKey::Metadata, 1, &MetadataRequest::default().with_topics(Some(vec![topic.clone()]))),
+        encode(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![topic]))),
+        encode(
+            ApiKey::Produce,
+            3,
+            &ProduceRequest::default().with_acks(1).with_topic_data(vec![produce_topic.clone()]),
+        ),
+        encode(ApiKey::Produce, 9, &ProduceRequest::default().with_acks(-1).with_topic_data(vec![produce_topic])),
+        encode(ApiKey::Fetch, 4, &FetchRequest::default().with_topics(vec![fetch_topic.clone()])),
+        encode(ApiKey::Fetch, 12, &FetchRequest::default().with_topics(vec![fetch_topic])),
+        encode(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![create])),
+    ]
+}
+
+#[test]
+fn valid_requests_decode() {
+    for r in valid_requests() {
+        match decode_request(r) {
+            Ok(Decoded::Request { header, .. }) => assert_eq!(header.correlation_id, 7),
+            Ok(Decoded::ApiVersionsUnsupported { .. }) => panic!("supported version refused"),
+            Err(e) => panic!("valid request refused: {e}"),
+        }
+    }
+}
+
+#[test]
+fn absurd_counts_are_refused_without_aborting() {
+    for r in valid_requests() {
+        for at in 8..r.len().saturating_sub(4) {
+            let mut m = r.to_vec();
+            m[at..at + 4].copy_from_slice(&0x7fff_fff0i32.to_be_bytes());
+            let _ = decode_request(Bytes::from(m.clone()));
+            // A varint of 2^32 - 1 (compact arrays and strings in flexible versions).
+            m[at..at + 4].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+            m.insert(at + 4, 0x0f);
+            let _ = decode_request(Bytes::from(m));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_request(Bytes::from(bytes));
+    }
+
+    #[test]
+    fn mutated_requests_never_panic(
+        which in 0usize..9,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        cut in any::<usize>(),
+    ) {
+        let valid = valid_requests();
+        let mut m = valid[which % valid.len()].to_vec();
+        for (at, byte) in flips {
+            let i = at % m.len();
+            m[i] = byte;
+        }
+        m.truncate(cut % (m.len() + 1));
+        let _ = decode_request(Bytes::from(m));
+    }
+}
