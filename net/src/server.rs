@@ -97,6 +97,7 @@ pub struct ShardCtx {
     pub handle: ShardHandle,
     /// Request bytes this shard may hold (`request_bytes_in_flight_max`).
     request_bytes: Rc<glommio::sync::Semaphore>,
+    pub fetch_sessions: crate::handlers::fetch::FetchSessions,
 }
 
 impl ShardCtx {
@@ -128,7 +129,8 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
     // A single request of the largest allowed size must always fit.
     let budget = broker.config.request_bytes_in_flight_max.max(broker.config.request_bytes_max);
     let request_bytes = Rc::new(glommio::sync::Semaphore::new(u64::try_from(budget).unwrap_or(u64::MAX)));
-    let ctx = Rc::new(ShardCtx { broker: broker.clone(), shard, handle, request_bytes });
+    let ctx =
+        Rc::new(ShardCtx { broker: broker.clone(), shard, handle, request_bytes, fetch_sessions: Default::default() });
     let inbox = broker.net_receivers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id).and_then(Option::take);
     if let Some(inbox) = inbox {
         let ctx = ctx.clone();

@@ -207,3 +207,27 @@ def test_request_size_limit(fresh_broker):
     s.sendall(struct.pack(">i", 2000) + b"x" * 2000)
     assert_closed(s)
     healthy(b)
+
+
+def fetch_v7(s, session_id, epoch, correlation_id=11):
+    body = struct.pack(">iiiibii", -1, 0, 0, 1 << 20, 0, session_id, epoch) + struct.pack(">ii", 0, 0)
+    s.sendall(frame(header(1, 7, correlation_id) + body))
+    resp = recv_frame(s)
+    cid, _throttle, err, sid = struct.unpack(">iihi", resp[:14])
+    assert cid == correlation_id
+    return err, sid
+
+
+def test_fetch_session_ids(broker):
+    s = connect(broker)
+    assert fetch_v7(s, 0, -1) == (0, 0)  # sessionless
+    assert fetch_v7(s, 987654, 3) == (70, 0)  # FETCH_SESSION_ID_NOT_FOUND
+    assert fetch_v7(s, 0, 5)[0] == 71  # INVALID_FETCH_SESSION_EPOCH
+    err, sid = fetch_v7(s, 0, 0)  # a new full session
+    assert err == 0 and sid > 0
+    assert fetch_v7(s, sid, 1) == (0, sid)
+    assert fetch_v7(s, sid, 1)[0] == 71  # epoch already used
+    assert fetch_v7(s, sid, 2) == (0, sid)
+    assert fetch_v7(s, sid, -1) == (0, 0)  # closed
+    assert fetch_v7(s, sid, 3)[0] == 70
+    s.close()

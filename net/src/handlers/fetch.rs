@@ -2,11 +2,15 @@
 //! reached) waits on the owners' append notifications, never on a timer loop, until data
 //! arrives or max_wait_ms passes.
 //!
-//! Fetch sessions (KIP-227): this broker keeps no session cache (like a Kafka broker with
-//! `max.incremental.fetch.session.cache.slots=0`): every response carries session id 0, so
-//! clients keep sending full fetch requests. An incremental request naming a session gets
-//! FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to a full request.
+//! Fetch sessions (KIP-227): a full request with epoch 0 opens a session on the connection's
+//! shard; incremental requests then name only partitions that changed (and forgotten ones), and
+//! the response carries only partitions with news (records, an error, moved watermarks). The
+//! cache is per shard and bounded (`FETCH_SESSIONS_PER_SHARD_MAX`, least recently used evicted):
+//! a client that reconnects to another shard gets FETCH_SESSION_ID_NOT_FOUND and starts a new
+//! session, as clients do after any eviction.
 
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -20,53 +24,188 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::errors::{code, partition_error};
 use crate::server::{NetRequest, ShardCtx};
+use uuid::Uuid;
 
 /// Sessionless fetches: Kafka's `FetchMetadata.INVALID_SESSION_ID` with epochs INITIAL / FINAL.
 const SESSIONLESS_ID: i32 = 0;
 const EPOCH_INITIAL: i32 = 0;
 const EPOCH_FINAL: i32 = -1;
 const READ_COMMITTED: i8 = 1;
+/// Fetch sessions one shard keeps (Kafka's `max.incremental.fetch.session.cache.slots` is 1000
+/// per broker).
+pub const FETCH_SESSIONS_PER_SHARD_MAX: usize = 1000;
+/// Partitions one session may track.
+pub const PARTITIONS_PER_SESSION_MAX: usize = 10_000;
+
+/// A partition as a fetch names it: by topic id (v13+) or by name.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct PartKey {
+    topic_id: Uuid,
+    topic: TopicName,
+    partition: i32,
+}
+
+#[derive(Clone)]
+struct SessionPart {
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    /// What the last response told the client (-2: nothing yet).
+    sent_high_watermark: i64,
+    sent_log_start_offset: i64,
+}
+
+struct Session {
+    /// The epoch the next incremental request must carry.
+    epoch: i32,
+    parts: BTreeMap<PartKey, SessionPart>,
+    used: Instant,
+}
+
+/// The fetch sessions of one shard. Lives on: one core.
+#[derive(Default)]
+pub struct FetchSessions {
+    sessions: RefCell<HashMap<i32, Session>>,
+    next_id: Cell<i32>,
+}
+
+impl FetchSessions {
+    fn open(&self, parts: BTreeMap<PartKey, SessionPart>) -> Option<i32> {
+        if parts.len() > PARTITIONS_PER_SESSION_MAX {
+            return None;
+        }
+        let mut sessions = self.sessions.borrow_mut();
+        if sessions.len() >= FETCH_SESSIONS_PER_SHARD_MAX {
+            let oldest = sessions.iter().min_by_key(|(_, s)| s.used).map(|(id, _)| *id)?;
+            sessions.remove(&oldest);
+        }
+        // Ids are positive and unique on this shard; they wrap after 2^31 sessions.
+        let mut id = self.next_id.get();
+        loop {
+            id = if id >= i32::MAX - 1 { 1 } else { id + 1 };
+            if !sessions.contains_key(&id) {
+                break;
+            }
+        }
+        self.next_id.set(id);
+        sessions.insert(id, Session { epoch: 1, parts, used: Instant::now() });
+        Some(id)
+    }
+}
+
+/// How a request relates to the session cache.
+enum Mode {
+    /// No session: every partition is in the request and in the response.
+    Sessionless,
+    /// A new full session: answer everything, then remember the partitions.
+    Open,
+    /// An incremental fetch in session `id`: answer only what changed.
+    Incremental(i32),
+}
 
 struct Slot {
-    topic: usize,
-    part: usize,
+    key: PartKey,
     tp: Option<TopicPartition>,
     fetch_offset: i64,
     bytes_max: usize,
     error: i16,
 }
 
+fn error_response(error: i16) -> FetchResponse {
+    FetchResponse::default().with_error_code(error).with_session_id(SESSIONLESS_ID)
+}
+
 pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> FetchResponse {
-    if req.session_id != SESSIONLESS_ID || !(req.session_epoch == EPOCH_INITIAL || req.session_epoch == EPOCH_FINAL) {
-        return FetchResponse::default().with_error_code(code::FETCH_SESSION_ID_NOT_FOUND).with_session_id(0);
-    }
     let by_id = version >= 13;
-    let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config().fetch_bytes_max);
-    let mut topics_out: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
-    let mut slots: Vec<Slot> = Vec::new();
-    for (ti, t) in req.topics.into_iter().enumerate() {
-        let name = if by_id { ctx.broker.topics.name_for_id(&t.topic_id) } else { Some(t.topic.to_string()) };
-        let meta = name.as_deref().and_then(|n| ctx.broker.topics.get(n));
-        let unknown = if by_id { code::UNKNOWN_TOPIC_ID } else { code::UNKNOWN_TOPIC_OR_PARTITION };
-        topics_out.push(
-            FetchableTopicResponse::default()
-                .with_topic(name.map(|n| TopicName(StrBytes::from_string(n))).unwrap_or(t.topic))
-                .with_topic_id(t.topic_id),
-        );
+    let sessions = &ctx.fetch_sessions;
+    let mode = match (req.session_id, req.session_epoch) {
+        (SESSIONLESS_ID, EPOCH_FINAL) => Mode::Sessionless,
+        (SESSIONLESS_ID, EPOCH_INITIAL) => Mode::Open,
+        (SESSIONLESS_ID, _) => return error_response(code::INVALID_FETCH_SESSION_EPOCH),
+        (id, EPOCH_FINAL) => {
+            // Closing a session; this request is a full, sessionless one.
+            sessions.sessions.borrow_mut().remove(&id);
+            Mode::Sessionless
+        }
+        (id, EPOCH_INITIAL) => {
+            sessions.sessions.borrow_mut().remove(&id);
+            Mode::Open
+        }
+        (id, epoch) => match sessions.sessions.borrow().get(&id) {
+            None => return error_response(code::FETCH_SESSION_ID_NOT_FOUND),
+            Some(s) if s.epoch != epoch => return error_response(code::INVALID_FETCH_SESSION_EPOCH),
+            Some(_) => Mode::Incremental(id),
+        },
+    };
+    // The partitions this request covers, in order, with their fetch positions.
+    let mut named: BTreeMap<PartKey, SessionPart> = BTreeMap::new();
+    let mut order: Vec<PartKey> = Vec::new();
+    for t in req.topics {
+        let topic = if by_id { TopicName(StrBytes::new()) } else { t.topic };
         for p in t.partitions {
-            let (tp, error) = match &meta {
-                Some(m) if p.partition >= 0 && p.partition < m.partitions => {
-                    (Some(TopicPartition::new(&m.name, p.partition)), code::NONE)
-                }
-                Some(_) => (None, code::UNKNOWN_TOPIC_OR_PARTITION),
-                None => (None, unknown),
+            let key = PartKey {
+                topic_id: if by_id { t.topic_id } else { Uuid::nil() },
+                topic: topic.clone(),
+                partition: p.partition,
             };
-            let bytes_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-            let part = topics_out[ti].partitions.len();
-            topics_out[ti].partitions.push(PartitionData::default().with_partition_index(p.partition));
-            slots.push(Slot { topic: ti, part, tp, fetch_offset: p.fetch_offset, bytes_max, error });
+            let part = SessionPart {
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                sent_high_watermark: -2,
+                sent_log_start_offset: -2,
+            };
+            if named.insert(key.clone(), part).is_none() {
+                order.push(key);
+            }
         }
     }
+    let mut parts: Vec<(PartKey, SessionPart)> = match mode {
+        Mode::Sessionless | Mode::Open => order.into_iter().filter_map(|k| named.remove(&k).map(|p| (k, p))).collect(),
+        Mode::Incremental(id) => {
+            let mut cache = sessions.sessions.borrow_mut();
+            let Some(session) = cache.get_mut(&id) else { return error_response(code::FETCH_SESSION_ID_NOT_FOUND) };
+            for t in &req.forgotten_topics_data {
+                for p in &t.partitions {
+                    let topic = if by_id { TopicName(StrBytes::new()) } else { t.topic.clone() };
+                    let topic_id = if by_id { t.topic_id } else { Uuid::nil() };
+                    session.parts.remove(&PartKey { topic_id, topic, partition: *p });
+                }
+            }
+            for (k, p) in named {
+                match session.parts.get_mut(&k) {
+                    Some(known) => {
+                        known.fetch_offset = p.fetch_offset;
+                        known.partition_max_bytes = p.partition_max_bytes;
+                    }
+                    None => {
+                        session.parts.insert(k, p);
+                    }
+                }
+            }
+            if session.parts.len() > PARTITIONS_PER_SESSION_MAX {
+                cache.remove(&id);
+                return error_response(code::INVALID_REQUEST);
+            }
+            session.parts.iter().map(|(k, p)| (k.clone(), p.clone())).collect()
+        }
+    };
+    let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config().fetch_bytes_max);
+    let slots: Vec<Slot> = parts
+        .iter()
+        .map(|(key, p)| {
+            let name = if by_id { ctx.broker.topics.name_for_id(&key.topic_id) } else { Some(key.topic.to_string()) };
+            let meta = name.as_deref().and_then(|n| ctx.broker.topics.get(n));
+            let (tp, error) = match &meta {
+                Some(m) if key.partition >= 0 && key.partition < m.partitions => {
+                    (Some(TopicPartition::new(&m.name, key.partition)), code::NONE)
+                }
+                Some(_) => (None, code::UNKNOWN_TOPIC_OR_PARTITION),
+                None if by_id => (None, code::UNKNOWN_TOPIC_ID),
+                None => (None, code::UNKNOWN_TOPIC_OR_PARTITION),
+            };
+            let bytes_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+            Slot { key: key.clone(), tp, fetch_offset: p.fetch_offset, bytes_max, error }
+        })
+        .collect();
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
@@ -84,16 +223,18 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             break read_all(ctx, &slots).await;
         }
     };
+    let incremental = matches!(mode, Mode::Incremental(_));
     let mut total = 0usize;
-    for (slot, read) in slots.iter().zip(reads) {
-        let pd = &mut topics_out[slot.topic].partitions[slot.part];
-        pd.records = Some(Bytes::new());
-        pd.high_watermark = -1;
-        pd.last_stable_offset = -1;
-        pd.log_start_offset = -1;
+    let mut topics_out: Vec<FetchableTopicResponse> = Vec::new();
+    for ((slot, read), (_, part)) in slots.iter().zip(reads).zip(parts.iter_mut()) {
+        let mut pd = PartitionData::default()
+            .with_partition_index(slot.key.partition)
+            .with_records(Some(Bytes::new()))
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
         if slot.error != code::NONE {
             pd.error_code = slot.error;
-            continue;
         }
         match read {
             None => {}
@@ -121,8 +262,46 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
                 }
             }
         }
+        let news = pd.error_code != code::NONE
+            || pd.records.as_ref().is_some_and(|r| !r.is_empty())
+            || pd.high_watermark != part.sent_high_watermark
+            || pd.log_start_offset != part.sent_log_start_offset;
+        part.sent_high_watermark = pd.high_watermark;
+        part.sent_log_start_offset = pd.log_start_offset;
+        if incremental && !news {
+            continue;
+        }
+        let same_topic =
+            topics_out.last().is_some_and(|t| t.topic == slot.key.topic && t.topic_id == slot.key.topic_id);
+        if !same_topic {
+            topics_out.push(
+                FetchableTopicResponse::default().with_topic(slot.key.topic.clone()).with_topic_id(slot.key.topic_id),
+            );
+        }
+        if let Some(t) = topics_out.last_mut() {
+            t.partitions.push(pd);
+        }
     }
-    FetchResponse::default().with_error_code(code::NONE).with_session_id(SESSIONLESS_ID).with_responses(topics_out)
+    let session_id = match mode {
+        Mode::Sessionless => SESSIONLESS_ID,
+        // Out of room (or too many partitions): the client carries on with full fetches.
+        Mode::Open if version >= 7 => sessions.open(parts.into_iter().collect()).unwrap_or(SESSIONLESS_ID),
+        Mode::Open => SESSIONLESS_ID,
+        Mode::Incremental(id) => {
+            if let Some(s) = sessions.sessions.borrow_mut().get_mut(&id) {
+                s.epoch = s.epoch.checked_add(1).filter(|e| *e > 0).unwrap_or(1);
+                s.used = Instant::now();
+                for (k, p) in parts {
+                    if let Some(known) = s.parts.get_mut(&k) {
+                        known.sent_high_watermark = p.sent_high_watermark;
+                        known.sent_log_start_offset = p.sent_log_start_offset;
+                    }
+                }
+            }
+            id
+        }
+    };
+    FetchResponse::default().with_error_code(code::NONE).with_session_id(session_id).with_responses(topics_out)
 }
 
 /// Reads every valid slot from its owner, one message per owner; `None` for invalid slots.
