@@ -239,3 +239,28 @@ def test_auto_create_on_metadata(broker, topic_name):
     assert errors == [None]
     md = admin(broker).list_topics(timeout=10)
     assert len(md.topics[topic_name].partitions) == 3  # --num-partitions 3
+
+
+def test_log_append_time_topic_across_restart(fresh_broker, topic_name):
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+
+    b = fresh_broker()
+    create(b, topic_name, 1, {"message.timestamp.type": "LogAppendTime"})
+    old = int(time.time() * 1000) - 3_600_000
+    produce(b, topic_name, 3, 1, base_ts=old)
+    b.stop()
+    b.start()
+    produce(b, topic_name, 3, 1, base_ts=old)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    msgs = []
+    deadline = time.time() + 15
+    while len(msgs) < 6 and time.time() < deadline:
+        msgs += [m for m in c.consume(10, 0.5) if m.error() is None]
+    c.close()
+    assert len(msgs) == 6
+    now = time.time() * 1000
+    for m in msgs:
+        kind, ts = m.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME
+        assert now - 120_000 < ts <= now + 1000

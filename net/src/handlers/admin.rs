@@ -26,9 +26,8 @@ pub fn log_config(ctx: &ShardCtx, configs: &BTreeMap<String, String>) -> LogConf
     if let Some(ms) = configs::effective(ctx.config(), configs, "segment.ms").and_then(|v| v.parse::<i64>().ok()) {
         c.segment_ms = ms;
     }
-    if configs::effective(ctx.config(), configs, "message.timestamp.type").as_deref() == Some("LogAppendTime") {
-        c.timestamp_type = engine::TimestampType::LogAppendTime;
-    }
+    // message.timestamp.type is applied by the produce handler, not by the log, so that it
+    // follows config changes and restarts (the engine reopens logs with the default config).
     c
 }
 

@@ -47,6 +47,20 @@ fn check_timestamps(
     Ok(())
 }
 
+/// Stamps every batch with the broker's time (`message.timestamp.type=LogAppendTime`) and
+/// validates the result again (the CRC changed).
+fn stamp_append_time(
+    batches: ValidatedBatches,
+    now_ms: i64,
+    max_bytes: usize,
+) -> Result<ValidatedBatches, engine::BatchError> {
+    let (mut bytes, metas) = batches.into_parts();
+    for m in &metas {
+        engine::batch::stamp_log_append_time(&mut bytes[m.position..m.position + m.size], now_ms);
+    }
+    ValidatedBatches::new(bytes, max_bytes)
+}
+
 pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> ProduceResponse {
     let now = engine::now_ms();
     let reject_all = if !matches!(req.acks, -1..=1) {
@@ -62,6 +76,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
     // Results in request order; appends grouped per owner, remembering each one's slot.
     let mut topics_out: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> = (0..shard_count).map(|_| Vec::new()).collect();
+    // Partitions of LogAppendTime topics: their response carries the broker's timestamp.
+    let mut append_time_slots: Vec<(usize, usize)> = Vec::new();
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         let meta = match reject_all {
@@ -87,7 +103,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
             let broker = ctx.config();
             let max_bytes = configs::effective_i64(broker, &meta.configs, "max.message.bytes").unwrap_or(i64::MAX);
             let max_bytes = usize::try_from(max_bytes.max(0)).unwrap_or(usize::MAX);
-            let batches = match ValidatedBatches::new(BytesMut::from(&records[..]), max_bytes) {
+            let mut batches = match ValidatedBatches::new(BytesMut::from(&records[..]), max_bytes) {
                 Ok(b) => b,
                 Err(e) => {
                     parts.push(partition_result(p.index, batch_error(&e), Some(e.to_string())));
@@ -100,11 +116,18 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                 configs::effective_i64(broker, &meta.configs, "message.timestamp.before.max.ms").unwrap_or(i64::MAX);
             let log_append_time =
                 configs::effective(broker, &meta.configs, "message.timestamp.type").as_deref() == Some("LogAppendTime");
-            if !log_append_time {
-                if let Err(msg) = check_timestamps(&batches, now, after, before) {
-                    parts.push(partition_result(p.index, code::INVALID_TIMESTAMP, Some(msg)));
-                    continue;
+            if log_append_time {
+                match stamp_append_time(batches, now, max_bytes) {
+                    Ok(b) => batches = b,
+                    Err(e) => {
+                        parts.push(partition_result(p.index, batch_error(&e), Some(e.to_string())));
+                        continue;
+                    }
                 }
+                append_time_slots.push((ti, pi));
+            } else if let Err(msg) = check_timestamps(&batches, now, after, before) {
+                parts.push(partition_result(p.index, code::INVALID_TIMESTAMP, Some(msg)));
+                continue;
             }
             let tp = TopicPartition::new(&meta.name, p.index);
             let owner = ctx.handle.owner(&tp);
@@ -130,7 +153,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                     match r {
                         Ok(info) => {
                             out.base_offset = info.base_offset;
-                            out.log_append_time_ms = info.log_append_time_ms;
+                            out.log_append_time_ms =
+                                if append_time_slots.contains(&(t, p)) { now } else { info.log_append_time_ms };
                             out.log_start_offset = info.log_start_offset;
                         }
                         Err(e) => {
