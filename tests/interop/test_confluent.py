@@ -264,3 +264,37 @@ def test_log_append_time_topic_across_restart(fresh_broker, topic_name):
         kind, ts = m.timestamp()
         assert kind == TIMESTAMP_LOG_APPEND_TIME
         assert now - 120_000 < ts <= now + 1000
+
+
+def test_delete_records_describe_cluster_and_topics(broker, topic_name):
+    from confluent_kafka import TopicCollection
+
+    create(broker, topic_name, 2)
+    produce(broker, topic_name, 100, 2)
+    a = admin(broker)
+    res = a.delete_records([TopicPartition(topic_name, 0, 20)])
+    (fut,) = res.values()
+    assert fut.result(10).low_watermark == 20
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    assert c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=10) == (20, 50)
+    c.assign([TopicPartition(topic_name, 0, 20)])
+    first = None
+    deadline = time.time() + 10
+    while first is None and time.time() < deadline:
+        msgs = [m for m in c.consume(1, 0.5) if m.error() is None]
+        first = msgs[0] if msgs else None
+    c.close()
+    assert first is not None and first.offset() == 20
+    cluster = a.describe_cluster().result(10)
+    assert [n.id for n in cluster.nodes] == [0] and cluster.controller.id == 0
+    desc = a.describe_topics(TopicCollection([topic_name]))[topic_name].result(10)
+    assert [p.id for p in desc.partitions] == [0, 1]
+    assert all(p.leader.id == 0 for p in desc.partitions)
+
+
+def test_auto_create_disabled(fresh_broker, topic_name):
+    b = fresh_broker(args=["--auto-create-topics-enable", "false"])
+    md = admin(b).list_topics(topic=topic_name, timeout=10)
+    assert md.topics[topic_name].error is not None
+    assert md.topics[topic_name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert topic_name not in admin(b).list_topics(timeout=10).topics

@@ -159,3 +159,14 @@ def test_incremental_fetch_session_sees_new_records(broker, topic_name):
     for part in range(4):
         offsets = [o for p_, o, _ in seen if p_ == part]
         assert offsets == list(range(25))
+
+
+def test_describe_log_dirs_and_cluster(broker, topic_name):
+    a = admin(broker)
+    a.create_topics([NewTopic(topic_name, 2, 1)])
+    produce(broker, topic_name, 10, 2)
+    dirs = a.describe_log_dirs()
+    assert topic_name in str(dirs)
+    cluster = a.describe_cluster()
+    assert cluster["controller_id"] == 0
+    a.close()
