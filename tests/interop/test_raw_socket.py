@@ -231,3 +231,25 @@ def test_fetch_session_ids(broker):
     assert fetch_v7(s, sid, -1) == (0, 0)  # closed
     assert fetch_v7(s, sid, 3)[0] == 70
     s.close()
+
+
+def test_fetch_long_poll_honours_max_wait_and_min_bytes(broker, topic_name):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic_name, num_partitions=1, replication_factor=1)])[topic_name].result(10)
+    name = topic_name.encode()
+
+    def fetch(max_wait_ms, min_bytes):
+        topics = struct.pack(">ih", 1, len(name)) + name + struct.pack(">iiqqi", 1, 0, 0, -1, 1 << 20)
+        body = struct.pack(">iiiibii", -1, max_wait_ms, min_bytes, 1 << 20, 0, 0, -1) + topics + struct.pack(">i", 0)
+        s = connect(broker)
+        t0 = time.time()
+        s.sendall(frame(header(1, 7, 5) + body))
+        resp = recv_frame(s)
+        s.close()
+        assert struct.unpack(">ihi", resp[4:14])[1] == 0
+        return time.time() - t0
+
+    assert 0.5 <= fetch(600, 1) < 2.0  # nothing to read: waits max_wait_ms
+    assert fetch(5000, 0) < 0.5  # min_bytes 0: answers at once

@@ -208,6 +208,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
         .collect();
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
     let deadline = Instant::now() + wait;
+    // min_bytes 0 (or less) answers at once, data or not, as Kafka does.
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let reads = loop {
         let reads = read_all(ctx, &slots).await;
@@ -215,7 +216,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             reads.iter().map(|r| r.as_ref().map_or(0, |r| r.as_ref().map_or(0, ReadResult::bytes))).sum();
         let errors = slots.iter().any(|s| s.error != code::NONE) || reads.iter().any(|r| matches!(r, Some(Err(_))));
         let now = Instant::now();
-        if bytes >= min_bytes.max(1) || errors || now >= deadline || slots.is_empty() {
+        if bytes >= min_bytes || errors || now >= deadline || slots.is_empty() {
             break reads;
         }
         wait_for_data(ctx, &slots, &reads, deadline - now).await;
