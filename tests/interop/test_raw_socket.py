@@ -253,3 +253,14 @@ def test_fetch_long_poll_honours_max_wait_and_min_bytes(broker, topic_name):
 
     assert 0.5 <= fetch(600, 1) < 2.0  # nothing to read: waits max_wait_ms
     assert fetch(5000, 0) < 0.5  # min_bytes 0: answers at once
+
+
+def test_acks_zero_error_closes_the_connection(broker, topic_name):
+    name = topic_name.encode()
+    # Produce v3, acks=0, to a partition that does not exist (the topic is auto-created with 3).
+    body = (struct.pack(">hhi", -1, 0, 1000) + struct.pack(">ih", 1, len(name)) + name
+            + struct.pack(">iii", 1, 99, 0))
+    s = connect(broker)
+    s.sendall(frame(header(0, 3, 1) + body))
+    assert_closed(s)
+    healthy(broker)

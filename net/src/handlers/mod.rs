@@ -109,10 +109,17 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes) -> Result<Option<Started>, Request
     };
     let ctx = ctx.clone();
     if matches!(&request, RequestKind::Produce(p) if p.acks == 0) {
-        // acks=0: the client expects no response at all, errors included.
+        // acks=0: the client expects no response at all. On an error Kafka closes the
+        // connection instead, so the client notices and refreshes its metadata.
         return Ok(Some(Box::pin(async move {
-            let _ = dispatch(&ctx, &header, request).await;
-            Ok(None)
+            match dispatch(&ctx, &header, request).await {
+                Some(ResponseKind::Produce(r))
+                    if r.responses.iter().any(|t| t.partition_responses.iter().any(|p| p.error_code != 0)) =>
+                {
+                    Err(())
+                }
+                _ => Ok(None),
+            }
         })));
     }
     let key = spec.key as i16;
