@@ -298,3 +298,17 @@ def test_auto_create_disabled(fresh_broker, topic_name):
     assert md.topics[topic_name].error is not None
     assert md.topics[topic_name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
     assert topic_name not in admin(b).list_topics(timeout=10).topics
+
+
+def test_validate_only_and_broker_configs(broker, topic_name):
+    a = admin(broker)
+    fs = a.create_topics([NewTopic(topic_name, num_partitions=2, replication_factor=1)], validate_only=True)
+    fs[topic_name].result(10)
+    assert topic_name not in a.list_topics(timeout=10).topics
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic(topic_name, 1, 1, config={"no.such.config": "1"})])[topic_name].result(10)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    configs = a.describe_configs([res])[res].result(10)
+    assert configs["num.partitions"].value == "3"
+    assert configs["auto.create.topics.enable"].value == "true"
