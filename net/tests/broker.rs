@@ -1,0 +1,200 @@
+//! The broker in-process on real shards, spoken to with kafka-protocol's client encoders over a
+//! plain socket: the newest versions (topic ids in Fetch v13+, flexible Produce and Metadata)
+//! that the Python clients in tests/interop do not use.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use engine::shard::{ShardSet, ShardSetConfig};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use net::{Broker, BrokerConfig};
+
+#[global_allocator]
+static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
+
+struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        Self { stream, correlation_id: 0 }
+    }
+
+    fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.correlation_id += 1;
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("broker-test")))
+            .encode(&mut buf, R::header_version(version))
+            .expect("header");
+        req.encode(&mut buf, version).expect("body");
+        let size = i32::try_from(buf.len() - 4).expect("size");
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).expect("send");
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("response size");
+        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
+        self.stream.read_exact(&mut body).expect("response body");
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version)).expect("response header");
+        assert_eq!(header.correlation_id, self.correlation_id);
+        let resp = R::Response::decode(&mut body, version).expect("response");
+        assert!(!body.has_remaining(), "trailing bytes in the response");
+        resp
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn start(dir: &std::path::Path) -> (ShardSet, SocketAddr) {
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = BrokerConfig {
+        listen: addr,
+        advertised_port: i32::from(port),
+        data_dir: dir.to_path_buf(),
+        ..BrokerConfig::default()
+    };
+    let shards = ShardSetConfig { shard_count: 2, pin: false, io_memory_bytes: 8 << 20, ..ShardSetConfig::new(dir) };
+    let broker = Broker::new(config, 2).expect("broker");
+    let set = ShardSet::start(shards, Some(broker.service())).expect("shards");
+    for _ in 0..200 {
+        if TcpStream::connect(addr).is_ok() {
+            return (set, addr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("broker did not listen");
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+#[test]
+fn newest_versions_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (set, addr) = start(dir.path());
+    let mut c = Client::connect(addr);
+
+    let versions = c.call(4, &ApiVersionsRequest::default());
+    assert_eq!(versions.error_code, 0);
+    let produce = versions.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).expect("produce");
+    assert_eq!(produce.min_version, 0, "Produce is advertised from v0 (librdkafka)");
+
+    let create = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("orders"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(create.topics[0].error_code, 0);
+    let topic_id = create.topics[0].topic_id;
+
+    let md = c.call(
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("orders")))])),
+    );
+    assert_eq!(md.topics[0].topic_id, topic_id);
+    assert_eq!(md.topics[0].partitions.len(), 2);
+    assert_eq!(md.brokers[0].port, i32::from(addr.port()));
+
+    let now = engine::now_ms();
+    let batch = engine::records::simple_batch(5, 10, now);
+    let parts = (0..2)
+        .map(|p| produce_request::PartitionProduceData::default().with_index(p).with_records(Some(batch.clone())))
+        .collect();
+    let produced = c.call(
+        11,
+        &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+            produce_request::TopicProduceData::default().with_name(name("orders")).with_partition_data(parts),
+        ]),
+    );
+    for p in &produced.responses[0].partition_responses {
+        assert_eq!((p.error_code, p.base_offset), (0, 0));
+    }
+
+    // Fetch v17: topics by id only.
+    let fetch = |c: &mut Client, offset: i64| {
+        c.call(
+            17,
+            &FetchRequest::default().with_max_wait_ms(100).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+                fetch_request::FetchTopic::default().with_topic_id(topic_id).with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(1)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+            ]),
+        )
+    };
+    let fetched = fetch(&mut c, 0);
+    let p = &fetched.responses[0].partitions[0];
+    assert_eq!(fetched.responses[0].topic_id, topic_id);
+    assert_eq!((p.error_code, p.high_watermark), (0, 5));
+    let records = p.records.clone().expect("records");
+    // Stored exactly as sent but for the base offset and partition leader epoch (not in the CRC).
+    assert_eq!(&records[16..], &batch[16..]);
+    assert_eq!(fetch(&mut c, 6).responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
+
+    let offsets = c.call(
+        9,
+        &ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(name("orders"))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1),
+                list_offsets_request::ListOffsetsPartition::default().with_partition_index(1).with_timestamp(now),
+                list_offsets_request::ListOffsetsPartition::default().with_partition_index(1).with_timestamp(-3),
+            ])]),
+    );
+    let o: Vec<i64> = offsets.topics[0].partitions.iter().map(|p| p.offset).collect();
+    assert_eq!(o, vec![5, 0, 0]);
+
+    let epochs = c.call(
+        4,
+        &OffsetForLeaderEpochRequest::default().with_topics(vec![
+            offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                .with_topic(name("orders"))
+                .with_partitions(vec![offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(0)
+                    .with_leader_epoch(0)]),
+        ]),
+    );
+    let e = &epochs.topics[0].partitions[0];
+    assert_eq!((e.error_code, e.leader_epoch, e.end_offset), (0, 0, 5));
+
+    let described = c.call(
+        0,
+        &DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![describe_topic_partitions_request::TopicRequest::default().with_name(name("orders"))])
+            .with_response_partition_limit(1),
+    );
+    assert_eq!(described.topics[0].partitions.len(), 1);
+    assert_eq!(described.next_cursor.as_ref().map(|c| c.partition_index), Some(1));
+
+    let deleted = c.call(
+        6,
+        &DeleteTopicsRequest::default()
+            .with_topics(vec![delete_topics_request::DeleteTopicState::default().with_topic_id(topic_id)]),
+    );
+    assert_eq!(deleted.responses[0].error_code, 0);
+    assert_eq!(fetch(&mut c, 0).responses[0].partitions[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    drop(c);
+    set.shutdown();
+}
