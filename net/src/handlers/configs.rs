@@ -357,3 +357,31 @@ pub fn incremental_alter(
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checked_by_type() {
+        assert!(validate("retention.ms", Some("1000")).is_ok());
+        assert!(validate("retention.ms", Some("soon")).is_err());
+        assert!(validate("max.message.bytes", Some("99999999999")).is_err(), "INT overflow");
+        assert!(validate("cleanup.policy", Some("compact,delete")).is_ok());
+        assert!(validate("cleanup.policy", Some("shred")).is_err());
+        assert!(validate("message.timestamp.type", Some("LogAppendTime")).is_ok());
+        assert!(validate("no.such.config", Some("1")).map_err(|e| e.0) == Err(code::INVALID_CONFIG));
+        assert!(validate("retention.ms", None).is_ok(), "deleting an override");
+    }
+
+    #[test]
+    fn defaults_follow_the_broker() {
+        let broker = BrokerConfig { retention_ms: 42, message_max_bytes: 7, ..BrokerConfig::default() };
+        let mut overrides = BTreeMap::new();
+        assert_eq!(effective_i64(&broker, &overrides, "retention.ms"), Some(42));
+        assert_eq!(effective_i64(&broker, &overrides, "max.message.bytes"), Some(7));
+        overrides.insert("retention.ms".to_string(), "5".to_string());
+        assert_eq!(effective_i64(&broker, &overrides, "retention.ms"), Some(5));
+        assert_eq!(effective(&broker, &overrides, "nope"), None);
+    }
+}
