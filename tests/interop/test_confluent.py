@@ -312,3 +312,20 @@ def test_validate_only_and_broker_configs(broker, topic_name):
     configs = a.describe_configs([res])[res].result(10)
     assert configs["num.partitions"].value == "3"
     assert configs["auto.create.topics.enable"].value == "true"
+
+
+def test_time_retention_deletes_old_segments(broker, topic_name):
+    create(broker, topic_name, 1, {"segment.bytes": "1048576", "retention.ms": "60000"})
+    # 3 MB of records an hour old, in 1 MiB segments: all but the active one are past retention.
+    produce(broker, topic_name, 3000, 1, base_ts=int(time.time() * 1000) - 3_600_000, value_bytes=1000)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    deadline = time.time() + 20
+    low, high = 0, 0
+    while time.time() < deadline:
+        low, high = c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=10)
+        if low > 0:
+            break
+        time.sleep(0.5)
+    c.close()
+    assert high == 3000
+    assert 0 < low < 3000, "retention should have deleted the old segments but not the active one"
