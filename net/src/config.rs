@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     pub request_bytes_in_flight_max: usize,
     /// `max.connections`: connections beyond this (over all shards) are closed on accept.
     pub connections_max: usize,
+    /// `connections.max.idle.ms`: a connection that sends no request for this long is closed.
+    pub connections_idle_ms_max: u64,
     /// Requests a connection may have in flight before the server stops reading from it.
     pub requests_in_flight_max: usize,
     /// Upper bound on a Fetch long poll, whatever the client asks.
@@ -61,6 +63,7 @@ impl Default for BrokerConfig {
             request_bytes_max: 100 * 1024 * 1024,
             request_bytes_in_flight_max: 512 * 1024 * 1024,
             connections_max: 10_000,
+            connections_idle_ms_max: 600_000,
             requests_in_flight_max: 16,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 * 1024 * 1024,

@@ -252,8 +252,12 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, rx) = glommio::channels::local_channel::new_bounded::<Pending>(ctx.config().requests_in_flight_max.max(1));
     let failed = Rc::new(RefCell::new(false));
+    // Wakes the reader when the writer gives up, so a client that never sends again does not
+    // keep the connection (and its slot under max.connections) alive.
+    let writer_gone = Rc::new(engine::sync::Notify::new());
     let writer_task = {
         let failed = failed.clone();
+        let writer_gone = writer_gone.clone();
         glommio::spawn_local(async move {
             while let Some(pending) = rx.recv().await {
                 let frame = match pending.await {
@@ -270,11 +274,14 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
                     break;
                 }
             }
+            writer_gone.notify_all();
             let _ = writer.close().await;
         })
     };
+    let idle = Duration::from_millis(ctx.config().connections_idle_ms_max);
     let request_bytes_max = ctx.config().request_bytes_max;
     loop {
+        let gone = writer_gone.listen();
         if *failed.borrow() {
             break;
         }
@@ -288,6 +295,10 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 .map_err(|e| FrameError::Io(std::io::Error::other(e.to_string())))?;
             Ok::<_, FrameError>((frame::read_body(&mut reader, size).await?, permit))
         };
+        let body = futures_lite::future::or(body, async {
+            futures_lite::future::or(gone, glommio::timer::sleep(idle)).await;
+            Err(FrameError::Closed)
+        });
         let (body, permit) = match body.await {
             Ok(b) => b,
             Err(FrameError::Closed) => break,

@@ -273,3 +273,13 @@ def test_acks_zero_error_closes_the_connection(broker, topic_name):
     s.sendall(frame(header(0, 3, 1) + body))
     assert_closed(s)
     healthy(broker)
+
+
+def test_idle_connections_are_closed(fresh_broker):
+    b = fresh_broker(args=["--override", "connections.max.idle.ms=500"])
+    s = connect(b)
+    api_versions_v0(s)
+    t0 = time.time()
+    assert_closed(s)
+    assert 0.4 < time.time() - t0 < 8
+    healthy(b)

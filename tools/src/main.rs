@@ -164,6 +164,7 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     parse(&props, "socket.request.max.bytes", &mut c.request_bytes_max)?;
     parse(&props, "max.connections", &mut c.connections_max)?;
     parse(&props, "queued.max.request.bytes", &mut c.request_bytes_in_flight_max)?;
+    parse(&props, "connections.max.idle.ms", &mut c.connections_idle_ms_max)?;
     parse(&props, "queued.max.requests.per.connection", &mut c.requests_in_flight_max)?;
     parse(&props, "fetch.max.bytes", &mut c.fetch_bytes_max)?;
     if let Some(id) = props.get("cluster.id") {
