@@ -21,12 +21,26 @@
 //! - [`errors`]: engine errors to Kafka error codes, in one place.
 //! - [`topics`]: the persisted topic registry.
 //! - [`config`]: broker settings and limits.
+//! - [`alloc`]: the process allocator that keeps hostile element counts from aborting it.
+//!
+//! Per-shard state beyond the engine's: fetch sessions (KIP-227, bounded LRU cache), the
+//! request-bytes budget, and the net inbox ([`server::NetRequest`]) for work that needs the
+//! owner's local log (long-poll wake-ups, max timestamp, leader epochs, sizes). Retention by
+//! time and size runs on every shard for the partitions it owns, driven by topic configs.
 //!
 //! ## Limits
 //!
-//! [`config::BrokerConfig`] names them all: `request_bytes_max` (frame size),
-//! `connections_max`, `requests_in_flight_max` per connection, `fetch_wait_ms_max`,
-//! `fetch_bytes_max`; plus [`server::NET_QUEUE_DEPTH`] and the engine's queue depths.
+//! [`config::BrokerConfig`] names them all: `request_bytes_max` (frame size, checked before
+//! allocation), `request_bytes_in_flight_max` (per shard), `connections_max`,
+//! `connections_idle_ms_max`, `requests_in_flight_max` per connection, `fetch_wait_ms_max`,
+//! `fetch_bytes_max`; plus [`server::NET_QUEUE_DEPTH`], the fetch session limits in
+//! [`handlers::fetch`], [`topics::PARTITIONS_PER_TOPIC_MAX`] and the engine's queue depths.
+//!
+//! ## Untrusted input
+//!
+//! A frame that cannot be decoded closes its connection (as Kafka does), except an ApiVersions
+//! request of an unknown version, answered in v0 format with UNSUPPORTED_VERSION. Decoders run
+//! under `catch_unwind`; errors in one request never affect another connection.
 
 pub mod alloc;
 pub mod api;
