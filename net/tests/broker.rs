@@ -188,6 +188,12 @@ fn newest_versions_round_trip() {
     assert_eq!(described.topics[0].partitions.len(), 1);
     assert_eq!(described.next_cursor.as_ref().map(|c| c.partition_index), Some(1));
 
+    let dirs = c.call(4, &DescribeLogDirsRequest::default().with_topics(None));
+    let r = &dirs.results[0];
+    assert!(r.total_bytes > 0 && r.usable_bytes > 0 && r.usable_bytes <= r.total_bytes);
+    let sizes: Vec<i64> = r.topics[0].partitions.iter().map(|p| p.partition_size).collect();
+    assert_eq!(sizes.len(), 2);
+
     let deleted = c.call(
         6,
         &DeleteTopicsRequest::default()

@@ -44,10 +44,29 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeLogDirsReque
         .filter(|t| !t.partitions.is_empty())
         .collect();
     let dir = std::fs::canonicalize(&ctx.config().data_dir).unwrap_or_else(|_| ctx.config().data_dir.clone());
+    let (total, usable) = disk_bytes(&dir).unwrap_or((-1, -1));
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(dir.display().to_string()))
         .with_topics(topics)
-        .with_total_bytes(-1)
-        .with_usable_bytes(-1);
+        .with_total_bytes(total)
+        .with_usable_bytes(usable);
     DescribeLogDirsResponse::default().with_results(vec![result])
+}
+
+/// The file system's total and available bytes (DescribeLogDirs v4), from statvfs.
+fn disk_bytes(dir: &std::path::Path) -> Option<(i64, i64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is a valid NUL-terminated string and `st` is writable for one statvfs.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    let frsize = i64::try_from(st.f_frsize).ok()?;
+    let blocks = i64::try_from(st.f_blocks).ok()?;
+    let avail = i64::try_from(st.f_bavail).ok()?;
+    Some((blocks.saturating_mul(frsize), avail.saturating_mul(frsize)))
 }
