@@ -283,3 +283,15 @@ def test_idle_connections_are_closed(fresh_broker):
     assert_closed(s)
     assert 0.4 < time.time() - t0 < 8
     healthy(b)
+
+
+def test_second_broker_on_the_same_port_refuses_to_start(broker, tmp_path):
+    import subprocess
+
+    from conftest import BIN
+
+    r = subprocess.run([BIN, "serve", "--listeners", broker.bootstrap, "--data-dir", str(tmp_path / "d")],
+                       capture_output=True, timeout=30)
+    assert r.returncode != 0
+    assert b"already answers" in r.stderr
+    healthy(broker)

@@ -184,6 +184,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     shard_config.log.segment_bytes =
         u64::try_from(config.segment_bytes).map_err(|_| "log.segment.bytes must be positive")?;
+    // Every shard binds with SO_REUSEPORT, which would let a second broker of the same user
+    // share the port silently and split the clients between two data directories.
+    if broker_answers(config.listen) {
+        return Err(format!("cannot listen on {}: a Kafka broker already answers there", config.listen));
+    }
     let broker = Broker::new(config.clone(), shard_config.shard_count).map_err(|e| format!("loading topics: {e}"))?;
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("installing signal handlers: {e}"))?;
@@ -204,6 +209,25 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     set.shutdown();
     eprintln!("stopped");
     Ok(())
+}
+
+/// Whether a Kafka broker answers an ApiVersions request at `addr`. A plain bind cannot tell
+/// (the previous run's connections in TIME_WAIT make it fail), nor can a bare connect: for a
+/// moment after a broker exits, its io_uring teardown keeps the listening sockets alive, and
+/// they complete handshakes without ever answering.
+fn broker_answers(addr: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let addr =
+        if addr.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else { return false };
+    // ApiVersions v0: size, api key 18, version 0, correlation id 1, null client id.
+    let request = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff];
+    if s.set_read_timeout(Some(Duration::from_secs(1))).is_err() || s.write_all(&request).is_err() {
+        return false;
+    }
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).is_ok()
 }
 
 /// Creates any partition the registry lists but the data directory lacks (a crash between
