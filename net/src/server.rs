@@ -60,6 +60,9 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub topics: Topics,
     connections: AtomicUsize,
+    /// Every shard's listening socket, so shutdown can stop accepting first.
+    listener_fds: Mutex<Vec<std::os::unix::io::RawFd>>,
+    stopping: std::sync::atomic::AtomicBool,
     net_inboxes: Vec<flume::Sender<NetRequest>>,
     net_receivers: Mutex<Vec<Option<flume::Receiver<NetRequest>>>>,
 }
@@ -73,9 +76,24 @@ impl Broker {
             config,
             topics,
             connections: AtomicUsize::new(0),
+            listener_fds: Mutex::new(Vec::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             net_inboxes: senders,
             net_receivers: Mutex::new(receivers),
         }))
+    }
+
+    /// Stops accepting connections on every shard (before `ShardSet::shutdown`). Shutting the
+    /// listening sockets down, rather than only dropping them, matters: an io_uring accept in
+    /// flight keeps a socket alive until the ring is torn down after the process exits, and a
+    /// broker restarted meanwhile would share the port with it (SO_REUSEPORT).
+    pub fn stop_listening(&self) {
+        self.stopping.store(true, Ordering::Release);
+        for fd in self.listener_fds.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            // SAFETY: `fd` is a listening socket the accept loop owns; it stays open until the
+            // shard stops, which comes after this call. shutdown() has no memory effects.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
     }
 
     /// The per-shard service to hand to `ShardSet::start`.
@@ -152,8 +170,11 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
         })
         .detach();
     }
-    let listener = match TcpListener::bind(broker.config.listen) {
-        Ok(l) => l,
+    let listener = match bind(broker.config.listen) {
+        Ok((l, fd)) => {
+            broker.listener_fds.lock().unwrap_or_else(|e| e.into_inner()).push(fd);
+            l
+        }
         Err(e) => {
             eprintln!("fatal: shard {id} cannot listen on {}: {e}", broker.config.listen);
             std::process::exit(1);
@@ -162,6 +183,7 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
     loop {
         let stream = match listener.accept().await {
             Ok(s) => s,
+            Err(_) if broker.stopping.load(Ordering::Acquire) => return,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 eprintln!("shard {id}: accept failed: {e}");
@@ -183,6 +205,22 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
         })
         .detach();
     }
+}
+
+/// Binds a listening socket as glommio's `TcpListener::bind` does (SO_REUSEPORT, so every
+/// shard binds the same address), keeping its descriptor.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<(TcpListener, std::os::unix::io::RawFd)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let fd = socket.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket whose ownership moves to the listener.
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    Ok((listener, fd))
 }
 
 async fn handle_net(ctx: &ShardCtx, req: NetRequest) {

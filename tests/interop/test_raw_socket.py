@@ -295,3 +295,13 @@ def test_second_broker_on_the_same_port_refuses_to_start(broker, tmp_path):
     assert r.returncode != 0
     assert b"already answers" in r.stderr
     healthy(broker)
+
+
+def test_clean_shutdown_stops_listening_at_once(fresh_broker):
+    b = fresh_broker()
+    healthy(b)
+    b.stop()
+    # No listening socket outlives the process (an io_uring accept in flight used to keep one
+    # alive for a moment, completing handshakes nobody would answer).
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", b.port), timeout=2).close()

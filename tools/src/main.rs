@@ -206,6 +206,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(sig) = signals.forever().next() {
         eprintln!("signal {sig}: shutting down");
     }
+    broker.stop_listening();
     set.shutdown();
     eprintln!("stopped");
     Ok(())
