@@ -11,9 +11,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -268,6 +271,7 @@ pub struct PartitionLog<S: Storage> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStats {
     pub appends: u64,
+    pub rolls: u64,
     pub syncs: u64,
     pub writes: u64,
     pub bytes_written: u64,
@@ -319,8 +323,10 @@ impl<S: Storage> PartitionLog<S> {
         let mut stop_at: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
             if let Some(n) = expected_next {
-                if base < n {
-                    // Overlap with the previous segment: treat as damage and stop here.
+                if base != n {
+                    // Overlap with the previous segment is damage; a gap means the previous one
+                    // lost an unsynced tail after this one was created (nothing acknowledged as
+                    // durable can be past it). Either way the log ends here: offsets stay dense.
                     stop_at = Some(i);
                     break;
                 }
@@ -505,10 +511,14 @@ impl<S: Storage> PartitionLog<S> {
         }
         // Roll if needed; a roll in progress makes everyone wait for it.
         loop {
-            let (rolling, need) = {
+            let (rolling, need, base) = {
                 let inner = self.inner.borrow();
                 inner.check()?;
-                (inner.rolling, self.needs_roll(&inner, size, batches.offset_span(), now_ms))
+                (
+                    inner.rolling,
+                    self.needs_roll(&inner, size, batches.offset_span(), now_ms),
+                    inner.active().base_offset,
+                )
             };
             if rolling {
                 let l = self.roll_done.listen();
@@ -520,7 +530,7 @@ impl<S: Storage> PartitionLog<S> {
             if !need {
                 break;
             }
-            self.roll(now_ms).await?;
+            self.roll(base, now_ms).await?;
         }
         let info = {
             let mut inner = self.inner.borrow_mut();
@@ -620,21 +630,27 @@ impl<S: Storage> PartitionLog<S> {
     /// Seals the active segment now (an empty one stays), e.g. for `segment.ms` checks by the
     /// owner or before deleting everything.
     pub async fn roll_now(&self, now_ms: i64) -> Result<(), LogError> {
-        self.roll(now_ms).await
+        let base = self.inner.borrow().active().base_offset;
+        self.roll(base, now_ms).await
     }
 
     /// Seals the active segment and starts a new one at the log end offset.
-    async fn roll(&self, now_ms: i64) -> Result<(), LogError> {
+    /// Rolls the active segment if it is still the one based at `base`: tasks that queued for
+    /// the lock behind a roll must not each roll again.
+    async fn roll(&self, base: i64, now_ms: i64) -> Result<(), LogError> {
         let _io = self.io.lock().await;
         let next = {
             let mut inner = self.inner.borrow_mut();
             inner.check()?;
-            if inner.active().size == 0 {
+            if inner.active().size == 0 || inner.active().base_offset != base {
                 return Ok(());
             }
             inner.rolling = true;
             inner.log_end_offset()
         };
+        let mut st = self.stats.get();
+        st.rolls += 1;
+        self.stats.set(st);
         let result = self.roll_locked(next, now_ms).await;
         self.inner.borrow_mut().rolling = false;
         self.roll_done.notify_all();
@@ -642,31 +658,13 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     async fn roll_locked(&self, next: i64, now_ms: i64) -> Result<(), LogError> {
-        let fresh = match Segment::create(
-            &self.storage,
-            &self.dir,
-            next,
-            self.config.index_interval_bytes,
-            self.config.write_chunk_bytes,
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(e) => return Err(self.poison("creating a segment", &e)),
-        };
-        let old_base = {
+        // First finish the old segment (write, trim, sync, indexes), and only then create the new
+        // one: a crash in between must not leave a later segment whose base offset is past the
+        // old segment's recovered end (a hole in the offsets). Appends wait (`rolling`) meanwhile.
+        let (pending, file, old_base) = {
             let mut inner = self.inner.borrow_mut();
-            let old_base = inner.active().base_offset;
-            inner.segments.insert(next, fresh);
-            old_base
-        };
-        // Finish the old segment: write, sync, indexes, directory entry.
-        let (pending, file) = {
-            let mut inner = self.inner.borrow_mut();
-            let Some(seg) = inner.segments.get_mut(&old_base) else {
-                unreachable!("old active segment vanished during roll")
-            };
-            (seg.take_writes(), seg.file.clone())
+            let seg = inner.active_mut();
+            (seg.take_writes(), seg.file.clone(), seg.base_offset)
         };
         let up_to = pending.up_to;
         if let Err(e) = self.write_all(&file, pending.writes).await {
@@ -680,7 +678,7 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = file.sync().await {
             return Err(self.poison("syncing a segment", &e));
         }
-        {
+        let (o, t) = {
             let mut inner = self.inner.borrow_mut();
             if let Some(seg) = inner.segments.get_mut(&old_base) {
                 seg.mark_written(up_to);
@@ -688,23 +686,31 @@ impl<S: Storage> PartitionLog<S> {
             inner.flushed_offset = inner.flushed_offset.max(next);
             inner.durable_offset = inner.durable_offset.max(next);
             inner.last_sync_ms = now_ms;
-        }
-        let index_result = {
-            let inner = self.inner.borrow();
-            // Encoding is synchronous; the writes below do not touch `inner`.
-            inner.segments.get(&old_base).map(|seg| (seg.index.encode_offsets(), seg.index.encode_times()))
+            let seg = inner.active();
+            (seg.index.encode_offsets(), seg.index.encode_times())
         };
-        if let Some((o, t)) = index_result {
-            let r1 = self.storage.write_small(&segment::index_path(&self.dir, old_base), &o).await;
-            let r2 = self.storage.write_small(&segment::time_index_path(&self.dir, old_base), &t).await;
-            if let Err(e) = r1.and(r2) {
-                return Err(self.poison("writing segment indexes", &e));
-            }
+        let r1 = self.storage.write_small(&segment::index_path(&self.dir, old_base), &o).await;
+        let r2 = self.storage.write_small(&segment::time_index_path(&self.dir, old_base), &t).await;
+        if let Err(e) = r1.and(r2) {
+            return Err(self.poison("writing segment indexes", &e));
         }
+        let fresh = match Segment::create(
+            &self.storage,
+            &self.dir,
+            next,
+            self.config.index_interval_bytes,
+            self.config.write_chunk_bytes,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => return Err(self.poison("creating a segment", &e)),
+        };
         if let Err(e) = self.storage.sync_dir(&self.dir).await {
             return Err(self.poison("syncing the log directory", &e));
         }
         let mut inner = self.inner.borrow_mut();
+        inner.segments.insert(next, fresh);
         let flushed = inner.flushed_offset;
         inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
         Ok(())
@@ -757,6 +763,7 @@ impl<S: Storage> PartitionLog<S> {
                 seg.mark_written(up_to);
             }
             inner.flushed_offset = inner.flushed_offset.max(target);
+            debug_assert!(target <= inner.log_end_offset());
             let flushed = inner.flushed_offset;
             inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
         }
@@ -796,6 +803,80 @@ impl<S: Storage> PartitionLog<S> {
         self.sync_to(leo).await
     }
 
+    /// Streams full chunks of the active segment to the device, keeping
+    /// `writes_in_flight_max` writes in flight and taking each new chunk as soon as appends fill
+    /// it, so the device never idles between batches of writes. Yields the I/O lock once nothing
+    /// is left, or when another task (a sync, a roll) waits for it.
+    async fn stream_sealed(&self) -> Result<(), LogError> {
+        let Some(_io) = self.io.lock_unless(|| false).await else { unreachable!() };
+        let (file, base) = {
+            let inner = self.inner.borrow();
+            inner.check()?;
+            let a = inner.active();
+            (a.file.clone(), a.base_offset)
+        };
+        let window = self.config.writes_in_flight_max.max(1);
+        let mut inflight: VecDeque<(Pin<Box<_>>, u64, bool)> = VecDeque::new();
+        let result: io::Result<()> = std::future::poll_fn(|cx| loop {
+            while inflight.len() < window && !self.io.has_waiters() {
+                let next = {
+                    let mut inner = self.inner.borrow_mut();
+                    inner.segments.get_mut(&base).and_then(Segment::take_sealed)
+                };
+                let Some((buf, pos)) = next else { break };
+                let end = pos + buf.as_bytes().len() as u64;
+                let mut st = self.stats.get();
+                st.writes += 1;
+                st.bytes_written += buf.as_bytes().len() as u64;
+                self.stats.set(st);
+                inflight.push_back((Box::pin(file.write_at(buf, pos)), end, false));
+            }
+            if inflight.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut progressed = false;
+            for (f, _, done) in inflight.iter_mut() {
+                if !*done {
+                    match f.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => {
+                            *done = true;
+                            progressed = true;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            let mut written_to = None;
+            while inflight.front().is_some_and(|(_, _, done)| *done) {
+                written_to = inflight.pop_front().map(|(_, end, _)| end);
+            }
+            if let Some(end) = written_to {
+                let mut inner = self.inner.borrow_mut();
+                let flushed = inner.segments.get_mut(&base).and_then(|s| s.mark_written(end));
+                if let Some(f) = flushed {
+                    inner.flushed_offset = inner.flushed_offset.max(f);
+                    let fo = inner.flushed_offset;
+                    inner.cache.evict(self.config.tail_cache_bytes_max, fo);
+                }
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            return Err(self.poison("writing a segment", &e));
+        }
+        Ok(())
+    }
+
+    /// One pass of write-behind: writes the full chunks buffered so far (tests and tools; the
+    /// owner normally runs [`run_write_behind`](Self::run_write_behind)).
+    pub async fn write_behind_once(&self) -> Result<(), LogError> {
+        self.stream_sealed().await
+    }
+
     /// The write-behind task: the owner spawns it once per log. It writes buffered data when
     /// `write_behind_bytes` accumulate, so appends overlap with device writes, and ends when the
     /// log closes or is poisoned.
@@ -810,11 +891,14 @@ impl<S: Storage> PartitionLog<S> {
                 return;
             }
             if unwritten >= self.config.write_behind_bytes && !self.io.is_locked() {
-                let now = self.inner.borrow().last_sync_ms;
-                if self.flush(false, None, now).await.is_err() {
+                let before = self.stats.get().writes;
+                if self.stream_sealed().await.is_err() {
                     return;
                 }
-                continue;
+                if self.stats.get().writes != before {
+                    continue;
+                }
+                // Only a partial chunk is buffered: it waits for more data, a sync or the tick.
             }
             listen.await;
         }
@@ -1129,7 +1213,8 @@ impl<S: Storage> PartitionLog<S> {
             a.size > 0 && a.next_offset <= offset
         };
         if roll {
-            self.roll(now_ms).await?;
+            let base = self.inner.borrow().active().base_offset;
+            self.roll(base, now_ms).await?;
         }
         let _io = self.io.lock().await;
         let doomed: Vec<i64> = {

@@ -68,7 +68,10 @@ pub struct Segment<F: SegmentFile> {
     chunk_bytes: usize,
     chunk: Option<F::Buf>,
     chunk_pos: u64,
-    sealed: Vec<(F::Buf, u64)>,
+    sealed: std::collections::VecDeque<(F::Buf, u64)>,
+    /// End position and next offset of each batch not yet wholly on the device, oldest first:
+    /// turns "bytes written up to P" into "offsets on the device up to O".
+    unwritten_batches: std::collections::VecDeque<(u64, i64)>,
 }
 
 /// Writes taken from a segment, to be issued in order and then recorded with `mark_written`.
@@ -88,7 +91,7 @@ impl<F: SegmentFile> Segment<F> {
         chunk_bytes: usize,
     ) -> io::Result<Self> {
         let file = storage.open(&data_path(dir, base_offset)).await?;
-        file.truncate(0).await?;
+        // (fresh file)
         Ok(Self::from_parts(file, base_offset, index_interval_bytes, chunk_bytes))
     }
 
@@ -108,7 +111,8 @@ impl<F: SegmentFile> Segment<F> {
             chunk_bytes,
             chunk: None,
             chunk_pos: 0,
-            sealed: Vec::new(),
+            sealed: std::collections::VecDeque::new(),
+            unwritten_batches: std::collections::VecDeque::new(),
         }
     }
 
@@ -259,6 +263,7 @@ impl<F: SegmentFile> Segment<F> {
     /// rewrites it whole.
     async fn load_partial_block(&mut self) -> io::Result<()> {
         self.sealed.clear();
+        self.unwritten_batches.clear();
         self.chunk = None;
         self.chunk_pos = align_down(self.size);
         let partial = (self.size - self.chunk_pos) as usize;
@@ -282,6 +287,7 @@ impl<F: SegmentFile> Segment<F> {
         for b in batches {
             let abs = ScannedBatch { position: start + b.position, ..*b };
             self.note_batch(&abs);
+            self.unwritten_batches.push_back((abs.position + abs.size, abs.last_offset + 1));
         }
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -293,7 +299,7 @@ impl<F: SegmentFile> Segment<F> {
             rest = &rest[n..];
             if used + n == self.chunk_bytes {
                 if let Some(full) = self.chunk.take() {
-                    self.sealed.push((full, self.chunk_pos));
+                    self.sealed.push_back((full, self.chunk_pos));
                 }
                 self.chunk_pos += self.chunk_bytes as u64;
             }
@@ -311,7 +317,7 @@ impl<F: SegmentFile> Segment<F> {
     /// Takes everything not yet on the device as aligned writes. The partial last block is
     /// written padded with zeros and stays in a new chunk for the next write.
     pub fn take_writes(&mut self) -> PendingWrites<F::Buf> {
-        let mut writes = std::mem::take(&mut self.sealed);
+        let mut writes: Vec<_> = std::mem::take(&mut self.sealed).into_iter().collect();
         let used = (self.size - self.chunk_pos) as usize;
         if used > 0 && self.size > self.written {
             if let Some(mut chunk) = self.chunk.take() {
@@ -332,8 +338,28 @@ impl<F: SegmentFile> Segment<F> {
         PendingWrites { writes, up_to: self.size }
     }
 
-    pub fn mark_written(&mut self, up_to: u64) {
+    /// Records that the bytes before `up_to` are on the device; returns the offset below which
+    /// every batch of this segment now is, if that moved.
+    pub fn mark_written(&mut self, up_to: u64) -> Option<i64> {
         self.written = self.written.max(up_to);
+        let mut flushed = None;
+        while let Some(&(end, next)) = self.unwritten_batches.front() {
+            if end > self.written {
+                break;
+            }
+            flushed = Some(next);
+            self.unwritten_batches.pop_front();
+        }
+        flushed
+    }
+
+    /// The oldest full chunk waiting to be written, with its position. Full chunks never overlap
+    /// each other or a partial-block write still to come, so they can be in flight together.
+    pub fn take_sealed(&mut self) -> Option<(F::Buf, u64)> {
+        self.sealed.pop_front()
+    }
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
     }
 
     /// Writes the indexes to their files (segment sealed, or clean shutdown).

@@ -51,55 +51,160 @@ impl Future for Listen<'_> {
     }
 }
 
-/// An async mutex for one core, guarding I/O sequences (flush, roll, truncate) that must not
-/// interleave. Fairness is not needed: holders are short and few.
+/// A fair (first come, first served) async mutex for one core, guarding I/O sequences (flush,
+/// roll, truncate, close) that must not interleave.
+///
+/// Fairness matters: with a barging lock, the task that just synced took the lock straight back
+/// and tasks waiting to roll a segment starved behind a stream of syncs. On release the lock is
+/// handed to the oldest waiter; every other waiter is woken too, so those waiting "unless done"
+/// can leave as soon as their condition holds.
 #[derive(Default)]
 pub struct LocalMutex {
-    locked: Cell<bool>,
-    released: Notify,
+    state: RefCell<MutexState>,
+}
+
+#[derive(Default)]
+struct MutexState {
+    locked: bool,
+    next_id: u64,
+    /// Waiters in arrival order, with the waker of their last poll.
+    queue: std::collections::VecDeque<(u64, Option<Waker>)>,
+    /// The waiter the lock was handed to, until it notices.
+    handed_to: Option<u64>,
 }
 
 pub struct LocalMutexGuard<'a> {
     mutex: &'a LocalMutex,
 }
 
-impl LocalMutex {
-    pub async fn lock(&self) -> LocalMutexGuard<'_> {
-        loop {
-            let listen = self.released.listen();
-            if !self.locked.get() {
-                self.locked.set(true);
-                return LocalMutexGuard { mutex: self };
+/// A queued waiter; leaves the queue (or passes the lock on) if dropped while waiting.
+struct Waiter<'a> {
+    mutex: &'a LocalMutex,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let handed = {
+            let mut st = self.mutex.state.borrow_mut();
+            st.queue.retain(|(id, _)| *id != self.id);
+            if st.handed_to == Some(self.id) {
+                st.handed_to = None;
+                true
+            } else {
+                false
             }
-            listen.await;
+        };
+        if handed {
+            self.mutex.release();
         }
     }
-    /// Waits for the lock unless `done()` becomes true first (checked at every wake-up, without
-    /// the lock). Group commit needs this: a waiter whose data a sync already covered must
-    /// leave at once, not queue for the lock behind a task that barges back in.
-    pub async fn lock_unless(&self, mut done: impl FnMut() -> bool) -> Option<LocalMutexGuard<'_>> {
-        loop {
-            let listen = self.released.listen();
-            if done() {
-                return None;
-            }
-            if !self.locked.get() {
-                self.locked.set(true);
-                return Some(LocalMutexGuard { mutex: self });
-            }
-            listen.await;
+}
+
+impl LocalMutex {
+    pub async fn lock(&self) -> LocalMutexGuard<'_> {
+        match self.lock_unless(|| false).await {
+            Some(g) => g,
+            None => unreachable!("lock_unless(false) always locks"),
         }
     }
 
+    /// Waits for the lock unless `done()` becomes true first (checked at every wake-up, without
+    /// the lock). Group commit needs this: a waiter whose data a sync already covered leaves at
+    /// once instead of taking its turn with the lock.
+    pub async fn lock_unless(&self, mut done: impl FnMut() -> bool) -> Option<LocalMutexGuard<'_>> {
+        let id = {
+            let mut st = self.state.borrow_mut();
+            if !st.locked && st.queue.is_empty() {
+                drop(st);
+                if done() {
+                    return None;
+                }
+                self.state.borrow_mut().locked = true;
+                return Some(LocalMutexGuard { mutex: self });
+            }
+            let id = st.next_id;
+            st.next_id += 1;
+            st.queue.push_back((id, None));
+            id
+        };
+        let mut waiter = Waiter { mutex: self, id, finished: false };
+        let acquired = std::future::poll_fn(|cx| {
+            if done() {
+                let handed = {
+                    let mut st = self.state.borrow_mut();
+                    st.queue.retain(|(w, _)| *w != id);
+                    let handed = st.handed_to == Some(id);
+                    if handed {
+                        st.handed_to = None;
+                    }
+                    handed
+                };
+                if handed {
+                    // Not needed any more: pass it on.
+                    self.release();
+                }
+                return Poll::Ready(false);
+            }
+            let mut st = self.state.borrow_mut();
+            if st.handed_to == Some(id) {
+                st.handed_to = None;
+                return Poll::Ready(true);
+            }
+            if let Some(entry) = st.queue.iter_mut().find(|(w, _)| *w == id) {
+                entry.1 = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+        waiter.finished = true;
+        drop(waiter);
+        // Not `then_some`: that would build (and drop, releasing!) a guard we do not own.
+        if acquired {
+            Some(LocalMutexGuard { mutex: self })
+        } else {
+            None
+        }
+    }
+
+    /// Hands the lock to the oldest waiter (waking all, so conditional waiters can re-check), or
+    /// unlocks it.
+    fn release(&self) {
+        let wakers: Vec<Waker> = {
+            let mut st = self.state.borrow_mut();
+            match st.queue.pop_front() {
+                Some((id, w)) => {
+                    st.handed_to = Some(id);
+                    w.into_iter().chain(st.queue.iter().filter_map(|(_, w)| w.clone())).collect()
+                }
+                None => {
+                    st.locked = false;
+                    Vec::new()
+                }
+            }
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Whether some task is waiting for the lock (a long holder should let it in).
+    pub fn has_waiters(&self) -> bool {
+        !self.state.borrow().queue.is_empty()
+    }
+
     pub fn is_locked(&self) -> bool {
-        self.locked.get()
+        self.state.borrow().locked
     }
 }
 
 impl Drop for LocalMutexGuard<'_> {
     fn drop(&mut self) {
-        self.mutex.locked.set(false);
-        self.mutex.released.notify_all();
+        self.mutex.release();
     }
 }
 
@@ -191,6 +296,94 @@ mod tests {
         let l = n.listen();
         n.notify_all();
         futures_lite::future::block_on(l);
+    }
+
+    #[test]
+    fn mutex_hands_off_in_arrival_order_and_survives_cancelled_waiters() {
+        use std::cell::RefCell;
+        let m = LocalMutex::default();
+        let order = RefCell::new(Vec::new());
+        futures_lite::future::block_on(async {
+            let g = m.lock().await;
+            let mut first = Box::pin(async {
+                let _g = m.lock().await;
+                order.borrow_mut().push(1);
+            });
+            let mut cancelled = Box::pin(m.lock());
+            let mut second = Box::pin(async {
+                let _g = m.lock().await;
+                order.borrow_mut().push(2);
+            });
+            // Queue all three.
+            let noop = futures_lite::future::poll_once(&mut first).await;
+            assert!(noop.is_none());
+            assert!(futures_lite::future::poll_once(&mut cancelled).await.is_none());
+            assert!(futures_lite::future::poll_once(&mut second).await.is_none());
+            assert!(m.has_waiters());
+            drop(cancelled);
+            drop(g);
+            // A new arrival does not barge ahead of the queue.
+            let mut late = Box::pin(async {
+                let _g = m.lock().await;
+                order.borrow_mut().push(3);
+            });
+            assert!(futures_lite::future::poll_once(&mut late).await.is_none());
+            futures_lite::future::zip(futures_lite::future::zip(second, first), late).await;
+        });
+        assert_eq!(*order.borrow(), vec![1, 2, 3]);
+        assert!(!m.is_locked());
+    }
+
+    #[test]
+    fn lock_unless_leaves_when_done() {
+        use std::cell::Cell;
+        let m = LocalMutex::default();
+        let done = Cell::new(false);
+        futures_lite::future::block_on(async {
+            let g = m.lock().await;
+            let mut w = Box::pin(m.lock_unless(|| done.get()));
+            assert!(futures_lite::future::poll_once(&mut w).await.is_none());
+            done.set(true);
+            drop(g);
+            assert!(w.await.is_none(), "left without the lock");
+            assert!(!m.is_locked());
+        });
+    }
+
+    #[test]
+    fn mutex_never_has_two_holders_under_contention() {
+        use std::cell::Cell;
+        let m = LocalMutex::default();
+        let inside = Cell::new(0u32);
+        let progress = Cell::new(0u64);
+        futures_lite::future::block_on(async {
+            let tasks: Vec<_> = (0..8u64)
+                .map(|t| {
+                    let (m, inside, progress) = (&m, &inside, &progress);
+                    async move {
+                        for i in 0..50u64 {
+                            let want = progress.get() + (t + i) % 3;
+                            let g = if (t + i) % 2 == 0 {
+                                Some(m.lock().await)
+                            } else {
+                                m.lock_unless(|| progress.get() >= want).await
+                            };
+                            if let Some(g) = g {
+                                inside.set(inside.get() + 1);
+                                assert_eq!(inside.get(), 1, "two holders at once");
+                                yield_now().await;
+                                progress.set(progress.get() + 1);
+                                inside.set(inside.get() - 1);
+                                drop(g);
+                            }
+                            yield_now().await;
+                        }
+                    }
+                })
+                .collect();
+            join_all(tasks).await;
+        });
+        assert!(!m.is_locked());
     }
 
     #[test]

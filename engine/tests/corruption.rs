@@ -220,3 +220,29 @@ fn corruption_inside_a_sealed_segment_is_never_served() {
     let err = read.expect_err("the corrupt batch must not be served");
     assert!(err.contains("corrupt"), "{err}");
 }
+
+#[test]
+fn a_torn_middle_segment_ends_the_log_there() {
+    let fx = Fixture::new("middle", BATCHES);
+    let segs = fx.segments();
+    assert!(segs.len() >= 4);
+    modify(&segs[1], |f, len| f.set_len(len - 100).expect("truncate"));
+    let (report, leo, read) = fx.reopen();
+    assert!(!report.deleted_segments.is_empty(), "later segments cannot follow a hole");
+    let bases = read.expect("readable");
+    assert_eq!(leo, bases.last().map_or(0, |b| b + 3));
+    assert!(leo < BATCHES as i64 * 3);
+    assert_eq!(fx.segments().len(), 2);
+}
+
+#[test]
+fn a_missing_middle_segment_ends_the_log_before_the_gap() {
+    let fx = Fixture::new("gap", BATCHES);
+    let segs = fx.segments();
+    std::fs::remove_file(&segs[2]).expect("remove");
+    let (report, leo, read) = fx.reopen();
+    assert_eq!(report.deleted_segments.len(), segs.len() - 3);
+    let bases = read.expect("readable");
+    assert_eq!(leo, bases.last().map_or(0, |b| b + 3), "dense up to the gap");
+    assert_eq!(fx.segments().len(), 2);
+}

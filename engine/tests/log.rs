@@ -283,6 +283,23 @@ fn group_commit_shares_syncs_between_concurrent_appends() {
         offsets.sort_unstable();
         assert_eq!(offsets, (0..20).collect::<Vec<_>>());
         assert_eq!(log.durable_offset(), 20);
+        let st = log.stats();
+        assert!(st.syncs <= 3, "20 concurrent appends should share a few syncs: {st:?}");
+        // Again, in waves: every task appends several times.
+        let futs: Vec<_> = (0..16u32)
+            .map(|t| {
+                let log = log.clone();
+                async move {
+                    for i in 0..10u32 {
+                        log.append(batch(t * 100 + i, 1, 1), 0, 2_000).await.expect("append");
+                    }
+                }
+            })
+            .collect();
+        engine::sync::join_all(futs).await;
+        assert_eq!(log.durable_offset(), 180);
+        let st2 = log.stats();
+        assert!(st2.syncs - st.syncs <= 40, "160 appends from 16 tasks: {st2:?}");
     });
 }
 

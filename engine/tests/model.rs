@@ -23,6 +23,7 @@ enum Op {
     DeleteBefore { at: u16 },
     Restart,
     Crash { torn_percent: u8 },
+    WriteBehind,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u16>().prop_map(|at| Op::Truncate { at }),
         1 => any::<u16>().prop_map(|at| Op::DeleteBefore { at }),
         1 => Just(Op::Restart),
+        2 => Just(Op::WriteBehind),
         1 => (0u8..=100).prop_map(|torn_percent| Op::Crash { torn_percent }),
     ]
 }
@@ -124,6 +126,7 @@ fn run(ops: Vec<Op>, durability: Durability) {
                 }
             }
             Op::Roll => block_on(log.roll_now(0)).expect("roll"),
+            Op::WriteBehind => block_on(log.write_behind_once()).expect("write behind"),
             Op::Truncate { at } => {
                 let offset = i64::from(at) % (m.end + 1);
                 block_on(log.truncate_to(offset, 0)).expect("truncate");
