@@ -320,3 +320,36 @@ fn many_batches_in_one_append_and_multi_batch_reads() {
         assert_eq!(views.iter().map(|v| v.base_offset()).collect::<Vec<_>>(), vec![0, 2, 4]);
     });
 }
+
+#[test]
+fn interval_durability_syncs_on_tick_once_due() {
+    let storage = MemStorage::new();
+    let cfg = LogConfig { durability: Durability::IntervalMs(100), ..small_config() };
+    let log = open(&storage, cfg);
+    block_on(async {
+        log.append(batch(1, 2, 1), 0, 2_000).await.expect("append");
+        assert_eq!(log.durable_offset(), 0, "interval durability acknowledges before syncing");
+        // `open` happened at 1_000 ms: 50 ms after the last sync nothing is due yet.
+        log.tick(1_050).await.expect("tick");
+        assert_eq!(log.durable_offset(), 0);
+        log.tick(1_100).await.expect("tick");
+        assert_eq!(log.durable_offset(), 2);
+        let syncs = log.stats().syncs;
+        log.tick(5_000).await.expect("tick");
+        assert_eq!(log.stats().syncs, syncs, "nothing new, no sync");
+    });
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let storage = MemStorage::new();
+    let cfg = LogConfig { segment_ms: 1_000, segment_bytes: 1 << 20, ..small_config() };
+    let log = open(&storage, cfg);
+    block_on(async {
+        log.append(batch(1, 1, 1), 0, 10_000).await.expect("append");
+        log.append(batch(2, 1, 1), 0, 10_999).await.expect("append");
+        assert_eq!(log.segment_count(), 1);
+        log.append(batch(3, 1, 1), 0, 11_000).await.expect("append");
+        assert_eq!(log.segment_bases(), vec![0, 2], "a segment older than segment.ms rolls");
+    });
+}
