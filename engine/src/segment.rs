@@ -91,7 +91,8 @@ impl<F: SegmentFile> Segment<F> {
         chunk_bytes: usize,
     ) -> io::Result<Self> {
         let file = storage.open(&data_path(dir, base_offset)).await?;
-        // (fresh file)
+        // A file of that name can only be a leftover of a removed segment: start empty.
+        file.truncate(0).await?;
         Ok(Self::from_parts(file, base_offset, index_interval_bytes, chunk_bytes))
     }
 
@@ -502,10 +503,11 @@ struct Scan {
 }
 
 async fn tail_is_zero_padding<F: SegmentFile>(seg: &Segment<F>, end: u64, file_size: u64) -> bool {
-    // Direct writes pad the last block with zeros; anything else past the end is damage.
+    // Direct writes pad the last block with zeros and preallocation extends the file with
+    // zeros; anything else past the end is damage (a torn or corrupt batch).
     let len = (file_size - end).min(ALIGN as u64 * 2) as usize;
     match seg.file.read_at(end, len).await {
-        Ok(b) => b.iter().all(|&x| x == 0) && file_size <= align_up(end),
+        Ok(b) => b.iter().all(|&x| x == 0),
         Err(_) => false,
     }
 }
