@@ -47,6 +47,7 @@ pub mod api;
 pub mod config;
 pub mod errors;
 pub mod frame;
+pub mod group;
 pub mod handlers;
 pub mod server;
 pub mod topics;

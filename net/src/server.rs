@@ -46,6 +46,8 @@ pub enum NetRequest {
     LogSizes {
         reply: flume::Sender<Vec<(TopicPartition, u64)>>,
     },
+    /// A group request for a group this shard coordinates.
+    Group(Box<crate::handlers::groups::GroupCall>),
 }
 
 /// Messages a shard's net inbox holds before senders wait.
@@ -116,6 +118,8 @@ pub struct ShardCtx {
     /// Request bytes this shard may hold (`request_bytes_in_flight_max`).
     request_bytes: Rc<glommio::sync::Semaphore>,
     pub fetch_sessions: crate::handlers::fetch::FetchSessions,
+    /// The groups this shard coordinates (see [`crate::group`]).
+    pub groups: crate::group::SharedCoordinator,
 }
 
 impl ShardCtx {
@@ -147,8 +151,15 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
     // A single request of the largest allowed size must always fit.
     let budget = broker.config.request_bytes_in_flight_max.max(broker.config.request_bytes_max);
     let request_bytes = Rc::new(glommio::sync::Semaphore::new(u64::try_from(budget).unwrap_or(u64::MAX)));
-    let ctx =
-        Rc::new(ShardCtx { broker: broker.clone(), shard, handle, request_bytes, fetch_sessions: Default::default() });
+    let groups = crate::group::install(id);
+    let ctx = Rc::new(ShardCtx {
+        broker: broker.clone(),
+        shard,
+        handle,
+        request_bytes,
+        fetch_sessions: Default::default(),
+        groups,
+    });
     let inbox = broker.net_receivers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id).and_then(Option::take);
     if let Some(inbox) = inbox {
         let ctx = ctx.clone();
@@ -279,6 +290,10 @@ async fn handle_net(ctx: &ShardCtx, req: NetRequest) {
                 .filter_map(|tp| ctx.shard.log(&tp).map(|l| (tp, l.size_bytes())))
                 .collect();
             let _ = reply.send(out);
+        }
+        NetRequest::Group(call) => {
+            let groups = ctx.groups.clone();
+            crate::handlers::groups::serve(ctx, &groups, call).await;
         }
     }
 }

@@ -1,33 +1,56 @@
-//! FindCoordinator: consumer groups and transactions come with a later issue, so every key
-//! gets COORDINATOR_NOT_AVAILABLE (retriable: clients back off and retry).
+//! FindCoordinator: on a single node this broker coordinates every group (key type 0). Inside
+//! the broker the group's coordinator is one shard (see [`crate::group::coordinator_partition`]);
+//! transactions (key type 1) come with a later issue and get COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::errors::code;
+use crate::server::ShardCtx;
 
-pub fn handle(version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let msg = Some(StrBytes::from_static_str("coordinators are not available on this broker yet"));
+const KEY_TYPE_GROUP: i8 = 0;
+
+/// (error code, message) for one key.
+fn lookup(key_type: i8, key: &str) -> (i16, Option<StrBytes>) {
+    if key_type != KEY_TYPE_GROUP {
+        return (
+            code::COORDINATOR_NOT_AVAILABLE,
+            Some(StrBytes::from_static_str("transaction coordinators are not available on this broker yet")),
+        );
+    }
+    if key.is_empty() {
+        return (crate::group::gcode::INVALID_GROUP_ID, Some(StrBytes::from_static_str("empty group id")));
+    }
+    (code::NONE, None)
+}
+
+pub fn handle(ctx: &ShardCtx, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let node = BrokerId(ctx.config().node_id);
+    let host = StrBytes::from_string(ctx.config().advertised_host.clone());
+    let port = ctx.config().advertised_port;
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id((-1).into())
-                    .with_port(-1)
-                    .with_error_code(code::COORDINATOR_NOT_AVAILABLE)
-                    .with_error_message(msg.clone())
+                let (error, msg) = lookup(req.key_type, key.as_str());
+                let c = Coordinator::default().with_key(key).with_error_code(error).with_error_message(msg);
+                if error == code::NONE {
+                    c.with_node_id(node).with_host(host.clone()).with_port(port)
+                } else {
+                    c.with_node_id((-1).into()).with_port(-1)
+                }
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        FindCoordinatorResponse::default()
-            .with_error_code(code::COORDINATOR_NOT_AVAILABLE)
-            .with_error_message(msg)
-            .with_node_id((-1).into())
-            .with_port(-1)
+        let (error, msg) = lookup(req.key_type, req.key.as_str());
+        let r = FindCoordinatorResponse::default().with_error_code(error).with_error_message(msg);
+        if error == code::NONE {
+            r.with_node_id(node).with_host(host).with_port(port)
+        } else {
+            r.with_node_id((-1).into()).with_port(-1)
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -148,7 +149,20 @@ async fn dispatch(ctx: &Rc<ShardCtx>, header: &RequestHeader, request: RequestKi
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, v, r).await),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, v, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, v, r).await),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(v, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, v, r)),
+        r @ (RequestKind::JoinGroup(_)
+        | RequestKind::SyncGroup(_)
+        | RequestKind::Heartbeat(_)
+        | RequestKind::LeaveGroup(_)
+        | RequestKind::OffsetCommit(_)
+        | RequestKind::OffsetFetch(_)
+        | RequestKind::OffsetDelete(_)
+        | RequestKind::DescribeGroups(_)
+        | RequestKind::DeleteGroups(_)
+        | RequestKind::ListGroups(_)) => {
+            let client_id = header.client_id.as_deref().unwrap_or("").to_owned();
+            return groups::route(ctx, v, &client_id, r).await;
+        }
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(v, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, v, r)),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, v, r)),

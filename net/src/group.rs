@@ -1,0 +1,863 @@
+//! The classic group coordinator: one state machine per shard for the groups whose
+//! `__consumer_offsets` partition that shard owns (see [`coordinator_partition`]).
+//!
+//! Lives on: one core. Every group request reaches the coordinator shard as one
+//! [`crate::server::NetRequest::Group`] message; JoinGroup and SyncGroup answers wait on local
+//! channels until the rebalance they belong to completes.
+//!
+//! States follow Kafka's `GroupMetadata`: Empty → PreparingRebalance → CompletingRebalance →
+//! Stable. A rebalance completes as soon as every known member has rejoined, or when the
+//! largest rebalance timeout of the members runs out; there is no initial delay, so the first
+//! member of an empty group joins at once (issue 4: "no needless initial delay").
+//!
+//! Committed offsets and groups are held in memory on the coordinator shard.
+//! Limits: [`GROUPS_PER_SHARD_MAX`], [`MEMBERS_PER_GROUP_MAX`], [`OFFSET_METADATA_BYTES_MAX`].
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::errors::code;
+
+/// The internal topic holding committed offsets; its partition count decides coordinators.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's default `offsets.topic.num.partitions`.
+pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
+/// Groups one shard coordinates before new groups are refused.
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
+/// Members (including pending ones) per group (Kafka's `group.max.size` default is unbounded;
+/// a bound keeps a misbehaving client from growing a group without limit).
+pub const MEMBERS_PER_GROUP_MAX: usize = 1000;
+/// Kafka's `offset.metadata.max.bytes` default.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms` are 6 s and
+/// 30 min; the lower bound is relaxed so tests can expire members quickly.
+pub const SESSION_TIMEOUT_MS_MIN: i32 = 1000;
+pub const SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
+/// How often expired sessions are looked for.
+pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Kafka error codes only groups use.
+pub mod gcode {
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+}
+use gcode::*;
+
+/// Java's `String.hashCode` over UTF-16 code units, as Kafka hashes group ids.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of a group: Kafka's `Utils.abs(hashCode) % partitions`
+/// (`Utils.abs` maps `i32::MIN` to 0).
+pub fn coordinator_partition(group_id: &str) -> i32 {
+    let h = java_string_hash(group_id);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % OFFSETS_TOPIC_PARTITIONS
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// One committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    /// (protocol name, metadata), in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    deadline: Instant,
+    join_reply: Option<flume::Sender<JoinGroupResponse>>,
+    sync_reply: Option<flume::Sender<SyncGroupResponse>>,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.deadline = now + Duration::from_millis(u64::try_from(self.session_timeout_ms).unwrap_or(0));
+    }
+}
+
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with the time they expire.
+    pending: HashMap<String, Instant>,
+    /// group.instance.id → member id.
+    statics: HashMap<String, String>,
+    pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Tags the rebalance a timer belongs to, so a stale timer does nothing.
+    rebalance_id: u64,
+}
+
+impl Group {
+    fn new(id: String) -> Self {
+        Self {
+            id,
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: HashMap::new(),
+            statics: HashMap::new(),
+            offsets: BTreeMap::new(),
+            rebalance_id: 0,
+        }
+    }
+
+    fn all_rejoined(&self) -> bool {
+        self.pending.is_empty() && self.members.values().all(|m| m.join_reply.is_some())
+    }
+
+    fn rebalance_timeout(&self) -> Duration {
+        let ms = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+
+    /// The protocol every member supports that most members prefer (Kafka's vote).
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == *n)))
+            .collect();
+        let mut votes: Vec<(usize, &String)> = candidates.iter().map(|c| (0usize, *c)).collect();
+        for m in self.members.values() {
+            if let Some((n, _)) = m.protocols.iter().find(|(p, _)| candidates.contains(&p)) {
+                if let Some(v) = votes.iter_mut().find(|(_, c)| *c == n) {
+                    v.0 += 1;
+                }
+            }
+        }
+        // Ties go to the first candidate in the first member's order.
+        let best = votes.iter().map(|(v, _)| *v).max()?;
+        votes.into_iter().find(|(v, _)| *v == best).map(|(_, c)| c.clone())
+    }
+
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        protocols.iter().any(|(n, _)| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == n)))
+    }
+}
+
+/// What a join asks for, extracted from the request.
+pub struct JoinArgs {
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// The groups one shard coordinates.
+///
+/// Lives on: one core, behind `Rc<RefCell<_>>`; no borrow is held across an await.
+pub struct Coordinator {
+    pub groups: HashMap<String, Group>,
+    shard_id: usize,
+    member_seq: u64,
+}
+
+pub type SharedCoordinator = Rc<RefCell<Coordinator>>;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+fn join_error(member_id: &str, code: i16) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(code)
+        .with_generation_id(-1)
+        .with_member_id(s(member_id))
+        .with_protocol_name(Some(StrBytes::default()))
+}
+
+fn sync_error(code: i16) -> SyncGroupResponse {
+    SyncGroupResponse::default().with_error_code(code)
+}
+
+impl Coordinator {
+    pub fn new(shard_id: usize) -> Self {
+        Self { groups: HashMap::new(), shard_id, member_seq: 0 }
+    }
+
+    fn new_member_id(&mut self, client_id: &str) -> String {
+        self.member_seq += 1;
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        format!("{client_id}-{}-{nanos:x}-{}", self.shard_id, self.member_seq)
+    }
+
+    /// Validates a member's identity against a group: Ok or the Kafka error code.
+    fn check_member(group: &Group, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+        if let Some(inst) = instance_id {
+            match group.statics.get(inst) {
+                Some(m) if m == member_id => return Ok(()),
+                Some(_) => return Err(FENCED_INSTANCE_ID),
+                None => return Err(UNKNOWN_MEMBER_ID),
+            }
+        }
+        if group.members.contains_key(member_id) {
+            Ok(())
+        } else {
+            Err(UNKNOWN_MEMBER_ID)
+        }
+    }
+}
+
+/// JoinGroup. Waits until the rebalance the member joined completes.
+pub async fn join(co: &SharedCoordinator, version: i16, req: JoinGroupRequest, args: JoinArgs) -> JoinGroupResponse {
+    let rx = match join_start(co, version, req, args) {
+        Ok(resp) => return resp,
+        Err(rx) => rx,
+    };
+    rx.recv_async().await.unwrap_or_else(|_| join_error("", UNKNOWN_MEMBER_ID))
+}
+
+fn join_start(
+    co: &SharedCoordinator,
+    version: i16,
+    req: JoinGroupRequest,
+    args: JoinArgs,
+) -> Result<JoinGroupResponse, flume::Receiver<JoinGroupResponse>> {
+    let mut c = co.borrow_mut();
+    let group_id = req.group_id.to_string();
+    let member_id = req.member_id.to_string();
+    let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
+    if group_id.is_empty() {
+        return Ok(join_error(&member_id, INVALID_GROUP_ID));
+    }
+    if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&req.session_timeout_ms) {
+        return Ok(join_error(&member_id, INVALID_SESSION_TIMEOUT));
+    }
+    // v0 has no rebalance timeout: Kafka uses the session timeout.
+    let rebalance_timeout_ms = if version == 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms };
+    let protocols: Vec<(String, Bytes)> =
+        req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect();
+    let protocol_type = req.protocol_type.to_string();
+    if protocol_type.is_empty() || protocols.is_empty() {
+        return Ok(join_error(&member_id, INCONSISTENT_GROUP_PROTOCOL));
+    }
+    if !c.groups.contains_key(&group_id) {
+        if !member_id.is_empty() {
+            return Ok(join_error(&member_id, UNKNOWN_MEMBER_ID));
+        }
+        if c.groups.len() >= GROUPS_PER_SHARD_MAX {
+            return Ok(join_error(&member_id, code::COORDINATOR_NOT_AVAILABLE));
+        }
+        c.groups.insert(group_id.clone(), Group::new(group_id.clone()));
+    }
+    let new_id = if member_id.is_empty() { Some(c.new_member_id(&args.client_id)) } else { None };
+    let Some(group) = c.groups.get_mut(&group_id) else {
+        return Ok(join_error(&member_id, UNKNOWN_MEMBER_ID));
+    };
+    if !group.supports(&protocol_type, &protocols) {
+        return Ok(join_error(&member_id, INCONSISTENT_GROUP_PROTOCOL));
+    }
+    let now = Instant::now();
+    let (tx, rx) = flume::bounded(1);
+
+    if let Some(new_id) = new_id {
+        if let Some(inst) = &instance_id {
+            if let Some(old_id) = group.statics.get(inst).cloned() {
+                // A static member came back with a new incarnation: it takes the old member's
+                // place, and the old one (if it is still around) is fenced.
+                let Some(mut m) = group.members.remove(&old_id) else {
+                    group.statics.remove(inst);
+                    return Ok(join_error("", UNKNOWN_MEMBER_ID));
+                };
+                if let Some(r) = m.join_reply.take() {
+                    let _ = r.send(join_error(&old_id, FENCED_INSTANCE_ID));
+                }
+                if let Some(r) = m.sync_reply.take() {
+                    let _ = r.send(sync_error(FENCED_INSTANCE_ID));
+                }
+                let unchanged = m.protocols == protocols;
+                m.id = new_id.clone();
+                m.protocols = protocols;
+                m.session_timeout_ms = req.session_timeout_ms;
+                m.rebalance_timeout_ms = rebalance_timeout_ms;
+                m.client_id = args.client_id;
+                m.touch(now);
+                if group.leader.as_deref() == Some(old_id.as_str()) {
+                    group.leader = Some(new_id.clone());
+                }
+                group.statics.insert(inst.clone(), new_id.clone());
+                group.members.insert(new_id.clone(), m);
+                match group.state {
+                    GroupState::Stable if unchanged => {
+                        // Rejoin without a rebalance: the member keeps its assignment.
+                        let is_leader = group.leader.as_deref() == Some(new_id.as_str());
+                        let mut resp = JoinGroupResponse::default()
+                            .with_generation_id(group.generation)
+                            .with_protocol_type(group.protocol_type.as_deref().map(s))
+                            .with_protocol_name(group.protocol.as_deref().map(s))
+                            .with_leader(s(group.leader.as_deref().unwrap_or("")))
+                            .with_member_id(s(&new_id));
+                        if is_leader {
+                            // v9+ (KIP-814): the leader learns the members but must not assign
+                            // again. Older leaders assign again; SyncGroup in Stable ignores it.
+                            resp = resp.with_skip_assignment(version >= 9).with_members(members_for_leader(group));
+                        }
+                        return Ok(resp);
+                    }
+                    GroupState::PreparingRebalance => {
+                        if let Some(m) = group.members.get_mut(&new_id) {
+                            m.join_reply = Some(tx);
+                        }
+                        try_complete_join(group);
+                        return Err(rx);
+                    }
+                    _ => {
+                        if let Some(m) = group.members.get_mut(&new_id) {
+                            m.join_reply = Some(tx);
+                        }
+                        prepare_rebalance(shared(), group);
+                        return Err(rx);
+                    }
+                }
+            }
+        } else if version >= 4 {
+            // KIP-394: hand out the member id first, so a client that never comes back leaves
+            // only a pending id behind, not a member the group waits for.
+            if group.members.len() + group.pending.len() >= MEMBERS_PER_GROUP_MAX {
+                return Ok(join_error("", GROUP_MAX_SIZE_REACHED));
+            }
+            group.pending.insert(
+                new_id.clone(),
+                now + Duration::from_millis(u64::try_from(req.session_timeout_ms).unwrap_or(0)),
+            );
+            return Ok(join_error(&new_id, MEMBER_ID_REQUIRED));
+        }
+        if group.members.len() + group.pending.len() >= MEMBERS_PER_GROUP_MAX {
+            return Ok(join_error("", GROUP_MAX_SIZE_REACHED));
+        }
+        add_member(group, new_id, instance_id, args, &req, rebalance_timeout_ms, protocols, protocol_type, tx, now);
+        after_member_joined(group);
+        return Err(rx);
+    }
+
+    // A known member id.
+    if group.pending.remove(&member_id).is_some() {
+        add_member(group, member_id, instance_id, args, &req, rebalance_timeout_ms, protocols, protocol_type, tx, now);
+        after_member_joined(group);
+        return Err(rx);
+    }
+    if let Err(e) = Coordinator::check_member(group, &member_id, instance_id.as_deref()) {
+        return Ok(join_error(&member_id, e));
+    }
+    let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+    let Some(m) = group.members.get_mut(&member_id) else {
+        return Ok(join_error(&member_id, UNKNOWN_MEMBER_ID));
+    };
+    let unchanged = m.protocols == protocols;
+    m.protocols = protocols;
+    m.session_timeout_ms = req.session_timeout_ms;
+    m.rebalance_timeout_ms = rebalance_timeout_ms;
+    m.touch(now);
+    if let Some(old) = m.join_reply.replace(tx) {
+        // A duplicate join from the same member: the older request is superseded.
+        let _ = old.send(join_error(&member_id, REBALANCE_IN_PROGRESS));
+    }
+    match group.state {
+        GroupState::PreparingRebalance => {
+            try_complete_join(group);
+        }
+        GroupState::CompletingRebalance | GroupState::Stable if unchanged && !is_leader => {
+            // Nothing changed: answer with the current generation (Kafka does the same).
+            let m = group.members.get_mut(&member_id);
+            let tx = m.and_then(|m| m.join_reply.take());
+            let resp = JoinGroupResponse::default()
+                .with_generation_id(group.generation)
+                .with_protocol_type(group.protocol_type.as_deref().map(s))
+                .with_protocol_name(group.protocol.as_deref().map(s))
+                .with_leader(s(group.leader.as_deref().unwrap_or("")))
+                .with_member_id(s(&member_id));
+            drop(tx);
+            return Ok(resp);
+        }
+        _ => prepare_rebalance(shared(), group),
+    }
+    Err(rx)
+}
+
+// The rebalance timer needs the shared coordinator; it is installed per shard by `install`.
+thread_local! {
+    static SHARED: RefCell<Option<SharedCoordinator>> = const { RefCell::new(None) };
+}
+
+fn shared() -> Option<SharedCoordinator> {
+    SHARED.with(|c| c.borrow().clone())
+}
+
+/// Creates this shard's coordinator and starts its session-expiry sweep.
+pub fn install(shard_id: usize) -> SharedCoordinator {
+    let co = Rc::new(RefCell::new(Coordinator::new(shard_id)));
+    SHARED.with(|c| *c.borrow_mut() = Some(co.clone()));
+    let sweep = co.clone();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(SESSION_CHECK_INTERVAL).await;
+            expire_sessions(&sweep, Instant::now());
+        }
+    })
+    .detach();
+    co
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_member(
+    group: &mut Group,
+    id: String,
+    instance_id: Option<String>,
+    args: JoinArgs,
+    req: &JoinGroupRequest,
+    rebalance_timeout_ms: i32,
+    protocols: Vec<(String, Bytes)>,
+    protocol_type: String,
+    tx: flume::Sender<JoinGroupResponse>,
+    now: Instant,
+) {
+    if group.members.is_empty() {
+        group.protocol_type = Some(protocol_type);
+    }
+    if let Some(inst) = &instance_id {
+        group.statics.insert(inst.clone(), id.clone());
+    }
+    let mut m = Member {
+        id: id.clone(),
+        instance_id,
+        client_id: args.client_id,
+        client_host: args.client_host,
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms,
+        protocols,
+        assignment: Bytes::new(),
+        deadline: now,
+        join_reply: Some(tx),
+        sync_reply: None,
+    };
+    m.touch(now);
+    group.members.insert(id, m);
+}
+
+fn after_member_joined(group: &mut Group) {
+    match group.state {
+        GroupState::PreparingRebalance => {
+            try_complete_join(group);
+        }
+        _ => prepare_rebalance(shared(), group),
+    }
+}
+
+fn members_for_leader(group: &Group) -> Vec<JoinGroupResponseMember> {
+    let protocol = group.protocol.clone().unwrap_or_default();
+    group
+        .members
+        .values()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(s(&m.id))
+                .with_group_instance_id(m.instance_id.as_deref().map(s))
+                .with_metadata(m.metadata_for(&protocol))
+        })
+        .collect()
+}
+
+/// Starts a rebalance: members must rejoin within the rebalance timeout.
+fn prepare_rebalance(co: Option<SharedCoordinator>, group: &mut Group) {
+    if group.state == GroupState::CompletingRebalance {
+        for m in group.members.values_mut() {
+            m.assignment = Bytes::new();
+            if let Some(r) = m.sync_reply.take() {
+                let _ = r.send(sync_error(REBALANCE_IN_PROGRESS));
+            }
+        }
+    }
+    group.state = GroupState::PreparingRebalance;
+    group.rebalance_id += 1;
+    if try_complete_join(group) {
+        return;
+    }
+    let (Some(co), id, rebalance_id) = (co, group.id.clone(), group.rebalance_id) else {
+        return;
+    };
+    let timeout = group.rebalance_timeout();
+    glommio::spawn_local(async move {
+        glommio::timer::sleep(timeout).await;
+        let mut c = co.borrow_mut();
+        if let Some(g) = c.groups.get_mut(&id) {
+            if g.state == GroupState::PreparingRebalance && g.rebalance_id == rebalance_id {
+                complete_join(g);
+            }
+        }
+    })
+    .detach();
+}
+
+/// Completes the join phase if every known member has rejoined. True if it did.
+fn try_complete_join(group: &mut Group) -> bool {
+    if group.state == GroupState::PreparingRebalance && group.all_rejoined() {
+        complete_join(group);
+        true
+    } else {
+        false
+    }
+}
+
+/// Ends the join phase: members that did not rejoin are dropped, a new generation starts, the
+/// leader gets every member's metadata.
+fn complete_join(group: &mut Group) {
+    let gone: Vec<String> = group.members.values().filter(|m| m.join_reply.is_none()).map(|m| m.id.clone()).collect();
+    for id in gone {
+        remove_member_entry(group, &id);
+    }
+    group.pending.clear();
+    group.generation += 1;
+    if group.members.is_empty() {
+        group.state = GroupState::Empty;
+        group.protocol = None;
+        group.protocol_type = None;
+        group.leader = None;
+        return;
+    }
+    group.protocol = group.select_protocol();
+    if group.leader.as_ref().is_none_or(|l| !group.members.contains_key(l)) {
+        group.leader = group.members.keys().next().cloned();
+    }
+    group.state = GroupState::CompletingRebalance;
+    let leader = group.leader.clone().unwrap_or_default();
+    let leader_members = members_for_leader(group);
+    let now = Instant::now();
+    let (generation, protocol_type, protocol) = (group.generation, group.protocol_type.clone(), group.protocol.clone());
+    for m in group.members.values_mut() {
+        m.touch(now);
+        let Some(r) = m.join_reply.take() else { continue };
+        let mut resp = JoinGroupResponse::default()
+            .with_generation_id(generation)
+            .with_protocol_type(protocol_type.as_deref().map(s))
+            .with_protocol_name(protocol.as_deref().map(s))
+            .with_leader(s(&leader))
+            .with_member_id(s(&m.id));
+        if m.id == leader {
+            resp = resp.with_members(leader_members.clone());
+        }
+        let _ = r.send(resp);
+    }
+}
+
+fn remove_member_entry(group: &mut Group, id: &str) {
+    if let Some(mut m) = group.members.remove(id) {
+        if let Some(inst) = &m.instance_id {
+            if group.statics.get(inst).map(String::as_str) == Some(id) {
+                group.statics.remove(inst);
+            }
+        }
+        if let Some(r) = m.join_reply.take() {
+            let _ = r.send(join_error(id, UNKNOWN_MEMBER_ID));
+        }
+        if let Some(r) = m.sync_reply.take() {
+            let _ = r.send(sync_error(UNKNOWN_MEMBER_ID));
+        }
+    }
+}
+
+/// A member left or expired: the others rebalance.
+fn remove_member(group: &mut Group, id: &str) {
+    remove_member_entry(group, id);
+    match group.state {
+        GroupState::Stable | GroupState::CompletingRebalance => prepare_rebalance(shared(), group),
+        GroupState::PreparingRebalance => {
+            try_complete_join(group);
+        }
+        GroupState::Empty => {}
+    }
+}
+
+fn expire_sessions(co: &SharedCoordinator, now: Instant) {
+    let mut c = co.borrow_mut();
+    for group in c.groups.values_mut() {
+        group.pending.retain(|_, deadline| *deadline > now);
+        let expired: Vec<String> = group
+            .members
+            .values()
+            .filter(|m| m.join_reply.is_none() && m.deadline <= now)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in expired {
+            remove_member(group, &id);
+        }
+        if group.state == GroupState::PreparingRebalance {
+            try_complete_join(group);
+        }
+    }
+}
+
+/// SyncGroup. Followers wait for the leader's assignment.
+pub async fn sync(co: &SharedCoordinator, req: SyncGroupRequest) -> SyncGroupResponse {
+    let rx = {
+        let mut c = co.borrow_mut();
+        let member_id = req.member_id.to_string();
+        let Some(group) = c.groups.get_mut(req.group_id.as_str()) else {
+            return sync_error(UNKNOWN_MEMBER_ID);
+        };
+        if let Err(e) = Coordinator::check_member(group, &member_id, req.group_instance_id.as_deref()) {
+            return sync_error(e);
+        }
+        if req.generation_id != group.generation {
+            return sync_error(ILLEGAL_GENERATION);
+        }
+        if req.protocol_type.as_ref().is_some_and(|t| Some(t.as_str()) != group.protocol_type.as_deref())
+            || req.protocol_name.as_ref().is_some_and(|n| Some(n.as_str()) != group.protocol.as_deref())
+        {
+            return sync_error(INCONSISTENT_GROUP_PROTOCOL);
+        }
+        let ok = |g: &Group, a: Bytes| {
+            SyncGroupResponse::default()
+                .with_protocol_type(g.protocol_type.as_deref().map(s))
+                .with_protocol_name(g.protocol.as_deref().map(s))
+                .with_assignment(a)
+        };
+        match group.state {
+            GroupState::Empty => return sync_error(UNKNOWN_MEMBER_ID),
+            GroupState::PreparingRebalance => return sync_error(REBALANCE_IN_PROGRESS),
+            GroupState::Stable => {
+                let a = group.members.get(&member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                return ok(group, a);
+            }
+            GroupState::CompletingRebalance => {}
+        }
+        let now = Instant::now();
+        let (tx, rx) = flume::bounded(1);
+        if let Some(m) = group.members.get_mut(&member_id) {
+            m.touch(now);
+            m.sync_reply = Some(tx);
+        }
+        if group.leader.as_deref() == Some(member_id.as_str()) {
+            let assignments: HashMap<String, Bytes> =
+                req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+            for m in group.members.values_mut() {
+                m.assignment = assignments.get(&m.id).cloned().unwrap_or_default();
+            }
+            group.state = GroupState::Stable;
+            let replies: Vec<_> = group
+                .members
+                .values_mut()
+                .filter_map(|m| m.sync_reply.take().map(|r| (r, m.assignment.clone())))
+                .collect();
+            for (r, a) in replies {
+                let _ = r.send(ok(group, a));
+            }
+        }
+        rx
+    };
+    rx.recv_async().await.unwrap_or_else(|_| sync_error(REBALANCE_IN_PROGRESS))
+}
+
+pub fn heartbeat(co: &SharedCoordinator, req: HeartbeatRequest) -> HeartbeatResponse {
+    let mut c = co.borrow_mut();
+    let err = |code| HeartbeatResponse::default().with_error_code(code);
+    let Some(group) = c.groups.get_mut(req.group_id.as_str()) else {
+        return err(UNKNOWN_MEMBER_ID);
+    };
+    let member_id = req.member_id.to_string();
+    if let Err(e) = Coordinator::check_member(group, &member_id, req.group_instance_id.as_deref()) {
+        return err(e);
+    }
+    if req.generation_id != group.generation {
+        return err(ILLEGAL_GENERATION);
+    }
+    let state = group.state;
+    if let Some(m) = group.members.get_mut(&member_id) {
+        m.touch(Instant::now());
+    }
+    match state {
+        GroupState::PreparingRebalance => err(REBALANCE_IN_PROGRESS),
+        GroupState::Empty => err(UNKNOWN_MEMBER_ID),
+        _ => err(code::NONE),
+    }
+}
+
+pub fn leave(co: &SharedCoordinator, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    let mut c = co.borrow_mut();
+    let identities: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string())))
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let Some(group) = c.groups.get_mut(req.group_id.as_str()) else {
+        return LeaveGroupResponse::default().with_error_code(UNKNOWN_MEMBER_ID);
+    };
+    let mut results = Vec::with_capacity(identities.len());
+    for (member_id, instance_id) in identities {
+        let code = if group.pending.remove(&member_id).is_some() {
+            code::NONE
+        } else {
+            let resolved = match &instance_id {
+                Some(inst) => match group.statics.get(inst) {
+                    Some(id) if member_id.is_empty() || *id == member_id => Ok(id.clone()),
+                    Some(_) => Err(FENCED_INSTANCE_ID),
+                    None => Err(UNKNOWN_MEMBER_ID),
+                },
+                None if group.members.contains_key(&member_id) => Ok(member_id.clone()),
+                None => Err(UNKNOWN_MEMBER_ID),
+            };
+            match resolved {
+                Ok(id) => {
+                    remove_member(group, &id);
+                    code::NONE
+                }
+                Err(e) => e,
+            }
+        };
+        results.push(
+            MemberResponse::default()
+                .with_member_id(s(&member_id))
+                .with_group_instance_id(instance_id.as_deref().map(s))
+                .with_error_code(code),
+        );
+    }
+    if version >= 3 {
+        LeaveGroupResponse::default().with_members(results)
+    } else {
+        LeaveGroupResponse::default().with_error_code(results.first().map(|r| r.error_code).unwrap_or(code::NONE))
+    }
+}
+
+/// Checks an OffsetCommit's member fields. Simple consumers (generation -1, no member id)
+/// may commit while the group has no members.
+pub fn check_commit(group: Option<&Group>, generation: i32, member_id: &str, instance_id: Option<&str>) -> i16 {
+    let Some(group) = group else {
+        return if generation < 0 && member_id.is_empty() { code::NONE } else { ILLEGAL_GENERATION };
+    };
+    if generation < 0 && member_id.is_empty() && group.state == GroupState::Empty {
+        return code::NONE;
+    }
+    if let Err(e) = Coordinator::check_member(group, member_id, instance_id) {
+        return e;
+    }
+    if generation != group.generation {
+        return ILLEGAL_GENERATION;
+    }
+    match group.state {
+        GroupState::PreparingRebalance | GroupState::CompletingRebalance => REBALANCE_IN_PROGRESS,
+        _ => code::NONE,
+    }
+}
+
+impl Coordinator {
+    pub fn group(&self, id: &str) -> Option<&Group> {
+        self.groups.get(id)
+    }
+
+    pub fn group_or_create(&mut self, id: &str) -> Option<&mut Group> {
+        if !self.groups.contains_key(id) {
+            if self.groups.len() >= GROUPS_PER_SHARD_MAX {
+                return None;
+            }
+            self.groups.insert(id.to_owned(), Group::new(id.to_owned()));
+        }
+        self.groups.get_mut(id)
+    }
+
+    /// Drops a group with no members and no offsets (a group exists while it has either).
+    pub fn drop_if_unused(&mut self, id: &str) {
+        if self.groups.get(id).is_some_and(|g| g.state == GroupState::Empty && g.offsets.is_empty()) {
+            self.groups.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_matches_kafka() {
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        // "hello".hashCode() == 99162322 in Java.
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(coordinator_partition("hello"), 99_162_322 % 50);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE: Utils.abs maps it to 0.
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(coordinator_partition("polygenelubricants"), 0);
+    }
+
+    #[test]
+    fn simple_consumer_commits_only_while_group_is_empty() {
+        assert_eq!(check_commit(None, -1, "", None), code::NONE);
+        let mut g = Group::new("g".into());
+        assert_eq!(check_commit(Some(&g), -1, "", None), code::NONE);
+        g.state = GroupState::Stable;
+        assert_eq!(check_commit(Some(&g), -1, "", None), UNKNOWN_MEMBER_ID);
+    }
+}

@@ -1,0 +1,445 @@
+//! Group APIs: FindCoordinator answers live here with the coordinator's routing; every other
+//! group request travels to the group's coordinator shard as one [`NetRequest::Group`] message
+//! (requests naming several groups are split per coordinator shard, one message each) and is
+//! served there by [`serve`], which owns the shard's [`crate::group::Coordinator`].
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use engine::shard::TopicPartition;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::errors::code;
+use crate::group::{self, gcode, Committed, GroupState, SharedCoordinator};
+use crate::server::{NetRequest, ShardCtx};
+
+/// A group request on its way to the coordinator shard.
+pub struct GroupCall {
+    pub version: i16,
+    pub client_id: String,
+    pub request: RequestKind,
+    pub reply: flume::Sender<ResponseKind>,
+}
+
+/// The shard that coordinates `group_id`: the owner of its `__consumer_offsets` partition.
+pub fn coordinator_shard(ctx: &ShardCtx, group_id: &str) -> usize {
+    ctx.handle.owner(&TopicPartition::new(group::OFFSETS_TOPIC, group::coordinator_partition(group_id)))
+}
+
+/// Sends one group request to `shard` and waits for its answer.
+pub async fn call(
+    ctx: &ShardCtx,
+    shard: usize,
+    version: i16,
+    client_id: &str,
+    request: RequestKind,
+) -> Option<ResponseKind> {
+    let client_id = client_id.to_owned();
+    ctx.net_call(shard, |reply| NetRequest::Group(Box::new(GroupCall { version, client_id, request, reply })))
+        .await
+        .ok()
+}
+
+/// Routes a single-group request to its coordinator.
+pub async fn route(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, request: RequestKind) -> Option<ResponseKind> {
+    let request = match request {
+        RequestKind::OffsetFetch(r) if version >= 8 => return offset_fetch_multi(ctx, version, client_id, r).await,
+        RequestKind::DescribeGroups(r) => return describe_multi(ctx, version, client_id, r).await,
+        RequestKind::DeleteGroups(r) => return delete_multi(ctx, version, client_id, r).await,
+        RequestKind::ListGroups(r) => return list_all(ctx, version, client_id, r).await,
+        other => other,
+    };
+    let group_id = match &request {
+        RequestKind::JoinGroup(r) => r.group_id.to_string(),
+        RequestKind::SyncGroup(r) => r.group_id.to_string(),
+        RequestKind::Heartbeat(r) => r.group_id.to_string(),
+        RequestKind::LeaveGroup(r) => r.group_id.to_string(),
+        RequestKind::OffsetCommit(r) => r.group_id.to_string(),
+        RequestKind::OffsetDelete(r) => r.group_id.to_string(),
+        RequestKind::OffsetFetch(r) => r.group_id.to_string(),
+        _ => return None,
+    };
+    let shard = coordinator_shard(ctx, &group_id);
+    call(ctx, shard, version, client_id, request).await
+}
+
+/// Splits `groups` by coordinator shard.
+fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTreeMap<usize, Vec<T>> {
+    let mut out: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+    for g in groups {
+        let shard = coordinator_shard(ctx, id(&g));
+        out.entry(shard).or_default().push(g);
+    }
+    out
+}
+
+async fn offset_fetch_multi(
+    ctx: &Rc<ShardCtx>,
+    version: i16,
+    client_id: &str,
+    req: OffsetFetchRequest,
+) -> Option<ResponseKind> {
+    let mut out = Vec::new();
+    for (shard, groups) in by_shard(ctx, req.groups.clone(), |g| g.group_id.as_str()) {
+        let part = req.clone().with_groups(groups);
+        if let Some(ResponseKind::OffsetFetch(r)) =
+            call(ctx, shard, version, client_id, RequestKind::OffsetFetch(part)).await
+        {
+            out.extend(r.groups);
+        }
+    }
+    Some(ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(out)))
+}
+
+async fn describe_multi(
+    ctx: &Rc<ShardCtx>,
+    version: i16,
+    client_id: &str,
+    req: DescribeGroupsRequest,
+) -> Option<ResponseKind> {
+    let mut out = Vec::new();
+    for (shard, groups) in by_shard(ctx, req.groups.clone(), |g| g.as_str()) {
+        let part = req.clone().with_groups(groups);
+        if let Some(ResponseKind::DescribeGroups(r)) =
+            call(ctx, shard, version, client_id, RequestKind::DescribeGroups(part)).await
+        {
+            out.extend(r.groups);
+        }
+    }
+    Some(ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(out)))
+}
+
+async fn delete_multi(
+    ctx: &Rc<ShardCtx>,
+    version: i16,
+    client_id: &str,
+    req: DeleteGroupsRequest,
+) -> Option<ResponseKind> {
+    let mut out = Vec::new();
+    for (shard, groups) in by_shard(ctx, req.groups_names.clone(), |g| g.as_str()) {
+        let part = req.clone().with_groups_names(groups);
+        if let Some(ResponseKind::DeleteGroups(r)) =
+            call(ctx, shard, version, client_id, RequestKind::DeleteGroups(part)).await
+        {
+            out.extend(r.results);
+        }
+    }
+    Some(ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(out)))
+}
+
+async fn list_all(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, req: ListGroupsRequest) -> Option<ResponseKind> {
+    let mut out = Vec::new();
+    for shard in 0..ctx.handle.shard_count() {
+        if let Some(ResponseKind::ListGroups(r)) =
+            call(ctx, shard, version, client_id, RequestKind::ListGroups(req.clone())).await
+        {
+            out.extend(r.groups);
+        }
+    }
+    Some(ResponseKind::ListGroups(ListGroupsResponse::default().with_groups(out)))
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+/// Serves one group request on its coordinator shard.
+pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>) {
+    let GroupCall { version, client_id, request, reply } = *call;
+    let response = match request {
+        RequestKind::JoinGroup(r) => {
+            let args = group::JoinArgs { client_id, client_host: "/127.0.0.1".into() };
+            ResponseKind::JoinGroup(group::join(co, version, r, args).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(group::sync(co, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(co, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(group::leave(co, version, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, co, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(co, version, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(co, r)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe(co, version, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete(co, r)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list(co, version, r)),
+        _ => return,
+    };
+    let _ = reply.send(response);
+}
+
+fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let mut c = co.borrow_mut();
+    let group_id = req.group_id.to_string();
+    let mut err = if group_id.is_empty() {
+        gcode::INVALID_GROUP_ID
+    } else {
+        group::check_commit(
+            c.group(&group_id),
+            req.generation_id_or_member_epoch,
+            req.member_id.as_str(),
+            req.group_instance_id.as_deref(),
+        )
+    };
+    let group = if err == code::NONE { c.group_or_create(&group_id) } else { None };
+    if group.is_none() && err == code::NONE {
+        err = code::COORDINATOR_NOT_AVAILABLE;
+    }
+    let mut group = group;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let meta = ctx.broker.topics.get(t.name.as_str());
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
+                    let code = if err != code::NONE {
+                        err
+                    } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions)
+                    {
+                        code::UNKNOWN_TOPIC_OR_PARTITION
+                    } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
+                        gcode::OFFSET_METADATA_TOO_LARGE
+                    } else {
+                        if let Some(g) = group.as_deref_mut() {
+                            g.offsets.insert(
+                                (t.name.to_string(), p.partition_index),
+                                Committed {
+                                    offset: p.committed_offset,
+                                    leader_epoch: p.committed_leader_epoch,
+                                    metadata,
+                                },
+                            );
+                        }
+                        code::NONE
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    c.drop_if_unused(&group_id);
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// A topic's partitions with their committed offsets, if any.
+type FetchedTopic = (TopicName, Vec<(i32, Option<Committed>)>);
+
+/// Committed offsets of one group: `topics` None means all of them.
+fn fetch_group(
+    co: &SharedCoordinator,
+    group_id: &str,
+    topics: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Vec<FetchedTopic> {
+    let c = co.borrow();
+    let offsets = c.group(group_id).map(|g| &g.offsets);
+    match topics {
+        Some(ts) => ts
+            .into_iter()
+            .map(|(name, parts)| {
+                let list = parts
+                    .into_iter()
+                    .map(|p| (p, offsets.and_then(|o| o.get(&(name.to_string(), p)).cloned())))
+                    .collect();
+                (name, list)
+            })
+            .collect(),
+        None => {
+            let mut out: BTreeMap<String, Vec<(i32, Option<Committed>)>> = BTreeMap::new();
+            for ((t, p), v) in offsets.into_iter().flatten() {
+                out.entry(t.clone()).or_default().push((*p, Some(v.clone())));
+            }
+            out.into_iter().map(|(t, v)| (TopicName(s(&t)), v)).collect()
+        }
+    }
+}
+
+fn offset_fetch(co: &SharedCoordinator, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let entry = |c: Option<Committed>| match c {
+        Some(c) => (c.offset, c.leader_epoch, s(&c.metadata)),
+        None => (-1, -1, StrBytes::default()),
+    };
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+                let topics = fetch_group(co, g.group_id.as_str(), topics)
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        let partitions = parts
+                            .into_iter()
+                            .map(|(p, c)| {
+                                let (offset, epoch, meta) = entry(c);
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(meta))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    let topics = fetch_group(co, req.group_id.as_str(), topics)
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, c)| {
+                    let (offset, epoch, meta) = entry(c);
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(meta))
+                })
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+fn offset_delete(co: &SharedCoordinator, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let mut c = co.borrow_mut();
+    let group_id = req.group_id.to_string();
+    let Some(g) = c.groups.get_mut(&group_id) else {
+        return OffsetDeleteResponse::default().with_error_code(gcode::GROUP_ID_NOT_FOUND);
+    };
+    // An active group's subscriptions are opaque to the coordinator (consumer protocol bytes);
+    // Kafka parses them to refuse only subscribed topics. Here an active group refuses all.
+    let active = g.state != GroupState::Empty;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if active {
+                        gcode::GROUP_SUBSCRIBED_TO_TOPIC
+                    } else {
+                        g.offsets.remove(&(t.name.to_string(), p.partition_index));
+                        code::NONE
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    c.drop_if_unused(&group_id);
+    OffsetDeleteResponse::default().with_topics(topics)
+}
+
+fn describe(co: &SharedCoordinator, version: i16, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let c = co.borrow();
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let Some(g) = c.group(id.as_str()) else {
+                let out = DescribedGroup::default().with_group_id(id).with_group_state(s("Dead"));
+                return if version >= 6 { out.with_error_code(gcode::GROUP_ID_NOT_FOUND) } else { out };
+            };
+            let stable = g.state == GroupState::Stable;
+            let protocol = g.protocol.clone().unwrap_or_default();
+            let members = g
+                .members
+                .values()
+                .map(|m| {
+                    let mut out = DescribedGroupMember::default()
+                        .with_member_id(s(&m.id))
+                        .with_group_instance_id(m.instance_id.as_deref().map(s))
+                        .with_client_id(s(&m.client_id))
+                        .with_client_host(s(&m.client_host));
+                    if stable {
+                        let meta = m.protocols.iter().find(|(n, _)| *n == protocol).map(|(_, b)| b.clone());
+                        out = out
+                            .with_member_metadata(meta.unwrap_or_default())
+                            .with_member_assignment(m.assignment.clone());
+                    }
+                    out
+                })
+                .collect();
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_group_state(s(g.state.name()))
+                .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")))
+                .with_protocol_data(s(if stable { &protocol } else { "" }))
+                .with_members(members)
+                .with_authorized_operations(i32::MIN)
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+fn delete(co: &SharedCoordinator, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut c = co.borrow_mut();
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|id| {
+            let code = match c.group(id.as_str()) {
+                None => gcode::GROUP_ID_NOT_FOUND,
+                Some(g) if g.state != GroupState::Empty => gcode::NON_EMPTY_GROUP,
+                Some(_) => {
+                    c.groups.remove(id.as_str());
+                    code::NONE
+                }
+            };
+            DeletableGroupResult::default().with_group_id(id).with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+fn list(co: &SharedCoordinator, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
+    let c = co.borrow();
+    let states: Vec<String> =
+        if version >= 4 { req.states_filter.iter().map(|f| f.to_ascii_lowercase()).collect() } else { Vec::new() };
+    let types: Vec<String> =
+        if version >= 5 { req.types_filter.iter().map(|f| f.to_ascii_lowercase()).collect() } else { Vec::new() };
+    let groups = c
+        .groups
+        .values()
+        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(s(&g.id)))
+                .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("consumer")))
+                .with_group_state(s(g.state.name()))
+                .with_group_type(s("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

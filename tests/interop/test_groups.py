@@ -1,0 +1,211 @@
+"""Consumer groups and committed offsets (issue 4) with confluent-kafka (librdkafka) and
+kafka-python: subscribe, commit, resume, rebalance on leave and on session expiry, static
+membership, admin (list/describe/delete groups, lag), restart survival."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+SESSION_MS = 6000
+
+
+def create(b, topic, partitions):
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in a.create_topics([NewTopic(topic, partitions, 1)]).values():
+        f.result(10)
+
+
+def produce(b, topic, partitions, per_partition):
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+    for part in range(partitions):
+        for i in range(per_partition):
+            p.produce(topic, value=f"{part}-{i}".encode(), partition=part)
+    assert p.flush(30) == 0
+
+
+def consumer(b, group, **extra):
+    conf = {
+        "bootstrap.servers": b.bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": SESSION_MS,
+        "heartbeat.interval.ms": 500,
+        "fetch.wait.max.ms": 100,
+    }
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def poll_values(c, n, timeout=30):
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < n and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        got.append((m.partition(), m.offset(), m.value().decode()))
+    return got
+
+
+def wait_assignment(consumers, expected_sets, timeout=40):
+    """Polls every consumer until their assignments equal `expected_sets` (in order)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for c in consumers:
+            c.poll(0.1)
+        got = [{tp.partition for tp in c.assignment()} for c in consumers]
+        if got == expected_sets:
+            return got
+    raise AssertionError(f"assignments {[{tp.partition for tp in c.assignment()} for c in consumers]} != {expected_sets}")
+
+
+def group_name():
+    return f"g-{uuid.uuid4().hex[:10]}"
+
+
+def test_subscribe_consume_commit_resume(broker, topic_name):
+    create(broker, topic_name, 2)
+    produce(broker, topic_name, 2, 5)
+    g = group_name()
+    c = consumer(broker, g)
+    c.subscribe([topic_name])
+    got = poll_values(c, 10)
+    assert sorted(v for _, _, v in got) == sorted(f"{p}-{i}" for p in range(2) for i in range(5))
+    # Commit explicit positions: partition 0 after offset 2 (sync, with metadata), partition 1
+    # after offset 3 (async).
+    c.commit(offsets=[TopicPartition(topic_name, 0, 3, metadata="m-0")], asynchronous=False)
+    c.commit(offsets=[TopicPartition(topic_name, 1, 4)], asynchronous=True)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        committed = c.committed([TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)], timeout=10)
+        if [tp.offset for tp in committed] == [3, 4]:
+            break
+        c.poll(0.1)
+    assert [tp.offset for tp in committed] == [3, 4]
+    assert committed[0].metadata == "m-0"
+    c.close()
+
+    c = consumer(broker, g)
+    c.subscribe([topic_name])
+    got = poll_values(c, 3)
+    assert sorted((p, o) for p, o, _ in got) == [(0, 3), (0, 4), (1, 4)]
+    c.close()
+
+
+def test_two_consumers_split_then_one_takes_all_on_leave(broker, topic_name):
+    create(broker, topic_name, 4)
+    g = group_name()
+    a = consumer(broker, g, **{"partition.assignment.strategy": "range"})
+    b = consumer(broker, g, **{"partition.assignment.strategy": "range"})
+    a.subscribe([topic_name])
+    wait_assignment([a], [{0, 1, 2, 3}])
+    b.subscribe([topic_name])
+    # Range assigns by member id order; the ids sort in join order here.
+    wait_assignment([a, b], [{0, 1}, {2, 3}])
+    b.close()
+    wait_assignment([a], [{0, 1, 2, 3}])
+    a.close()
+
+
+def test_cooperative_sticky_split_and_leave(broker, topic_name):
+    create(broker, topic_name, 4)
+    g = group_name()
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    a = consumer(broker, g, **conf)
+    b = consumer(broker, g, **conf)
+    a.subscribe([topic_name])
+    wait_assignment([a], [{0, 1, 2, 3}])
+    b.subscribe([topic_name])
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        a.poll(0.1)
+        b.poll(0.1)
+        sa = {tp.partition for tp in a.assignment()}
+        sb = {tp.partition for tp in b.assignment()}
+        if len(sa) == 2 and len(sb) == 2:
+            break
+    assert len(sa) == 2 and len(sb) == 2 and sa | sb == {0, 1, 2, 3}
+    b.close()
+    wait_assignment([a], [{0, 1, 2, 3}])
+    a.close()
+
+
+def test_static_membership_rejoin_without_rebalance(broker, topic_name):
+    create(broker, topic_name, 2)
+    g = group_name()
+    a = consumer(broker, g, **{"group.instance.id": "static-a"})
+    a.subscribe([topic_name])
+    wait_assignment([a], [{0, 1}])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    gen_before = describe(admin, g)
+    # A static member's close does not send LeaveGroup: the group keeps it until its session
+    # expires, and a new incarnation with the same instance id takes its place at once.
+    a.close()
+    a = consumer(broker, g, **{"group.instance.id": "static-a"})
+    a.subscribe([topic_name])
+    wait_assignment([a], [{0, 1}], timeout=SESSION_MS / 1000 - 1)
+    after = describe(admin, g)
+    assert after.state.name == "STABLE"
+    assert [m.group_instance_id for m in after.members] == ["static-a"]
+    assert gen_before.state.name == "STABLE"
+    a.close()
+
+
+def describe(admin, g):
+    return admin.describe_consumer_groups([g])[g].result(10)
+
+
+def test_admin_list_describe_delete_and_lag(broker, topic_name):
+    create(broker, topic_name, 2)
+    produce(broker, topic_name, 2, 4)
+    g = group_name()
+    c = consumer(broker, g)
+    c.subscribe([topic_name])
+    assert len(poll_values(c, 8)) == 8
+    c.commit(offsets=[TopicPartition(topic_name, 0, 1), TopicPartition(topic_name, 1, 3)], asynchronous=False)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    d = describe(admin, g)
+    assert d.state.name == "STABLE"
+    assert len(d.members) == 1
+    assert {tp.partition for tp in d.members[0].assignment.topic_partitions} == {0, 1}
+    listed = admin.list_consumer_groups().result(10)
+    assert g in {x.group_id for x in listed.valid}
+    from confluent_kafka import ConsumerGroupState
+    stable = admin.list_consumer_groups(states={ConsumerGroupState.STABLE}).result(10)
+    assert g in {x.group_id for x in stable.valid}
+    empty = admin.list_consumer_groups(states={ConsumerGroupState.EMPTY}).result(10)
+    assert g not in {x.group_id for x in empty.valid}
+    # Lag: committed offsets from the group, end offsets from ListOffsets.
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import OffsetSpec
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g)])[g].result(10)
+    committed = {tp.partition: tp.offset for tp in res.topic_partitions}
+    assert committed == {0: 1, 1: 3}
+    ends = admin.list_offsets({TopicPartition(topic_name, p): OffsetSpec.latest() for p in range(2)})
+    lag = {tp.partition: f.result(10).offset - committed[tp.partition] for tp, f in ends.items()}
+    assert lag == {0: 3, 1: 1}
+    # A group with a member cannot be deleted; once empty it can.
+    with pytest.raises(Exception) as e:
+        admin.delete_consumer_groups([g])[g].result(10)
+    assert "NON_EMPTY_GROUP" in str(e.value)
+    c.close()
+    assert describe(admin, g).state.name == "EMPTY"
+    admin.delete_consumer_groups([g])[g].result(10)
+    listed = admin.list_consumer_groups().result(10)
+    assert g not in {x.group_id for x in listed.valid}
+
+
+def test_simple_consumer_commit_and_fetch(broker, topic_name):
+    create(broker, topic_name, 1)
+    g = group_name()
+    c = consumer(broker, g)
+    c.assign([TopicPartition(topic_name, 0)])
+    c.commit(offsets=[TopicPartition(topic_name, 0, 42, metadata="simple")], asynchronous=False)
+    got = c.committed([TopicPartition(topic_name, 0)], timeout=10)
+    assert (got[0].offset, got[0].metadata) == (42, "simple")
+    c.close()
