@@ -10,7 +10,8 @@
 //! largest rebalance timeout of the members runs out; there is no initial delay, so the first
 //! member of an empty group joins at once (issue 4: "no needless initial delay").
 //!
-//! Committed offsets and groups are held in memory on the coordinator shard.
+//! Committed offsets live in memory on the coordinator shard and in `__consumer_offsets`
+//! ([`crate::group_store`]), from which they are rebuilt at start-up.
 //! Limits: [`GROUPS_PER_SHARD_MAX`], [`MEMBERS_PER_GROUP_MAX`], [`OFFSET_METADATA_BYTES_MAX`].
 
 use std::cell::RefCell;
@@ -221,6 +222,8 @@ pub struct Coordinator {
     pub groups: HashMap<String, Group>,
     shard_id: usize,
     member_seq: u64,
+    /// Set once the shard's `__consumer_offsets` partitions are read back; requests wait.
+    pub loaded: bool,
 }
 
 pub type SharedCoordinator = Rc<RefCell<Coordinator>>;
@@ -243,7 +246,7 @@ fn sync_error(code: i16) -> SyncGroupResponse {
 
 impl Coordinator {
     pub fn new(shard_id: usize) -> Self {
-        Self { groups: HashMap::new(), shard_id, member_seq: 0 }
+        Self { groups: HashMap::new(), shard_id, member_seq: 0, loaded: false }
     }
 
     fn new_member_id(&mut self, client_id: &str) -> String {

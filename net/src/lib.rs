@@ -48,6 +48,7 @@ pub mod config;
 pub mod errors;
 pub mod frame;
 pub mod group;
+pub mod group_store;
 pub mod handlers;
 pub mod server;
 pub mod topics;

@@ -160,6 +160,14 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
         fetch_sessions: Default::default(),
         groups,
     });
+    {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let groups = ctx.groups.clone();
+            crate::group_store::load(&ctx, &groups).await;
+        })
+        .detach();
+    }
     let inbox = broker.net_receivers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id).and_then(Option::take);
     if let Some(inbox) = inbox {
         let ctx = ctx.clone();

@@ -209,3 +209,136 @@ def test_simple_consumer_commit_and_fetch(broker, topic_name):
     got = c.committed([TopicPartition(topic_name, 0)], timeout=10)
     assert (got[0].offset, got[0].metadata) == (42, "simple")
     c.close()
+
+
+def test_offsets_and_groups_survive_restart_and_kill9(fresh_broker, topic_name):
+    b = fresh_broker()
+    create(b, topic_name, 2)
+    produce(b, topic_name, 2, 5)
+    g = group_name()
+    c = consumer(b, g)
+    c.subscribe([topic_name])
+    assert len(poll_values(c, 10)) == 10
+    c.commit(offsets=[TopicPartition(topic_name, 0, 2, metadata="kept"), TopicPartition(topic_name, 1, 5)],
+             asynchronous=False)
+    c.close()
+    # Offsets deleted before the restart stay deleted.
+    simple = consumer(b, "g-deleted-" + g)
+    simple.commit(offsets=[TopicPartition(topic_name, 0, 1)], asynchronous=False)
+    simple.close()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.delete_consumer_groups(["g-deleted-" + g])["g-deleted-" + g].result(10)
+
+    for restart in (b.stop, b.kill9):
+        restart()
+        b.start()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        listed = {x.group_id for x in admin.list_consumer_groups().result(10).valid}
+        assert g in listed and "g-deleted-" + g not in listed
+        # The internal topic is hidden from a listing of all topics.
+        assert "__consumer_offsets" not in admin.list_topics(timeout=10).topics
+        c = consumer(b, g)
+        c.subscribe([topic_name])
+        got = poll_values(c, 3)
+        assert sorted((p, o) for p, o, _ in got) == [(0, 2), (0, 3), (0, 4)]
+        committed = c.committed([TopicPartition(topic_name, 0)], timeout=10)
+        assert (committed[0].offset, committed[0].metadata) == (2, "kept")
+        c.close()
+
+
+# kafka-python: an independent implementation of the group protocol.
+
+def kp_consumer(b, group, topic, **extra):
+    from kafka import KafkaConsumer
+    conf = dict(bootstrap_servers=b.bootstrap, group_id=group, auto_offset_reset="earliest",
+                enable_auto_commit=False, session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500,
+                fetch_max_wait_ms=100, request_timeout_ms=SESSION_MS + 5000)
+    conf.update(extra)
+    c = KafkaConsumer(**conf)
+    c.subscribe([topic])
+    return c
+
+
+def kp_wait_assignment(consumers, expected_sets, timeout=40):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for c in consumers:
+            c.poll(timeout_ms=100)
+        got = [{tp.partition for tp in c.assignment()} for c in consumers]
+        if got == expected_sets:
+            return
+    raise AssertionError(f"{[{tp.partition for tp in c.assignment()} for c in consumers]} != {expected_sets}")
+
+
+def test_kafka_python_consume_commit_resume(broker, topic_name):
+    from kafka import TopicPartition as KTP
+    from kafka.structs import OffsetAndMetadata
+    create(broker, topic_name, 2)
+    produce(broker, topic_name, 2, 4)
+    g = group_name()
+    c = kp_consumer(broker, g, topic_name)
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 8 and time.time() < deadline:
+        for tp, msgs in c.poll(timeout_ms=200).items():
+            got.extend((tp.partition, m.offset) for m in msgs)
+    assert sorted(got) == [(p, o) for p in range(2) for o in range(4)]
+    c.commit({KTP(topic_name, 0): OffsetAndMetadata(1, "kp", -1), KTP(topic_name, 1): OffsetAndMetadata(3, "", -1)})
+    assert c.committed(KTP(topic_name, 0)) == 1
+    done = []
+    c.commit_async({KTP(topic_name, 1): OffsetAndMetadata(2, "", -1)}, callback=lambda o, r: done.append(r))
+    deadline = time.time() + 10
+    while not done and time.time() < deadline:
+        c.poll(timeout_ms=100)
+    assert done and not isinstance(done[0], Exception), done
+    c.close()
+    c = kp_consumer(broker, g, topic_name)
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 5 and time.time() < deadline:
+        for tp, msgs in c.poll(timeout_ms=200).items():
+            got.extend((tp.partition, m.offset) for m in msgs)
+    assert sorted(got) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
+    c.close()
+
+
+KILLED_MEMBER = """
+import sys, time
+from kafka import KafkaConsumer
+c = KafkaConsumer(bootstrap_servers=sys.argv[1], group_id=sys.argv[2], session_timeout_ms=int(sys.argv[4]),
+                  heartbeat_interval_ms=500, enable_auto_commit=False, fetch_max_wait_ms=100)
+c.subscribe([sys.argv[3]])
+while True:
+    c.poll(timeout_ms=100)
+    print(",".join(str(tp.partition) for tp in sorted(c.assignment())), flush=True)
+"""
+
+
+def test_kafka_python_split_then_killed_member_expires(broker, topic_name):
+    import subprocess
+    import sys
+    create(broker, topic_name, 4)
+    g = group_name()
+    a = kp_consumer(broker, g, topic_name)
+    kp_wait_assignment([a], [{0, 1, 2, 3}])
+    b = subprocess.Popen([sys.executable, "-c", KILLED_MEMBER, broker.bootstrap, g, topic_name, str(SESSION_MS)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.time() + 40
+        line = ""
+        while time.time() < deadline:
+            a.poll(timeout_ms=100)
+            line = b.stdout.readline().strip()
+            if len(line.split(",")) == 2 and len(a.assignment()) == 2:
+                break
+        sa = {tp.partition for tp in a.assignment()}
+        sb = {int(x) for x in line.split(",") if x}
+        assert len(sa) == 2 and len(sb) == 2 and sa | sb == {0, 1, 2, 3}, (sa, sb)
+    finally:
+        b.kill()
+        b.wait()
+    # b died without LeaveGroup: a gets everything only once b's session expires.
+    killed = time.time()
+    kp_wait_assignment([a], [{0, 1, 2, 3}], timeout=30)
+    assert time.time() - killed >= SESSION_MS / 1000 - 2
+    a.close()

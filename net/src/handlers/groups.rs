@@ -25,6 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::errors::code;
 use crate::group::{self, gcode, Committed, GroupState, SharedCoordinator};
+use crate::group_store;
 use crate::server::{NetRequest, ShardCtx};
 
 /// A group request on its way to the coordinator shard.
@@ -160,6 +161,11 @@ fn s(v: &str) -> StrBytes {
 /// Serves one group request on its coordinator shard.
 pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>) {
     let GroupCall { version, client_id, request, reply } = *call;
+    // Start-up reads the shard's offsets back first; clients wait rather than see offsets
+    // missing (Kafka answers COORDINATOR_LOAD_IN_PROGRESS and clients retry).
+    while !co.borrow().loaded {
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let response = match request {
         RequestKind::JoinGroup(r) => {
             let args = group::JoinArgs { client_id, client_host: "/127.0.0.1".into() };
@@ -168,74 +174,80 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(group::sync(co, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(co, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(group::leave(co, version, r)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, co, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, co, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(co, version, r)),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(co, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(ctx, co, r).await),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe(co, version, r)),
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete(co, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete(ctx, co, r).await),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list(co, version, r)),
         _ => return,
     };
     let _ = reply.send(response);
 }
 
-fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommitRequest) -> OffsetCommitResponse {
-    let mut c = co.borrow_mut();
+async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = req.group_id.to_string();
-    let mut err = if group_id.is_empty() {
+    let err = if group_id.is_empty() {
         gcode::INVALID_GROUP_ID
     } else {
         group::check_commit(
-            c.group(&group_id),
+            co.borrow().group(&group_id),
             req.generation_id_or_member_epoch,
             req.member_id.as_str(),
             req.group_instance_id.as_deref(),
         )
     };
-    let group = if err == code::NONE { c.group_or_create(&group_id) } else { None };
-    if group.is_none() && err == code::NONE {
-        err = code::COORDINATOR_NOT_AVAILABLE;
+    // (topic index, partition index, key, value) of what passed the checks.
+    let mut accepted: Vec<(usize, usize, (String, i32), Committed)> = Vec::new();
+    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
+    for (ti, t) in req.topics.into_iter().enumerate() {
+        let meta = ctx.broker.topics.get(t.name.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for (pi, p) in t.partitions.into_iter().enumerate() {
+            let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
+            let code = if err != code::NONE {
+                err
+            } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions) {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
+                gcode::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let c = Committed { offset: p.committed_offset, leader_epoch: p.committed_leader_epoch, metadata };
+                accepted.push((ti, pi, (t.name.to_string(), p.partition_index), c));
+                code::NONE
+            };
+            partitions.push(
+                OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code),
+            );
+        }
+        topics.push(OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions));
     }
-    let mut group = group;
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let meta = ctx.broker.topics.get(t.name.as_str());
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
-                    let code = if err != code::NONE {
-                        err
-                    } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions)
-                    {
-                        code::UNKNOWN_TOPIC_OR_PARTITION
-                    } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
-                        gcode::OFFSET_METADATA_TOO_LARGE
-                    } else {
-                        if let Some(g) = group.as_deref_mut() {
-                            g.offsets.insert(
-                                (t.name.to_string(), p.partition_index),
-                                Committed {
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata,
-                                },
-                            );
-                        }
-                        code::NONE
-                    };
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
-            OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
-        })
+    let records = accepted
+        .iter()
+        .map(|(_, _, (topic, partition), c)| group_store::offset_record(&group_id, topic, *partition, Some(c)))
         .collect();
-    c.drop_if_unused(&group_id);
+    // Durable first, then visible: a fetch never returns an offset a restart would lose.
+    let written = group_store::append(ctx, group::coordinator_partition(&group_id), records).await;
+    let mut c = co.borrow_mut();
+    let group = if written.is_ok() && !accepted.is_empty() { c.group_or_create(&group_id) } else { None };
+    let failed = match (written, group) {
+        (Err(e), _) => e,
+        (Ok(()), Some(g)) => {
+            for (_, _, key, value) in &accepted {
+                g.offsets.insert(key.clone(), value.clone());
+            }
+            code::NONE
+        }
+        (Ok(()), None) if accepted.is_empty() => code::NONE,
+        (Ok(()), None) => code::COORDINATOR_NOT_AVAILABLE,
+    };
+    if failed != code::NONE {
+        for (ti, pi, _, _) in &accepted {
+            if let Some(p) = topics.get_mut(*ti).and_then(|t| t.partitions.get_mut(*pi)) {
+                p.error_code = failed;
+            }
+        }
+    }
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -325,15 +337,34 @@ fn offset_fetch(co: &SharedCoordinator, version: i16, req: OffsetFetchRequest) -
     OffsetFetchResponse::default().with_topics(topics)
 }
 
-fn offset_delete(co: &SharedCoordinator, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let mut c = co.borrow_mut();
+async fn offset_delete(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = req.group_id.to_string();
-    let Some(g) = c.groups.get_mut(&group_id) else {
-        return OffsetDeleteResponse::default().with_error_code(gcode::GROUP_ID_NOT_FOUND);
+    let active = match co.borrow().group(&group_id) {
+        None => return OffsetDeleteResponse::default().with_error_code(gcode::GROUP_ID_NOT_FOUND),
+        Some(g) => g.state != GroupState::Empty,
     };
     // An active group's subscriptions are opaque to the coordinator (consumer protocol bytes);
     // Kafka parses them to refuse only subscribed topics. Here an active group refuses all.
-    let active = g.state != GroupState::Empty;
+    let code = if active { gcode::GROUP_SUBSCRIBED_TO_TOPIC } else { code::NONE };
+    let keys: Vec<(String, i32)> = if active {
+        Vec::new()
+    } else {
+        req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect()
+    };
+    let records = keys.iter().map(|(t, p)| group_store::offset_record(&group_id, t, *p, None)).collect();
+    let code = match group_store::append(ctx, group::coordinator_partition(&group_id), records).await {
+        Ok(()) => {
+            let mut c = co.borrow_mut();
+            if let Some(g) = c.groups.get_mut(&group_id) {
+                for k in &keys {
+                    g.offsets.remove(k);
+                }
+            }
+            c.drop_if_unused(&group_id);
+            code
+        }
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(e),
+    };
     let topics = req
         .topics
         .into_iter()
@@ -342,12 +373,6 @@ fn offset_delete(co: &SharedCoordinator, req: OffsetDeleteRequest) -> OffsetDele
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = if active {
-                        gcode::GROUP_SUBSCRIBED_TO_TOPIC
-                    } else {
-                        g.offsets.remove(&(t.name.to_string(), p.partition_index));
-                        code::NONE
-                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code)
@@ -356,7 +381,6 @@ fn offset_delete(co: &SharedCoordinator, req: OffsetDeleteRequest) -> OffsetDele
             OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    c.drop_if_unused(&group_id);
     OffsetDeleteResponse::default().with_topics(topics)
 }
 
@@ -402,23 +426,35 @@ fn describe(co: &SharedCoordinator, version: i16, req: DescribeGroupsRequest) ->
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-fn delete(co: &SharedCoordinator, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let mut c = co.borrow_mut();
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|id| {
-            let code = match c.group(id.as_str()) {
-                None => gcode::GROUP_ID_NOT_FOUND,
-                Some(g) if g.state != GroupState::Empty => gcode::NON_EMPTY_GROUP,
-                Some(_) => {
-                    c.groups.remove(id.as_str());
-                    code::NONE
+async fn delete(ctx: &ShardCtx, co: &SharedCoordinator, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in req.groups_names {
+        let keys: Result<Vec<(String, i32)>, i16> = match co.borrow().group(id.as_str()) {
+            None => Err(gcode::GROUP_ID_NOT_FOUND),
+            Some(g) if g.state != GroupState::Empty => Err(gcode::NON_EMPTY_GROUP),
+            Some(g) => Ok(g.offsets.keys().cloned().collect()),
+        };
+        let code = match keys {
+            Err(e) => e,
+            Ok(keys) => {
+                let records = keys.iter().map(|(t, p)| group_store::offset_record(id.as_str(), t, *p, None)).collect();
+                match group_store::append(ctx, group::coordinator_partition(id.as_str()), records).await {
+                    Ok(()) => {
+                        let mut c = co.borrow_mut();
+                        // Still empty? A member may have joined while the tombstones were written.
+                        if c.group(id.as_str()).is_some_and(|g| g.state == GroupState::Empty) {
+                            c.groups.remove(id.as_str());
+                            code::NONE
+                        } else {
+                            gcode::NON_EMPTY_GROUP
+                        }
+                    }
+                    Err(e) => e,
                 }
-            };
-            DeletableGroupResult::default().with_group_id(id).with_error_code(code)
-        })
-        .collect();
+            }
+        };
+        results.push(DeletableGroupResult::default().with_group_id(id).with_error_code(code));
+    }
     DeleteGroupsResponse::default().with_results(results)
 }
 

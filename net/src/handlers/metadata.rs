@@ -39,7 +39,7 @@ pub fn topic_response(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(t.id)
-        .with_is_internal(false)
+        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 
@@ -56,7 +56,14 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: MetadataRequest) -> M
         Some(t) => t.is_empty() && version == 0,
     };
     let topics: Vec<MetadataResponseTopic> = if all {
-        ctx.broker.topics.list().iter().map(|t| topic_response(ctx, t)).collect()
+        // Internal topics are listed only when asked for by name (Kafka's clients hide them).
+        ctx.broker
+            .topics
+            .list()
+            .iter()
+            .filter(|t| t.name != crate::group::OFFSETS_TOPIC)
+            .map(|t| topic_response(ctx, t))
+            .collect()
     } else {
         let mut out = Vec::new();
         for t in req.topics.unwrap_or_default() {
