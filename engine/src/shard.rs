@@ -156,6 +156,20 @@ pub enum ShardRequest {
 
 pub type Spawner = Rc<dyn Fn(Pin<Box<dyn Future<Output = ()>>>)>;
 
+/// The log settings of a partition found on disk at start-up (per-topic `segment.bytes`,
+/// `segment.ms`, ...), from whoever keeps topic configs; `None` means the shard default.
+#[derive(Clone)]
+pub struct LogConfigFor(pub Arc<LogConfigFn>);
+
+/// See [`LogConfigFor`].
+pub type LogConfigFn = dyn Fn(&TopicPartition) -> Option<LogConfig> + Send + Sync;
+
+impl std::fmt::Debug for LogConfigFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogConfigFor(..)")
+    }
+}
+
 /// The state one core owns.
 ///
 /// Lives on: its own core, for the life of the process.
@@ -165,6 +179,7 @@ pub struct Shard<S: Storage> {
     storage: S,
     data_dir: PathBuf,
     default_config: LogConfig,
+    config_for: Option<LogConfigFor>,
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog<S>>>>,
     spawner: Spawner,
     clock: fn() -> i64,
@@ -186,6 +201,7 @@ impl<S: Storage> Shard<S> {
             storage,
             data_dir: data_dir.to_path_buf(),
             default_config,
+            config_for: None,
             logs: RefCell::new(HashMap::new()),
             spawner,
             clock,
@@ -203,7 +219,9 @@ impl<S: Storage> Shard<S> {
             if shard_for(&tp, self.shard_count) != self.id {
                 continue;
             }
-            self.open_log(tp, self.default_config.clone()).await?;
+            let config =
+                self.config_for.as_ref().and_then(|f| (f.0)(&tp)).unwrap_or_else(|| self.default_config.clone());
+            self.open_log(tp, config).await?;
             n += 1;
         }
         Ok(n)
@@ -215,6 +233,17 @@ impl<S: Storage> Shard<S> {
         (self.spawner)(Box::pin(log.clone().run_write_behind()));
         self.logs.borrow_mut().insert(tp, log.clone());
         Ok(log)
+    }
+
+    /// Where per-partition settings come from at start-up (see [`LogConfigFor`]).
+    pub fn with_config_for(self: Rc<Self>, config_for: Option<LogConfigFor>) -> Rc<Self> {
+        match Rc::try_unwrap(self) {
+            Ok(mut shard) => {
+                shard.config_for = config_for;
+                Rc::new(shard)
+            }
+            Err(rc) => rc,
+        }
     }
 
     pub fn log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog<S>>> {
@@ -386,6 +415,8 @@ pub struct ShardSetConfig {
     /// glommio's I/O memory per shard (the pool aligned buffers come from), sized at start-up.
     pub io_memory_bytes: usize,
     pub tick_ms: u64,
+    /// Per-partition log settings for partitions recovered at start-up.
+    pub log_config_for: Option<LogConfigFor>,
 }
 
 impl ShardSetConfig {
@@ -397,6 +428,7 @@ impl ShardSetConfig {
             pin: true,
             io_memory_bytes: 64 << 20,
             tick_ms: 5,
+            log_config_for: None,
         }
     }
 }
@@ -445,7 +477,8 @@ impl ShardSet {
                     let spawner: Spawner = Rc::new(|f| {
                         glommio::spawn_local(f).detach();
                     });
-                    let shard = Shard::new(id, n, storage, &cfg.data_dir, cfg.log.clone(), spawner, crate::now_ms);
+                    let shard = Shard::new(id, n, storage, &cfg.data_dir, cfg.log.clone(), spawner, crate::now_ms)
+                        .with_config_for(cfg.log_config_for.clone());
                     match shard.load().await {
                         Ok(count) => {
                             let _ = ready.send(Ok(count));

@@ -1,6 +1,7 @@
 """librdkafka (confluent-kafka) against Odradek: admin, produce with every codec and acks
 setting, consume back exactly without a group, timestamps, limits, restarts."""
 
+import os
 import time
 
 import pytest
@@ -330,3 +331,16 @@ def test_time_retention_deletes_old_segments(broker, topic_name):
     c.close()
     assert high == 3000
     assert 0 < low < 3000, "retention should have deleted the old segments but not the active one"
+
+
+def test_topic_segment_size_survives_restart(fresh_broker, topic_name):
+    b = fresh_broker()
+    create(b, topic_name, 1, {"segment.bytes": "1048576"})
+    b.stop()
+    b.start()
+    # 3 MB after the restart: with the topic's 1 MiB segments that is at least three segment
+    # files; with the broker default (1 GiB) it would be one.
+    produce(b, topic_name, 3000, 1, value_bytes=1000)
+    part_dir = os.path.join(b.data_dir, f"{topic_name}-0")
+    segments = [f for f in os.listdir(part_dir) if f.endswith(".log")]
+    assert len(segments) >= 3, segments

@@ -192,6 +192,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let broker = Broker::new(config.clone(), shard_config.shard_count).map_err(|e| format!("loading topics: {e}"))?;
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("installing signal handlers: {e}"))?;
+    // Logs of existing topics reopen with their topic's settings (segment.bytes, segment.ms).
+    let registry = broker.clone();
+    shard_config.log_config_for = Some(engine::shard::LogConfigFor(std::sync::Arc::new(move |tp: &TopicPartition| {
+        registry.topics.get(&tp.topic).map(|t| net::handlers::admin::log_config_of(&registry.config, &t.configs))
+    })));
     let set = ShardSet::start(shard_config, Some(broker.service())).map_err(|e| format!("starting shards: {e}"))?;
     reconcile(&broker, &set)?;
     eprintln!(

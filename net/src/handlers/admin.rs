@@ -18,12 +18,18 @@ pub type AdminError = (i16, String);
 
 /// The engine settings of a topic's partitions, from its effective configs.
 pub fn log_config(ctx: &ShardCtx, configs: &BTreeMap<String, String>) -> LogConfig {
+    log_config_of(ctx.config(), configs)
+}
+
+/// [`log_config`] without a shard: also used at start-up, when the shards reopen the logs of
+/// existing topics with their own settings.
+pub fn log_config_of(broker: &crate::config::BrokerConfig, configs: &BTreeMap<String, String>) -> LogConfig {
     let mut c = LogConfig::default();
-    let segment_bytes = configs::effective(ctx.config(), configs, "segment.bytes");
+    let segment_bytes = configs::effective(broker, configs, "segment.bytes");
     if let Some(b) = segment_bytes.and_then(|v| v.parse::<u64>().ok()) {
         c.segment_bytes = b;
     }
-    if let Some(ms) = configs::effective(ctx.config(), configs, "segment.ms").and_then(|v| v.parse::<i64>().ok()) {
+    if let Some(ms) = configs::effective(broker, configs, "segment.ms").and_then(|v| v.parse::<i64>().ok()) {
         c.segment_ms = ms;
     }
     // message.timestamp.type is applied by the produce handler, not by the log, so that it
