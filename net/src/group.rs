@@ -855,6 +855,121 @@ mod tests {
         assert_eq!(coordinator_partition("polygenelubricants"), 0);
     }
 
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::GroupId;
+
+    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce(SharedCoordinator) -> F + Send + 'static) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let co = install(0);
+                co.borrow_mut().loaded = true;
+                f(co).await;
+            })
+            .expect("executor")
+            .join()
+            .expect("join");
+    }
+
+    fn join_req(member: &str, instance: Option<&str>, meta: &'static [u8]) -> JoinGroupRequest {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_session_timeout_ms(6000)
+            .with_rebalance_timeout_ms(2000)
+            .with_member_id(s(member))
+            .with_group_instance_id(instance.map(s))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(meta))])
+    }
+
+    fn args() -> JoinArgs {
+        JoinArgs { client_id: "c".into(), client_host: "h".into() }
+    }
+
+    async fn sync_as(co: &SharedCoordinator, member: &str, generation: i32, assign: bool) -> SyncGroupResponse {
+        use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+        let assignments = if assign {
+            vec![SyncGroupRequestAssignment::default()
+                .with_member_id(s(member))
+                .with_assignment(Bytes::from_static(b"a"))]
+        } else {
+            Vec::new()
+        };
+        let req = SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id(generation)
+            .with_member_id(s(member))
+            .with_assignments(assignments);
+        sync(co, req).await
+    }
+
+    fn hb(co: &SharedCoordinator, member: &str, generation: i32) -> i16 {
+        heartbeat(
+            co,
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_generation_id(generation)
+                .with_member_id(s(member)),
+        )
+        .error_code
+    }
+
+    #[test]
+    fn dynamic_member_needs_an_id_then_joins_at_once_and_is_fenced_by_generation() {
+        run(|co| async move {
+            let first = join(&co, 5, join_req("", None, b"m"), args()).await;
+            assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+            let id = first.member_id.to_string();
+            let joined = join(&co, 5, join_req(&id, None, b"m"), args()).await;
+            assert_eq!((joined.error_code, joined.generation_id), (code::NONE, 1));
+            assert_eq!(joined.leader.as_str(), id);
+            assert_eq!(joined.members.len(), 1);
+            assert_eq!(sync_as(&co, &id, 1, true).await.assignment.as_ref(), b"a");
+            assert_eq!(co.borrow().group("g").map(|g| g.state), Some(GroupState::Stable));
+            assert_eq!(hb(&co, &id, 1), code::NONE);
+            assert_eq!(hb(&co, &id, 0), ILLEGAL_GENERATION);
+            assert_eq!(hb(&co, "nobody", 1), UNKNOWN_MEMBER_ID);
+            let left = leave(
+                &co,
+                3,
+                LeaveGroupRequest::default().with_group_id(GroupId(s("g"))).with_members(vec![
+                    kafka_protocol::messages::leave_group_request::MemberIdentity::default().with_member_id(s(&id)),
+                ]),
+            );
+            assert_eq!(left.members.first().map(|m| m.error_code), Some(code::NONE));
+            let g = co.borrow();
+            let g = g.group("g").expect("group");
+            assert_eq!((g.state, g.generation), (GroupState::Empty, 2));
+        });
+    }
+
+    #[test]
+    fn static_member_rejoins_without_a_rebalance_and_fences_the_old_id() {
+        run(|co| async move {
+            let joined = join(&co, 5, join_req("", Some("i"), b"m"), args()).await;
+            assert_eq!((joined.error_code, joined.generation_id), (code::NONE, 1));
+            let old = joined.member_id.to_string();
+            sync_as(&co, &old, 1, true).await;
+            let again = join(&co, 5, join_req("", Some("i"), b"m"), args()).await;
+            assert_eq!((again.error_code, again.generation_id), (code::NONE, 1));
+            let new = again.member_id.to_string();
+            assert_ne!(new, old);
+            assert_eq!(co.borrow().group("g").map(|g| g.state), Some(GroupState::Stable));
+            // The new incarnation keeps the assignment; the old one is fenced.
+            assert_eq!(sync_as(&co, &new, 1, false).await.assignment.as_ref(), b"a");
+            let fenced = heartbeat(
+                &co,
+                HeartbeatRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_generation_id(1)
+                    .with_member_id(s(&old))
+                    .with_group_instance_id(Some(s("i"))),
+            );
+            assert_eq!(fenced.error_code, FENCED_INSTANCE_ID);
+        });
+    }
+
     #[test]
     fn simple_consumer_commits_only_while_group_is_empty() {
         assert_eq!(check_commit(None, -1, "", None), code::NONE);
