@@ -49,6 +49,7 @@ pub const APIS: &[ApiSpec] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
 ];
 
 /// The spec for a key, if served.

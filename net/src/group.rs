@@ -224,6 +224,8 @@ pub struct Coordinator {
     member_seq: u64,
     /// Set once the shard's `__consumer_offsets` partitions are read back; requests wait.
     pub loaded: bool,
+    /// KIP-848 groups (their committed offsets live in `groups`, like classic ones).
+    pub consumer_groups: HashMap<String, crate::consumer_group::ConsumerGroup>,
 }
 
 pub type SharedCoordinator = Rc<RefCell<Coordinator>>;
@@ -246,10 +248,10 @@ fn sync_error(code: i16) -> SyncGroupResponse {
 
 impl Coordinator {
     pub fn new(shard_id: usize) -> Self {
-        Self { groups: HashMap::new(), shard_id, member_seq: 0, loaded: false }
+        Self { groups: HashMap::new(), shard_id, member_seq: 0, loaded: false, consumer_groups: HashMap::new() }
     }
 
-    fn new_member_id(&mut self, client_id: &str) -> String {
+    pub fn new_member_id(&mut self, client_id: &str) -> String {
         self.member_seq += 1;
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);

@@ -45,6 +45,7 @@
 pub mod alloc;
 pub mod api;
 pub mod config;
+pub mod consumer_group;
 pub mod errors;
 pub mod frame;
 pub mod group;

@@ -342,3 +342,52 @@ def test_kafka_python_split_then_killed_member_expires(broker, topic_name):
     kp_wait_assignment([a], [{0, 1, 2, 3}], timeout=30)
     assert time.time() - killed >= SESSION_MS / 1000 - 2
     a.close()
+
+
+# KIP-848: librdkafka's group.protocol=consumer, assignment computed by the broker.
+
+def kip848_consumer(b, group):
+    return Consumer({
+        "bootstrap.servers": b.bootstrap,
+        "group.id": group,
+        "group.protocol": "consumer",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "fetch.wait.max.ms": 100,
+    })
+
+
+def test_kip848_join_split_leave_commit_resume(broker, topic_name):
+    create(broker, topic_name, 4)
+    produce(broker, topic_name, 4, 2)
+    g = group_name()
+    a = kip848_consumer(broker, g)
+    a.subscribe([topic_name])
+    got = poll_values(a, 8)
+    assert sorted((p, o) for p, o, _ in got) == [(p, o) for p in range(4) for o in range(2)]
+    wait_assignment([a], [{0, 1, 2, 3}])
+    b = kip848_consumer(broker, g)
+    b.subscribe([topic_name])
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        a.poll(0.1)
+        b.poll(0.1)
+        sa = {tp.partition for tp in a.assignment()}
+        sb = {tp.partition for tp in b.assignment()}
+        if len(sa) == 2 and len(sb) == 2:
+            break
+    assert len(sa) == 2 and len(sb) == 2 and sa | sb == {0, 1, 2, 3}, (sa, sb)
+    a.commit(offsets=[TopicPartition(topic_name, p, 1) for p in sorted(sa)], asynchronous=False)
+    # The broker ran the group with the KIP-848 protocol (no silent fallback to classic).
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    listed = admin.list_consumer_groups().result(10)
+    assert [x.type.name for x in listed.valid if x.group_id == g] == ["CONSUMER"]
+    b.close()
+    wait_assignment([a], [{0, 1, 2, 3}])
+    a.close()
+    c = kip848_consumer(broker, g)
+    c.subscribe([topic_name])
+    got = poll_values(c, 2 + 2 * 2)
+    expect = sorted([(p, 1) for p in sa] + [(p, o) for p in sb for o in range(2)])
+    assert sorted((p, o) for p, o, _ in got) == expect
+    c.close()

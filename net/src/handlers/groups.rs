@@ -72,6 +72,7 @@ pub async fn route(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, request: R
         RequestKind::OffsetCommit(r) => r.group_id.to_string(),
         RequestKind::OffsetDelete(r) => r.group_id.to_string(),
         RequestKind::OffsetFetch(r) => r.group_id.to_string(),
+        RequestKind::ConsumerGroupHeartbeat(r) => r.group_id.to_string(),
         _ => return None,
     };
     let shard = coordinator_shard(ctx, &group_id);
@@ -180,6 +181,31 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe(co, version, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete(ctx, co, r).await),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list(co, version, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let mut c = co.borrow_mut();
+            let group_id = r.group_id.to_string();
+            let resp = if group_id.is_empty() {
+                kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(gcode::INVALID_GROUP_ID)
+            } else if c.group(&group_id).is_some_and(|g| !g.members.is_empty()) {
+                // A classic group with members keeps its protocol (Kafka's online migration
+                // is not supported).
+                kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(gcode::INCONSISTENT_GROUP_PROTOCOL)
+            } else {
+                let id = c.new_member_id(&client_id);
+                let cg = c.consumer_groups.entry(group_id.clone()).or_default();
+                // Sessions expire when any member of the group heartbeats (live members do
+                // every HEARTBEAT_INTERVAL_MS), which needs no timer per group.
+                cg.expire(std::time::Instant::now(), &ctx.broker.topics);
+                let resp = crate::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, || id);
+                if cg.is_empty() {
+                    c.consumer_groups.remove(&group_id);
+                }
+                resp
+            };
+            ResponseKind::ConsumerGroupHeartbeat(resp)
+        }
         _ => return,
     };
     let _ = reply.send(response);
@@ -187,8 +213,17 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
 
 async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = req.group_id.to_string();
+    let consumer_check =
+        co.borrow().consumer_groups.get(&group_id).map(|cg| match cg.members.get(req.member_id.as_str()) {
+            None if req.member_id.is_empty() && req.generation_id_or_member_epoch < 0 => code::NONE,
+            None => gcode::UNKNOWN_MEMBER_ID,
+            Some(m) if m.epoch != req.generation_id_or_member_epoch => crate::consumer_group::STALE_MEMBER_EPOCH,
+            Some(_) => code::NONE,
+        });
     let err = if group_id.is_empty() {
         gcode::INVALID_GROUP_ID
+    } else if let Some(e) = consumer_check {
+        e
     } else {
         group::check_commit(
             co.borrow().group(&group_id),
@@ -476,6 +511,20 @@ fn list(co: &SharedCoordinator, version: i16, req: ListGroupsRequest) -> ListGro
                 .with_group_state(s(g.state.name()))
                 .with_group_type(s("classic"))
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let consumer = c
+        .consumer_groups
+        .iter()
+        .filter(|_| states.is_empty() || states.iter().any(|s| s == "stable"))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "consumer"))
+        .map(|(id, _)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(s(id)))
+                .with_protocol_type(s("consumer"))
+                .with_group_state(s("Stable"))
+                .with_group_type(s("consumer"))
+        });
+    let groups =
+        groups.into_iter().filter(|g| !c.consumer_groups.contains_key(g.group_id.as_str())).chain(consumer).collect();
     ListGroupsResponse::default().with_groups(groups)
 }

@@ -159,7 +159,8 @@ async fn dispatch(ctx: &Rc<ShardCtx>, header: &RequestHeader, request: RequestKi
         | RequestKind::OffsetDelete(_)
         | RequestKind::DescribeGroups(_)
         | RequestKind::DeleteGroups(_)
-        | RequestKind::ListGroups(_)) => {
+        | RequestKind::ListGroups(_)
+        | RequestKind::ConsumerGroupHeartbeat(_)) => {
             let client_id = header.client_id.as_deref().unwrap_or("").to_owned();
             return groups::route(ctx, v, &client_id, r).await;
         }
