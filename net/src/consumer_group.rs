@@ -48,13 +48,22 @@ pub struct ConsumerGroup {
     pub epoch: i32,
     pub members: BTreeMap<String, ConsumerMember>,
     target: BTreeMap<String, Owned>,
+    /// The subscribed topics (id, partition count) the target was computed from: a topic
+    /// created, deleted or grown since changes the target too.
+    target_topics: BTreeMap<String, (Uuid, i32)>,
 }
 
 impl ConsumerGroup {
     /// Recomputes the target assignment: each subscribed topic's partitions round-robin over
     /// the members subscribed to it, sorted by member id.
+    fn subscribed_topics(&self, topics: &Topics) -> BTreeMap<String, (Uuid, i32)> {
+        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed.iter()).collect();
+        names.into_iter().filter_map(|n| topics.get(n).map(|m| (n.clone(), (m.id, m.partitions)))).collect()
+    }
+
     fn compute_target(&mut self, topics: &Topics) {
         self.epoch += 1;
+        self.target_topics = self.subscribed_topics(topics);
         let mut target: BTreeMap<String, Owned> = self.members.keys().map(|k| (k.clone(), Owned::new())).collect();
         let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed.iter()).collect();
         let mut slot = 0usize;
@@ -173,6 +182,9 @@ pub fn heartbeat(
         }
         member_id
     };
+    if group.subscribed_topics(topics) != group.target_topics {
+        group.compute_target(topics);
+    }
     if let Some(owned) = &req.topic_partitions {
         let owned: Owned = owned.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p))).collect();
         if let Some(m) = group.members.get_mut(&member_id) {
@@ -208,4 +220,61 @@ pub fn heartbeat(
         .with_member_epoch(m.epoch)
         .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
         .with_assignment(Some(Assignment::default().with_topic_partitions(topic_partitions)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topics::TopicMeta;
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owns;
+    use kafka_protocol::messages::{GroupId, TopicName};
+
+    fn hb(
+        member: &str,
+        epoch: i32,
+        topic: &str,
+        owned: Option<Vec<(Uuid, Vec<i32>)>>,
+    ) -> ConsumerGroupHeartbeatRequest {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(member))
+            .with_member_epoch(epoch)
+            .with_subscribed_topic_names(Some(vec![TopicName(s(topic))]))
+            .with_topic_partitions(
+                owned.map(|o| {
+                    o.into_iter().map(|(t, ps)| Owns::default().with_topic_id(t).with_partitions(ps)).collect()
+                }),
+            )
+    }
+
+    fn assigned(r: &ConsumerGroupHeartbeatResponse) -> Vec<i32> {
+        r.assignment.iter().flat_map(|a| a.topic_partitions.iter().flat_map(|t| t.partitions.clone())).collect()
+    }
+
+    #[test]
+    fn partitions_move_only_after_the_owner_revokes_them_and_late_topics_are_picked_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topics = Topics::load(dir.path()).expect("topics");
+        let mut g = ConsumerGroup::default();
+        // Subscribed before the topic exists: nothing to assign yet.
+        let r = heartbeat(&mut g, &hb("a", 0, "t", None), &topics, || unreachable!());
+        assert_eq!((r.error_code, assigned(&r)), (0, Vec::<i32>::new()));
+        let id = Uuid::new_v4();
+        topics.insert(TopicMeta { name: "t".into(), id, partitions: 2, configs: Default::default() });
+        let r = heartbeat(&mut g, &hb("a", r.member_epoch, "t", Some(vec![])), &topics, || unreachable!());
+        assert_eq!(assigned(&r), vec![0, 1]);
+        let a_epoch = r.member_epoch;
+        heartbeat(&mut g, &hb("a", a_epoch, "t", Some(vec![(id, vec![0, 1])])), &topics, || unreachable!());
+        // b joins: its partition is still a's, so b waits while a is told to give it up.
+        let rb = heartbeat(&mut g, &hb("b", 0, "t", Some(vec![])), &topics, || unreachable!());
+        assert_eq!(assigned(&rb), Vec::<i32>::new());
+        let ra = heartbeat(&mut g, &hb("a", a_epoch, "t", None), &topics, || unreachable!());
+        assert_eq!(assigned(&ra), vec![0]);
+        heartbeat(&mut g, &hb("a", ra.member_epoch, "t", Some(vec![(id, vec![0])])), &topics, || unreachable!());
+        let rb = heartbeat(&mut g, &hb("b", rb.member_epoch, "t", None), &topics, || unreachable!());
+        assert_eq!(assigned(&rb), vec![1]);
+        // A stale epoch is fenced.
+        let stale = heartbeat(&mut g, &hb("b", 99, "t", None), &topics, || unreachable!());
+        assert_eq!(stale.error_code, FENCED_MEMBER_EPOCH);
+    }
 }
