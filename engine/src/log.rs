@@ -657,11 +657,10 @@ impl<S: Storage> PartitionLog<S> {
         result
     }
 
-    async fn roll_locked(&self, next: i64, now_ms: i64) -> Result<(), LogError> {
-        // First finish the old segment (write, trim, sync, indexes), and only then create the new
-        // one: a crash in between must not leave a later segment whose base offset is past the
-        // old segment's recovered end (a hole in the offsets). Appends wait (`rolling`) meanwhile.
-        let (pending, file, old_base) = {
+    /// Writes everything the active segment buffers (the caller holds the I/O lock); returns its
+    /// file, base offset and the logical size now on the device (not yet marked written).
+    async fn write_active_pending(&self) -> Result<(Rc<S::File>, i64, u64), LogError> {
+        let (pending, file, base) = {
             let mut inner = self.inner.borrow_mut();
             let seg = inner.active_mut();
             (seg.take_writes(), seg.file.clone(), seg.base_offset)
@@ -670,6 +669,14 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = self.write_all(&file, pending.writes).await {
             return Err(self.poison("writing a segment", &e));
         }
+        Ok((file, base, up_to))
+    }
+
+    async fn roll_locked(&self, next: i64, now_ms: i64) -> Result<(), LogError> {
+        // First finish the old segment (write, trim, sync, indexes), and only then create the new
+        // one: a crash in between must not leave a later segment whose base offset is past the
+        // old segment's recovered end (a hole in the offsets). Appends wait (`rolling`) meanwhile.
+        let (file, old_base, up_to) = self.write_active_pending().await?;
         // A sealed segment's file ends exactly at its last batch (no zero padding), so its size
         // is its logical size and index checks against it are exact.
         if let Err(e) = file.truncate(up_to).await {
@@ -1071,15 +1078,7 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         // Put everything on the device first so segments can be cut in place.
-        let (pending, file, base) = {
-            let mut inner = self.inner.borrow_mut();
-            let seg = inner.active_mut();
-            (seg.take_writes(), seg.file.clone(), seg.base_offset)
-        };
-        let up_to = pending.up_to;
-        if let Err(e) = self.write_all(&file, pending.writes).await {
-            return Err(self.poison("writing a segment", &e));
-        }
+        let (_, base, up_to) = self.write_active_pending().await?;
         if let Some(seg) = self.inner.borrow_mut().segments.get_mut(&base) {
             seg.mark_written(up_to);
         }
