@@ -255,6 +255,11 @@ def kp_consumer(b, group, topic, **extra):
                 fetch_max_wait_ms=100, request_timeout_ms=SESSION_MS + 5000)
     conf.update(extra)
     c = KafkaConsumer(**conf)
+    # kafka-python's leader assigns nothing for a topic missing from its metadata cache and,
+    # when that assignment is empty, does not rejoin once the metadata arrives: load it first.
+    deadline = time.time() + 10
+    while not c.partitions_for_topic(topic) and time.time() < deadline:
+        time.sleep(0.05)
     c.subscribe([topic])
     return c
 
@@ -307,6 +312,9 @@ import sys, time
 from kafka import KafkaConsumer
 c = KafkaConsumer(bootstrap_servers=sys.argv[1], group_id=sys.argv[2], session_timeout_ms=int(sys.argv[4]),
                   heartbeat_interval_ms=500, enable_auto_commit=False, fetch_max_wait_ms=100)
+deadline = time.time() + 10
+while not c.partitions_for_topic(sys.argv[3]) and time.time() < deadline:
+    time.sleep(0.05)
 c.subscribe([sys.argv[3]])
 while True:
     c.poll(timeout_ms=100)
