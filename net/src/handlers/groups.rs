@@ -89,21 +89,46 @@ fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTree
     out
 }
 
+/// Sends one part of a multi-group request to each coordinator shard and gathers the parts'
+/// per-group results: `part` builds the request for a shard's groups, `results` takes the
+/// per-group entries out of its response.
+async fn scatter_gather<T, R>(
+    ctx: &ShardCtx,
+    version: i16,
+    client_id: &str,
+    groups: Vec<T>,
+    id: impl Fn(&T) -> &str,
+    part: impl Fn(Vec<T>) -> RequestKind,
+    results: impl Fn(ResponseKind) -> Option<Vec<R>>,
+) -> Vec<R> {
+    let mut out = Vec::new();
+    for (shard, groups) in by_shard(ctx, groups, id) {
+        if let Some(r) = call(ctx, shard, version, client_id, part(groups)).await.and_then(&results) {
+            out.extend(r);
+        }
+    }
+    out
+}
+
 async fn offset_fetch_multi(
     ctx: &Rc<ShardCtx>,
     version: i16,
     client_id: &str,
     req: OffsetFetchRequest,
 ) -> Option<ResponseKind> {
-    let mut out = Vec::new();
-    for (shard, groups) in by_shard(ctx, req.groups.clone(), |g| g.group_id.as_str()) {
-        let part = req.clone().with_groups(groups);
-        if let Some(ResponseKind::OffsetFetch(r)) =
-            call(ctx, shard, version, client_id, RequestKind::OffsetFetch(part)).await
-        {
-            out.extend(r.groups);
-        }
-    }
+    let out = scatter_gather(
+        ctx,
+        version,
+        client_id,
+        req.groups.clone(),
+        |g| g.group_id.as_str(),
+        |groups| RequestKind::OffsetFetch(req.clone().with_groups(groups)),
+        |r| match r {
+            ResponseKind::OffsetFetch(r) => Some(r.groups),
+            _ => None,
+        },
+    )
+    .await;
     Some(ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(out)))
 }
 
@@ -113,15 +138,19 @@ async fn describe_multi(
     client_id: &str,
     req: DescribeGroupsRequest,
 ) -> Option<ResponseKind> {
-    let mut out = Vec::new();
-    for (shard, groups) in by_shard(ctx, req.groups.clone(), |g| g.as_str()) {
-        let part = req.clone().with_groups(groups);
-        if let Some(ResponseKind::DescribeGroups(r)) =
-            call(ctx, shard, version, client_id, RequestKind::DescribeGroups(part)).await
-        {
-            out.extend(r.groups);
-        }
-    }
+    let out = scatter_gather(
+        ctx,
+        version,
+        client_id,
+        req.groups.clone(),
+        |g| g.as_str(),
+        |groups| RequestKind::DescribeGroups(req.clone().with_groups(groups)),
+        |r| match r {
+            ResponseKind::DescribeGroups(r) => Some(r.groups),
+            _ => None,
+        },
+    )
+    .await;
     Some(ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(out)))
 }
 
@@ -131,15 +160,19 @@ async fn delete_multi(
     client_id: &str,
     req: DeleteGroupsRequest,
 ) -> Option<ResponseKind> {
-    let mut out = Vec::new();
-    for (shard, groups) in by_shard(ctx, req.groups_names.clone(), |g| g.as_str()) {
-        let part = req.clone().with_groups_names(groups);
-        if let Some(ResponseKind::DeleteGroups(r)) =
-            call(ctx, shard, version, client_id, RequestKind::DeleteGroups(part)).await
-        {
-            out.extend(r.results);
-        }
-    }
+    let out = scatter_gather(
+        ctx,
+        version,
+        client_id,
+        req.groups_names.clone(),
+        |g| g.as_str(),
+        |groups| RequestKind::DeleteGroups(req.clone().with_groups_names(groups)),
+        |r| match r {
+            ResponseKind::DeleteGroups(r) => Some(r.results),
+            _ => None,
+        },
+    )
+    .await;
     Some(ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(out)))
 }
 
