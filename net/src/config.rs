@@ -43,6 +43,16 @@ pub struct BrokerConfig {
     pub fetch_wait_ms_max: u64,
     /// Upper bound on the bytes of one Fetch response (`fetch.max.bytes`).
     pub fetch_bytes_max: usize,
+    /// `group.min.session.timeout.ms` / `group.max.session.timeout.ms`: the session timeouts
+    /// classic members may ask for.
+    pub group_session_timeout_ms_min: i32,
+    pub group_session_timeout_ms_max: i32,
+    /// `group.consumer.session.timeout.ms`: a KIP-848 member's session.
+    pub group_consumer_session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`: what KIP-848 members are told. Kafka's default
+    /// is 5 s; 1 s here, because each reconciliation step (revoke, then assign) waits for a
+    /// heartbeat, so a rebalance takes a few intervals.
+    pub group_consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for BrokerConfig {
@@ -67,6 +77,10 @@ impl Default for BrokerConfig {
             requests_in_flight_max: 16,
             fetch_wait_ms_max: 30_000,
             fetch_bytes_max: 55 * 1024 * 1024,
+            group_session_timeout_ms_min: 6000,
+            group_session_timeout_ms_max: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 1000,
         }
     }
 }

@@ -15,19 +15,22 @@
 //! Limits: [`GROUPS_PER_SHARD_MAX`], [`MEMBERS_PER_GROUP_MAX`], [`OFFSET_METADATA_BYTES_MAX`].
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::messages::{
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
     SyncGroupRequest, SyncGroupResponse,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use serde::{Deserialize, Serialize};
 
+use crate::consumer_group::ConsumerGroup;
 use crate::errors::code;
 
 /// The internal topic holding committed offsets; its partition count decides coordinators.
@@ -41,10 +44,6 @@ pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
 pub const MEMBERS_PER_GROUP_MAX: usize = 1000;
 /// Kafka's `offset.metadata.max.bytes` default.
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
-/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms` are 6 s and
-/// 30 min; the lower bound is relaxed so tests can expire members quickly.
-pub const SESSION_TIMEOUT_MS_MIN: i32 = 1000;
-pub const SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
 /// How often expired sessions are looked for.
 pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -209,6 +208,120 @@ impl Group {
     }
 }
 
+/// What is persisted of a classic group's membership (Kafka's group metadata record): written
+/// when the group becomes Stable or Empty, never in the middle of a rebalance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassicSnapshot {
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: Vec<MemberSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct MemberSnapshot {
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    protocols: Vec<(String, Vec<u8>)>,
+    assignment: Vec<u8>,
+}
+
+impl ClassicSnapshot {
+    /// No members, as after a group's membership record was deleted.
+    pub fn empty() -> Self {
+        Self { generation: 0, protocol_type: None, protocol: None, leader: None, members: Vec::new() }
+    }
+}
+
+impl Group {
+    /// The state to persist, or None in the middle of a rebalance.
+    pub fn snapshot(&self) -> Option<ClassicSnapshot> {
+        if !matches!(self.state, GroupState::Stable | GroupState::Empty) {
+            return None;
+        }
+        let members = self
+            .members
+            .values()
+            .map(|m| MemberSnapshot {
+                id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocols: m.protocols.iter().map(|(n, b)| (n.clone(), b.to_vec())).collect(),
+                assignment: m.assignment.to_vec(),
+            })
+            .collect();
+        Some(ClassicSnapshot {
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            members,
+        })
+    }
+
+    /// Takes the membership of a snapshot (offsets stay); members get a fresh session, so
+    /// consumers that keep heartbeating carry on in the same generation.
+    pub fn restore(&mut self, snap: ClassicSnapshot, now: Instant) {
+        self.generation = snap.generation;
+        self.protocol_type = snap.protocol_type;
+        self.protocol = snap.protocol;
+        self.members.clear();
+        self.statics.clear();
+        self.pending.clear();
+        for m in snap.members {
+            if let Some(inst) = &m.instance_id {
+                self.statics.insert(inst.clone(), m.id.clone());
+            }
+            let mut member = Member {
+                id: m.id.clone(),
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocols: m.protocols.into_iter().map(|(n, b)| (n, Bytes::from(b))).collect(),
+                assignment: Bytes::from(m.assignment),
+                deadline: now,
+                join_reply: None,
+                sync_reply: None,
+            };
+            member.touch(now);
+            self.members.insert(m.id, member);
+        }
+        self.leader = snap.leader.filter(|l| self.members.contains_key(l));
+        self.state = if self.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
+    }
+
+    /// Topics the members subscribe to, read from their consumer-protocol metadata; None when
+    /// the group does not use the consumer protocol or a subscription cannot be read.
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol.as_deref()?;
+        let mut out = BTreeSet::new();
+        for m in self.members.values() {
+            let mut buf = m.metadata_for(protocol);
+            if buf.len() < 2 {
+                return None;
+            }
+            let version = i16::from_be_bytes([buf[0], buf[1]]).clamp(0, 3);
+            let _ = bytes::Buf::get_i16(&mut buf);
+            let sub = ConsumerProtocolSubscription::decode(&mut buf, version).ok()?;
+            out.extend(sub.topics.iter().map(|t| t.to_string()));
+        }
+        Some(out)
+    }
+}
+
 /// What a join asks for, extracted from the request.
 pub struct JoinArgs {
     pub client_id: String,
@@ -225,7 +338,37 @@ pub struct Coordinator {
     /// Set once the shard's `__consumer_offsets` partitions are read back; requests wait.
     pub loaded: bool,
     /// KIP-848 groups (their committed offsets live in `groups`, like classic ones).
-    pub consumer_groups: HashMap<String, crate::consumer_group::ConsumerGroup>,
+    pub consumer_groups: HashMap<String, ConsumerGroup>,
+    /// Groups whose membership changed since it was last persisted.
+    pub dirty: BTreeSet<String>,
+    /// Wakes the shard's membership writer ([`crate::group_store::persist_loop`]).
+    pub persist: Rc<engine::sync::Notify>,
+    /// Hash of the membership record last written per group.
+    pub written: HashMap<String, u64>,
+    /// The broker (topic registry) for KIP-848 assignments made by the session sweep.
+    pub broker: Option<std::sync::Arc<crate::server::Broker>>,
+    pub settings: GroupSettings,
+}
+
+/// The group settings of the broker's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSettings {
+    pub session_timeout_ms_min: i32,
+    pub session_timeout_ms_max: i32,
+    pub consumer: crate::consumer_group::Settings,
+}
+
+impl GroupSettings {
+    pub fn from_config(c: &crate::config::BrokerConfig) -> Self {
+        Self {
+            session_timeout_ms_min: c.group_session_timeout_ms_min,
+            session_timeout_ms_max: c.group_session_timeout_ms_max,
+            consumer: crate::consumer_group::Settings {
+                session_timeout: Duration::from_millis(c.group_consumer_session_timeout_ms),
+                heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+            },
+        }
+    }
 }
 
 pub type SharedCoordinator = Rc<RefCell<Coordinator>>;
@@ -248,7 +391,25 @@ fn sync_error(code: i16) -> SyncGroupResponse {
 
 impl Coordinator {
     pub fn new(shard_id: usize) -> Self {
-        Self { groups: HashMap::new(), shard_id, member_seq: 0, loaded: false, consumer_groups: HashMap::new() }
+        Self {
+            groups: HashMap::new(),
+            shard_id,
+            member_seq: 0,
+            loaded: false,
+            consumer_groups: HashMap::new(),
+            dirty: BTreeSet::new(),
+            persist: Rc::new(engine::sync::Notify::new()),
+            written: HashMap::new(),
+            broker: None,
+            settings: GroupSettings::from_config(&crate::config::BrokerConfig::default()),
+        }
+    }
+
+    /// Notes that a group's membership must be persisted again.
+    pub fn mark_dirty(&mut self, id: &str) {
+        if self.dirty.insert(id.to_owned()) {
+            self.persist.notify_all();
+        }
     }
 
     pub fn new_member_id(&mut self, client_id: &str) -> String {
@@ -297,7 +458,7 @@ fn join_start(
     if group_id.is_empty() {
         return Ok(join_error(&member_id, INVALID_GROUP_ID));
     }
-    if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&req.session_timeout_ms) {
+    if !(c.settings.session_timeout_ms_min..=c.settings.session_timeout_ms_max).contains(&req.session_timeout_ms) {
         return Ok(join_error(&member_id, INVALID_SESSION_TIMEOUT));
     }
     // v0 has no rebalance timeout: Kafka uses the session timeout.
@@ -559,6 +720,7 @@ fn prepare_rebalance(co: Option<SharedCoordinator>, group: &mut Group) {
         if let Some(g) = c.groups.get_mut(&id) {
             if g.state == GroupState::PreparingRebalance && g.rebalance_id == rebalance_id {
                 complete_join(g);
+                c.mark_dirty(&id);
             }
         }
     })
@@ -646,6 +808,7 @@ fn remove_member(group: &mut Group, id: &str) {
 
 fn expire_sessions(co: &SharedCoordinator, now: Instant) {
     let mut c = co.borrow_mut();
+    let mut changed = Vec::new();
     for group in c.groups.values_mut() {
         group.pending.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = group
@@ -654,12 +817,27 @@ fn expire_sessions(co: &SharedCoordinator, now: Instant) {
             .filter(|m| m.join_reply.is_none() && m.deadline <= now)
             .map(|m| m.id.clone())
             .collect();
+        if !expired.is_empty() {
+            changed.push(group.id.clone());
+        }
         for id in expired {
             remove_member(group, &id);
         }
         if group.state == GroupState::PreparingRebalance {
             try_complete_join(group);
         }
+    }
+    // KIP-848 members whose session ran out, even if nobody else in the group heartbeats.
+    if let Some(broker) = c.broker.clone() {
+        for (id, cg) in c.consumer_groups.iter_mut() {
+            if cg.expire(now, &broker.topics) {
+                changed.push(id.clone());
+            }
+        }
+        c.consumer_groups.retain(|_, cg| !cg.is_empty());
+    }
+    for id in changed {
+        c.mark_dirty(&id);
     }
 }
 

@@ -8,15 +8,24 @@
 //! Key and value are JSON, so the topic is readable with any consumer:
 //! - committed offset: key `{"type":"offset","group":G,"topic":T,"partition":P}`, value
 //!   `{"offset":O,"leader_epoch":E,"metadata":M}`; a null value (tombstone) deletes it.
-//! - group deleted: every offset of the group gets a tombstone.
+//! - membership: key `{"type":"group","group":G}`, value `{"classic":{...}}` (generation,
+//!   protocol, leader, members with their metadata and assignment; written when the group
+//!   becomes Stable or Empty) or `{"consumer":{...}}` (a KIP-848 group: epoch, assignor,
+//!   members with subscriptions, epochs and assignments, the target assignment); a tombstone
+//!   when the group is gone.
+//! - group deleted: every offset of the group and its membership get a tombstone.
 //!
 //! The latest record per key wins, which is what compaction keeps (`cleanup.policy=compact`).
-//! Group membership is not persisted: after a restart a group is Empty with its offsets, and
-//! its consumers rejoin (their heartbeats get UNKNOWN_MEMBER_ID), as dynamic members would
-//! after a coordinator move in Kafka.
+//!
+//! Offsets are written before a commit is answered. Membership is written behind, by one task
+//! per shard ([`persist_loop`]) that batches the groups changed since its last write and skips
+//! those whose record would not change; after a restart, members that keep heartbeating carry
+//! on in their generation (classic) or epoch (KIP-848) without a rebalance. A crash in the
+//! moment between a change and its write costs a rebalance, never an offset.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
 
 use engine::batch::parse_all;
 use engine::records::{decode_records, BatchBuilder, Record};
@@ -24,8 +33,11 @@ use engine::shard::{AppendItem, PartitionError, ReadItem, ShardRequest, TopicPar
 use engine::{Compression, ValidatedBatches};
 use serde::{Deserialize, Serialize};
 
+use crate::consumer_group::{ConsumerGroup, Snapshot};
 use crate::errors::code;
-use crate::group::{Committed, SharedCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
+use crate::group::{
+    ClassicSnapshot, Committed, Coordinator, SharedCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
+};
 use crate::handlers::admin;
 use crate::handlers::metadata::LEADER_EPOCH;
 use crate::server::ShardCtx;
@@ -39,7 +51,19 @@ const COMMIT_BATCH_BYTES_MAX: usize = 16 << 20;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Key {
     Offset { group: String, topic: String, partition: i32 },
+    Group { group: String },
 }
+
+/// A group's membership record.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Membership {
+    Classic(ClassicSnapshot),
+    Consumer(Snapshot),
+}
+
+/// Pause after a failed membership write before the next try.
+const PERSIST_RETRY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct OffsetValue {
@@ -54,6 +78,78 @@ pub fn offset_record(group: &str, topic: &str, partition: i32, value: Option<&Co
     let value =
         value.map(|c| OffsetValue { offset: c.offset, leader_epoch: c.leader_epoch, metadata: c.metadata.clone() });
     Record::new(serde_json::to_vec(&key).ok(), value.and_then(|v| serde_json::to_vec(&v).ok()))
+}
+
+/// The membership record value a group needs now: `Some(None)` a tombstone, `None` nothing
+/// (a classic group in the middle of a rebalance keeps its last record).
+fn membership_value(c: &Coordinator, id: &str) -> Option<Option<Vec<u8>>> {
+    let value = if let Some(cg) = c.consumer_groups.get(id) {
+        Some(Membership::Consumer(cg.snapshot()))
+    } else if let Some(g) = c.groups.get(id) {
+        Some(Membership::Classic(g.snapshot()?))
+    } else {
+        None
+    };
+    Some(value.and_then(|v| serde_json::to_vec(&v).ok()))
+}
+
+fn hash_of(value: &Option<Vec<u8>>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// The membership record of a group.
+pub fn membership_record(group: &str, value: Option<Vec<u8>>) -> Record {
+    let key = Key::Group { group: group.to_owned() };
+    Record::new(serde_json::to_vec(&key).ok(), value)
+}
+
+/// Writes the membership of groups marked dirty, batched per `__consumer_offsets` partition,
+/// for as long as the shard runs.
+pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
+    loop {
+        let notify = co.borrow().persist.clone();
+        let changed = notify.listen();
+        let dirty = std::mem::take(&mut co.borrow_mut().dirty);
+        if dirty.is_empty() {
+            changed.await;
+            continue;
+        }
+        let mut by_partition: BTreeMap<i32, Vec<(String, u64, Record)>> = BTreeMap::new();
+        {
+            let c = co.borrow();
+            for id in dirty {
+                let Some(value) = membership_value(&c, &id) else { continue };
+                let hash = hash_of(&value);
+                let last = c.written.get(&id).copied();
+                // A group never written needs no tombstone.
+                if last == Some(hash) || (last.is_none() && value.is_none()) {
+                    continue;
+                }
+                let record = membership_record(&id, value);
+                by_partition.entry(crate::group::coordinator_partition(&id)).or_default().push((id, hash, record));
+            }
+        }
+        for (partition, entries) in by_partition {
+            let (meta, records): (Vec<(String, u64)>, Vec<Record>) =
+                entries.into_iter().map(|(id, hash, r)| ((id, hash), r)).unzip();
+            let written = append(ctx, partition, records).await;
+            let mut c = co.borrow_mut();
+            for (id, hash) in meta {
+                match written {
+                    Ok(()) => {
+                        c.written.insert(id, hash);
+                    }
+                    Err(_) => c.mark_dirty(&id),
+                }
+            }
+            if written.is_err() {
+                drop(c);
+                glommio::timer::sleep(PERSIST_RETRY).await;
+            }
+        }
+    }
 }
 
 /// Creates `__consumer_offsets` (compacted) on first use.
@@ -159,7 +255,10 @@ fn apply(co: &SharedCoordinator, r: &Record) {
     let Some(Ok(key)) = r.key.as_deref().map(serde_json::from_slice::<Key>) else {
         return;
     };
-    let Key::Offset { group, topic, partition } = key;
+    let (group, topic, partition) = match key {
+        Key::Offset { group, topic, partition } => (group, topic, partition),
+        Key::Group { group } => return apply_membership(co, group, r),
+    };
     let mut c = co.borrow_mut();
     match r.value.as_deref().map(serde_json::from_slice::<OffsetValue>) {
         Some(Ok(v)) => {
@@ -178,6 +277,34 @@ fn apply(co: &SharedCoordinator, r: &Record) {
         }
         Some(Err(_)) => {}
     }
+}
+
+fn apply_membership(co: &SharedCoordinator, group: String, r: &Record) {
+    let mut c = co.borrow_mut();
+    let now = Instant::now();
+    let value = r.value.as_ref().map(|v| v.to_vec());
+    let hash = hash_of(&value);
+    match value.as_deref().map(serde_json::from_slice::<Membership>) {
+        Some(Ok(Membership::Classic(snap))) => {
+            c.consumer_groups.remove(&group);
+            if let Some(g) = c.group_or_create(&group) {
+                g.restore(snap, now);
+            }
+        }
+        Some(Ok(Membership::Consumer(snap))) => {
+            let settings = c.settings.consumer;
+            c.consumer_groups.insert(group.clone(), ConsumerGroup::restore(snap, now, settings));
+        }
+        None => {
+            c.consumer_groups.remove(&group);
+            if let Some(g) = c.groups.get_mut(&group) {
+                g.restore(ClassicSnapshot::empty(), now);
+            }
+            c.drop_if_unused(&group);
+        }
+        Some(Err(_)) => return,
+    }
+    c.written.insert(group, hash);
 }
 
 #[cfg(test)]

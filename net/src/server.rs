@@ -161,10 +161,16 @@ async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: Sh
         groups,
     });
     {
+        let mut c = ctx.groups.borrow_mut();
+        c.broker = Some(broker.clone());
+        c.settings = crate::group::GroupSettings::from_config(&broker.config);
+    }
+    {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let groups = ctx.groups.clone();
             crate::group_store::load(&ctx, &groups).await;
+            crate::group_store::persist_loop(&ctx, &groups).await;
         })
         .detach();
     }

@@ -167,6 +167,10 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     parse(&props, "connections.max.idle.ms", &mut c.connections_idle_ms_max)?;
     parse(&props, "queued.max.requests.per.connection", &mut c.requests_in_flight_max)?;
     parse(&props, "fetch.max.bytes", &mut c.fetch_bytes_max)?;
+    parse(&props, "group.min.session.timeout.ms", &mut c.group_session_timeout_ms_min)?;
+    parse(&props, "group.max.session.timeout.ms", &mut c.group_session_timeout_ms_max)?;
+    parse(&props, "group.consumer.session.timeout.ms", &mut c.group_consumer_session_timeout_ms)?;
+    parse(&props, "group.consumer.heartbeat.interval.ms", &mut c.group_consumer_heartbeat_interval_ms)?;
     if let Some(id) = props.get("cluster.id") {
         c.cluster_id = id.clone();
     }

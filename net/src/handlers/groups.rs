@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use engine::shard::TopicPartition;
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribed;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -17,9 +18,10 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
-    ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind, TopicName,
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -62,6 +64,7 @@ pub async fn route(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, request: R
         RequestKind::DescribeGroups(r) => return describe_multi(ctx, version, client_id, r).await,
         RequestKind::DeleteGroups(r) => return delete_multi(ctx, version, client_id, r).await,
         RequestKind::ListGroups(r) => return list_all(ctx, version, client_id, r).await,
+        RequestKind::ConsumerGroupDescribe(r) => return consumer_describe_multi(ctx, version, client_id, r).await,
         other => other,
     };
     let group_id = match &request {
@@ -176,6 +179,28 @@ async fn delete_multi(
     Some(ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(out)))
 }
 
+async fn consumer_describe_multi(
+    ctx: &Rc<ShardCtx>,
+    version: i16,
+    client_id: &str,
+    req: ConsumerGroupDescribeRequest,
+) -> Option<ResponseKind> {
+    let out = scatter_gather(
+        ctx,
+        version,
+        client_id,
+        req.group_ids.clone(),
+        |g| g.as_str(),
+        |groups| RequestKind::ConsumerGroupDescribe(req.clone().with_group_ids(groups)),
+        |r| match r {
+            ResponseKind::ConsumerGroupDescribe(r) => Some(r.groups),
+            _ => None,
+        },
+    )
+    .await;
+    Some(ResponseKind::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::default().with_groups(out)))
+}
+
 async fn list_all(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, req: ListGroupsRequest) -> Option<ResponseKind> {
     let mut out = Vec::new();
     for shard in 0..ctx.handle.shard_count() {
@@ -192,22 +217,47 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
+/// How long a request waits for its coordinator to finish loading before it is answered
+/// COORDINATOR_LOAD_IN_PROGRESS (clients retry that).
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The group a membership request changes, to persist afterwards.
+fn membership_group(request: &RequestKind) -> Option<String> {
+    match request {
+        RequestKind::JoinGroup(r) => Some(r.group_id.to_string()),
+        RequestKind::SyncGroup(r) => Some(r.group_id.to_string()),
+        RequestKind::LeaveGroup(r) => Some(r.group_id.to_string()),
+        RequestKind::ConsumerGroupHeartbeat(r) => Some(r.group_id.to_string()),
+        _ => None,
+    }
+}
+
 /// Serves one group request on its coordinator shard.
 pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>) {
     let GroupCall { version, client_id, request, reply } = *call;
-    // Start-up reads the shard's offsets back first; clients wait rather than see offsets
-    // missing (Kafka answers COORDINATOR_LOAD_IN_PROGRESS and clients retry).
+    // Start-up reads the shard's groups back first. A request waits a little for that rather
+    // than see offsets missing, then gets Kafka's COORDINATOR_LOAD_IN_PROGRESS and retries.
+    let waited = std::time::Instant::now();
     while !co.borrow().loaded {
+        if waited.elapsed() >= LOAD_WAIT {
+            if let Some(r) = load_in_progress(request, version) {
+                let _ = reply.send(r);
+            }
+            return;
+        }
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
+    let changes = membership_group(&request);
+    let client_host = "/127.0.0.1";
     let response = match request {
         RequestKind::JoinGroup(r) => {
-            let args = group::JoinArgs { client_id, client_host: "/127.0.0.1".into() };
+            let args = group::JoinArgs { client_id, client_host: client_host.into() };
             ResponseKind::JoinGroup(group::join(co, version, r, args).await)
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(group::sync(co, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(co, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(group::leave(co, version, r)),
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(consumer_describe(ctx, co, r)),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, co, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(co, version, r)),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(ctx, co, r).await),
@@ -218,20 +268,21 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
             let mut c = co.borrow_mut();
             let group_id = r.group_id.to_string();
             let resp = if group_id.is_empty() {
-                kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default()
-                    .with_error_code(gcode::INVALID_GROUP_ID)
+                ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::INVALID_GROUP_ID)
             } else if c.group(&group_id).is_some_and(|g| !g.members.is_empty()) {
                 // A classic group with members keeps its protocol (Kafka's online migration
                 // is not supported).
-                kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default()
-                    .with_error_code(gcode::INCONSISTENT_GROUP_PROTOCOL)
+                ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::INCONSISTENT_GROUP_PROTOCOL)
             } else {
                 let id = c.new_member_id(&client_id);
+                let settings = c.settings.consumer;
                 let cg = c.consumer_groups.entry(group_id.clone()).or_default();
-                // Sessions expire when any member of the group heartbeats (live members do
-                // every HEARTBEAT_INTERVAL_MS), which needs no timer per group.
+                cg.settings = settings;
+                // Expired sessions go here too, not only in the periodic sweep, so a member
+                // never meets a partition still held by a member already gone.
                 cg.expire(std::time::Instant::now(), &ctx.broker.topics);
-                let resp = crate::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, || id);
+                let client = crate::consumer_group::Client { id: &client_id, host: client_host };
+                let resp = crate::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, client, || id);
                 if cg.is_empty() {
                     c.consumer_groups.remove(&group_id);
                 }
@@ -241,7 +292,110 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
         }
         _ => return,
     };
+    if let Some(id) = changes {
+        co.borrow_mut().mark_dirty(&id);
+    }
     let _ = reply.send(response);
+}
+
+/// The COORDINATOR_LOAD_IN_PROGRESS answer to a group request.
+fn load_in_progress(request: RequestKind, version: i16) -> Option<ResponseKind> {
+    let e = gcode::COORDINATOR_LOAD_IN_PROGRESS;
+    Some(match request {
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
+            kafka_protocol::messages::JoinGroupResponse::default()
+                .with_error_code(e)
+                .with_generation_id(-1)
+                .with_member_id(r.member_id)
+                .with_protocol_name(Some(StrBytes::default())),
+        ),
+        RequestKind::SyncGroup(_) => {
+            ResponseKind::SyncGroup(kafka_protocol::messages::SyncGroupResponse::default().with_error_code(e))
+        }
+        RequestKind::Heartbeat(_) => {
+            ResponseKind::Heartbeat(kafka_protocol::messages::HeartbeatResponse::default().with_error_code(e))
+        }
+        RequestKind::LeaveGroup(_) => {
+            ResponseKind::LeaveGroup(kafka_protocol::messages::LeaveGroupResponse::default().with_error_code(e))
+        }
+        RequestKind::OffsetCommit(r) => {
+            let topics = r
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(e)
+                        })
+                        .collect();
+                    OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
+                })
+                .collect();
+            ResponseKind::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))
+        }
+        RequestKind::OffsetFetch(r) if version >= 8 => {
+            let groups = r
+                .groups
+                .into_iter()
+                .map(|g| OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(e))
+                .collect();
+            ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(groups))
+        }
+        RequestKind::OffsetFetch(_) => ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_error_code(e)),
+        RequestKind::OffsetDelete(_) => ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(e)),
+        RequestKind::DescribeGroups(r) => {
+            let groups = r.groups.into_iter().map(|g| DescribedGroup::default().with_group_id(g).with_error_code(e));
+            ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(groups.collect()))
+        }
+        RequestKind::DeleteGroups(r) => {
+            let results =
+                r.groups_names.into_iter().map(|g| DeletableGroupResult::default().with_group_id(g).with_error_code(e));
+            ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(results.collect()))
+        }
+        RequestKind::ListGroups(_) => ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(e)),
+        RequestKind::ConsumerGroupHeartbeat(_) => {
+            ResponseKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse::default().with_error_code(e))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            let groups =
+                r.group_ids.into_iter().map(|g| ConsumerDescribed::default().with_group_id(g).with_error_code(e));
+            ResponseKind::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::default().with_groups(groups.collect()))
+        }
+        _ => return None,
+    })
+}
+
+/// ConsumerGroupDescribe: KIP-848 groups only; a classic group is "not a consumer group".
+fn consumer_describe(
+    ctx: &ShardCtx,
+    co: &SharedCoordinator,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let c = co.borrow();
+    let groups = req
+        .group_ids
+        .into_iter()
+        .map(|id| {
+            if let Some(cg) = c.consumer_groups.get(id.as_str()) {
+                return cg.describe(id, &ctx.broker.topics);
+            }
+            let msg = if c.group(id.as_str()).is_some_and(|g| !g.members.is_empty()) {
+                format!("Group {} is not a consumer group.", id.as_str())
+            } else {
+                format!("Group {} not found.", id.as_str())
+            };
+            ConsumerDescribed::default()
+                .with_group_id(id)
+                .with_error_code(gcode::GROUP_ID_NOT_FOUND)
+                .with_error_message(Some(s(&msg)))
+                .with_group_state(s("Dead"))
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
 
 async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommitRequest) -> OffsetCommitResponse {
@@ -407,20 +561,36 @@ fn offset_fetch(co: &SharedCoordinator, version: i16, req: OffsetFetchRequest) -
 
 async fn offset_delete(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = req.group_id.to_string();
-    let active = match co.borrow().group(&group_id) {
-        None => return OffsetDeleteResponse::default().with_error_code(gcode::GROUP_ID_NOT_FOUND),
-        Some(g) => g.state != GroupState::Empty,
+    // Offsets of topics the group's members subscribe to stay; others go. A classic group's
+    // subscriptions are read from its members' consumer-protocol metadata; when they cannot
+    // be (another protocol type), an active group keeps all its offsets.
+    let subscribed = |topic: &str| -> bool {
+        let c = co.borrow();
+        if let Some(cg) = c.consumer_groups.get(&group_id) {
+            return cg.subscribes_to(topic);
+        }
+        match c.group(&group_id) {
+            Some(g) if g.state != GroupState::Empty => g.subscribed_topics().is_none_or(|ts| ts.contains(topic)),
+            _ => false,
+        }
     };
-    // An active group's subscriptions are opaque to the coordinator (consumer protocol bytes);
-    // Kafka parses them to refuse only subscribed topics. Here an active group refuses all.
-    let code = if active { gcode::GROUP_SUBSCRIBED_TO_TOPIC } else { code::NONE };
-    let keys: Vec<(String, i32)> = if active {
-        Vec::new()
-    } else {
-        req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect()
+    let known = {
+        let c = co.borrow();
+        c.group(&group_id).is_some() || c.consumer_groups.contains_key(&group_id)
     };
+    if !known {
+        return OffsetDeleteResponse::default().with_error_code(gcode::GROUP_ID_NOT_FOUND);
+    }
+    let refused: Vec<bool> = req.topics.iter().map(|t| subscribed(t.name.as_str())).collect();
+    let keys: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .zip(&refused)
+        .filter(|(_, r)| !**r)
+        .flat_map(|(t, _)| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index)))
+        .collect();
     let records = keys.iter().map(|(t, p)| group_store::offset_record(&group_id, t, *p, None)).collect();
-    let code = match group_store::append(ctx, group::coordinator_partition(&group_id), records).await {
+    match group_store::append(ctx, group::coordinator_partition(&group_id), records).await {
         Ok(()) => {
             let mut c = co.borrow_mut();
             if let Some(g) = c.groups.get_mut(&group_id) {
@@ -429,14 +599,15 @@ async fn offset_delete(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetDelete
                 }
             }
             c.drop_if_unused(&group_id);
-            code
         }
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e),
-    };
+    }
     let topics = req
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(refused)
+        .map(|(t, refused)| {
+            let code = if refused { gcode::GROUP_SUBSCRIBED_TO_TOPIC } else { code::NONE };
             let partitions = t
                 .partitions
                 .iter()
@@ -497,7 +668,9 @@ fn describe(co: &SharedCoordinator, version: i16, req: DescribeGroupsRequest) ->
 async fn delete(ctx: &ShardCtx, co: &SharedCoordinator, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
+        let active_consumer_group = co.borrow().consumer_groups.contains_key(id.as_str());
         let keys: Result<Vec<(String, i32)>, i16> = match co.borrow().group(id.as_str()) {
+            _ if active_consumer_group => Err(gcode::NON_EMPTY_GROUP),
             None => Err(gcode::GROUP_ID_NOT_FOUND),
             Some(g) if g.state != GroupState::Empty => Err(gcode::NON_EMPTY_GROUP),
             Some(g) => Ok(g.offsets.keys().cloned().collect()),
@@ -512,6 +685,7 @@ async fn delete(ctx: &ShardCtx, co: &SharedCoordinator, req: DeleteGroupsRequest
                         // Still empty? A member may have joined while the tombstones were written.
                         if c.group(id.as_str()).is_some_and(|g| g.state == GroupState::Empty) {
                             c.groups.remove(id.as_str());
+                            c.mark_dirty(id.as_str());
                             code::NONE
                         } else {
                             gcode::NON_EMPTY_GROUP
@@ -548,13 +722,13 @@ fn list(co: &SharedCoordinator, version: i16, req: ListGroupsRequest) -> ListGro
     let consumer = c
         .consumer_groups
         .iter()
-        .filter(|_| states.is_empty() || states.iter().any(|s| s == "stable"))
+        .filter(|(_, g)| states.is_empty() || states.contains(&g.state().to_ascii_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "consumer"))
-        .map(|(id, _)| {
+        .map(|(id, g)| {
             ListedGroup::default()
                 .with_group_id(GroupId(s(id)))
                 .with_protocol_type(s("consumer"))
-                .with_group_state(s("Stable"))
+                .with_group_state(s(g.state()))
                 .with_group_type(s("consumer"))
         });
     let groups =

@@ -160,7 +160,8 @@ async fn dispatch(ctx: &Rc<ShardCtx>, header: &RequestHeader, request: RequestKi
         | RequestKind::DescribeGroups(_)
         | RequestKind::DeleteGroups(_)
         | RequestKind::ListGroups(_)
-        | RequestKind::ConsumerGroupHeartbeat(_)) => {
+        | RequestKind::ConsumerGroupHeartbeat(_)
+        | RequestKind::ConsumerGroupDescribe(_)) => {
             let client_id = header.client_id.as_deref().unwrap_or("").to_owned();
             return groups::route(ctx, v, &client_id, r).await;
         }
