@@ -135,17 +135,18 @@ pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
             let (meta, records): (Vec<(String, u64)>, Vec<Record>) =
                 entries.into_iter().map(|(id, hash, r)| ((id, hash), r)).unzip();
             let written = append(ctx, partition, records).await;
-            let mut c = co.borrow_mut();
-            for (id, hash) in meta {
-                match written {
-                    Ok(()) => {
-                        c.written.insert(id, hash);
+            {
+                let mut c = co.borrow_mut();
+                for (id, hash) in meta {
+                    match written {
+                        Ok(()) => {
+                            c.written.insert(id, hash);
+                        }
+                        Err(_) => c.mark_dirty(&id),
                     }
-                    Err(_) => c.mark_dirty(&id),
                 }
             }
             if written.is_err() {
-                drop(c);
                 glommio::timer::sleep(PERSIST_RETRY).await;
             }
         }
