@@ -11,6 +11,9 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v kcat >/dev/null || need_apt+=(kcat)
+# perf/run.py measures the machine's references with fio and iperf3 (tests/interop/test_perf.py).
+command -v fio >/dev/null || need_apt+=(fio)
+command -v iperf3 >/dev/null || need_apt+=(iperf3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
