@@ -1,0 +1,1 @@
+//! Command-line subcommands (filled in step 2).

@@ -1,0 +1,102 @@
+//! The client core against the real broker binary.
+
+mod common;
+
+use common::Broker;
+use odradek::client::*;
+
+fn record(key: &str, value: &str, ts: i64) -> Record {
+    Record::new(Some(key.as_bytes().to_vec()), Some(value.as_bytes().to_vec())).with_timestamp(ts)
+}
+
+#[test]
+fn client_operations_against_the_broker() {
+    let broker = Broker::start();
+    let mut c = Client::connect(ClientConfig::new(&broker.bootstrap)).expect("connect");
+    assert_eq!(c.metadata().brokers.len(), 1);
+
+    c.create_topics(
+        &[NewTopic {
+            name: "orders".into(),
+            partitions: 2,
+            replication_factor: 1,
+            configs: vec![("retention.ms".into(), "123456".into())],
+        }],
+        false,
+    )
+    .expect("create");
+    let t = c.topic("orders").expect("topic");
+    assert_eq!(t.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), vec![0, 1]);
+    let e = c
+        .create_topics(
+            &[NewTopic { name: "orders".into(), partitions: 1, replication_factor: 1, configs: vec![] }],
+            false,
+        )
+        .expect_err("exists");
+    assert_eq!(e.kafka_name(), Some("TOPIC_ALREADY_EXISTS"));
+
+    let records = vec![
+        record("a", "1", 1_000).with_header("h1", Some(b"x".to_vec())).with_header("h2", None),
+        record("b", "2", 2_000),
+        record("c", "3", 3_000),
+    ];
+    for compression in [Compression::None, Compression::Zstd] {
+        let opts = ProduceOptions { compression, ..ProduceOptions::default() };
+        c.produce("orders", 1, &records, &opts).expect("produce");
+    }
+    let fetched = c
+        .fetch(&[FetchSpec { topic: "orders".into(), partition: 1, offset: 1 }], &FetchOptions::default())
+        .expect("fetch");
+    let p = &fetched[0];
+    assert_eq!((p.high_watermark, p.next_offset), (6, 6));
+    let got: Vec<(i64, Vec<u8>, i64)> =
+        p.records.iter().map(|r| (r.offset, r.value.clone().unwrap_or_default(), r.timestamp)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, b"2".to_vec(), 2_000),
+            (2, b"3".to_vec(), 3_000),
+            (3, b"1".to_vec(), 1_000),
+            (4, b"2".to_vec(), 2_000),
+            (5, b"3".to_vec(), 3_000)
+        ]
+    );
+    assert_eq!(p.records[2].headers, vec![("h1".to_string(), Some(b"x".to_vec())), ("h2".to_string(), None)]);
+
+    let latest = c.list_offsets("orders", &[0, 1], OffsetSpec::Latest).expect("latest");
+    assert_eq!(latest.into_iter().collect::<Vec<_>>(), vec![(0, 0), (1, 6)]);
+    let by_time = c.list_offsets("orders", &[1], OffsetSpec::Timestamp(2_500)).expect("ts");
+    assert_eq!(by_time[&1], 2);
+
+    c.offset_commit("g1", &[("orders".into(), 1, 4)]).expect("commit");
+    let committed = c.offset_fetch("g1", None).expect("offset fetch");
+    assert_eq!(committed.into_iter().collect::<Vec<_>>(), vec![(("orders".to_string(), 1), 4)]);
+    assert!(c.list_groups().expect("groups").iter().any(|g| g.group_id == "g1"));
+
+    let res = ConfigResource::Topic("orders".into());
+    c.alter_configs(&res, &[("retention.ms".into(), AlterOp::Set("999".into()))]).expect("alter");
+    let configs = c.describe_configs(&res, None).expect("describe");
+    let retention = configs.iter().find(|e| e.name == "retention.ms").expect("retention.ms");
+    assert_eq!((retention.value.as_deref(), retention.source), (Some("999"), "DYNAMIC_TOPIC_CONFIG"));
+
+    c.create_partitions("orders", 3).expect("grow");
+    assert_eq!(c.topic("orders").expect("topic").partitions.len(), 3);
+    c.delete_topics(&["orders"]).expect("delete");
+    let e = c.topic("orders").expect_err("gone");
+    assert_eq!(e.kafka_name(), Some("UNKNOWN_TOPIC_OR_PARTITION"));
+    assert!(e.hint().is_some_and(|h| h.contains("odradek topic create")));
+    let e = c.produce("nope", 0, &[record("k", "v", 1)], &ProduceOptions::default()).expect_err("unknown topic");
+    assert_eq!(e.kafka_name(), Some("UNKNOWN_TOPIC_OR_PARTITION"));
+}
+
+#[test]
+fn unreachable_broker_fails_fast_with_a_hint() {
+    let port = common::free_port();
+    let mut config = ClientConfig::new(&format!("127.0.0.1:{port}"));
+    config.timeout = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let e = Client::connect(config).expect_err("nothing listens");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    assert!(e.hint().is_some_and(|h| h.contains("--bootstrap-server")));
+}
