@@ -316,6 +316,7 @@ async fn handle_net(ctx: &ShardCtx, req: NetRequest) {
 type Pending = glommio::task::JoinHandle<Result<Option<Bytes>, ()>>;
 
 async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
+    let peer: Rc<str> = stream.peer_addr().map(|a| format!("/{}", a.ip())).unwrap_or_default().into();
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (tx, rx) = glommio::channels::local_channel::new_bounded::<Pending>(ctx.config().requests_in_flight_max.max(1));
     let failed = Rc::new(RefCell::new(false));
@@ -376,7 +377,7 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
-        let started = match crate::handlers::start(&ctx, body) {
+        let started = match crate::handlers::start(&ctx, body, &peer) {
             Ok(Some(fut)) => fut,
             Ok(None) => continue,
             Err(e) => {

@@ -354,15 +354,17 @@ def test_kafka_python_split_then_killed_member_expires(broker, topic_name):
 
 # KIP-848: librdkafka's group.protocol=consumer, assignment computed by the broker.
 
-def kip848_consumer(b, group):
-    return Consumer({
+def kip848_consumer(b, group, **extra):
+    conf = {
         "bootstrap.servers": b.bootstrap,
         "group.id": group,
         "group.protocol": "consumer",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "fetch.wait.max.ms": 100,
-    })
+    }
+    conf.update(extra)
+    return Consumer(conf)
 
 
 def test_kip848_join_split_leave_commit_resume(broker, topic_name):
@@ -399,3 +401,151 @@ def test_kip848_join_split_leave_commit_resume(broker, topic_name):
     expect = sorted([(p, 1) for p in sa] + [(p, o) for p in sb for o in range(2)])
     assert sorted((p, o) for p, o, _ in got) == expect
     c.close()
+
+
+def kip848_assignments(consumers, timeout=30, want=None):
+    """Polls until every consumer's assignment is settled to a split of `want` partitions."""
+    deadline = time.time() + timeout
+    sets = []
+    while time.time() < deadline:
+        for c in consumers:
+            c.poll(0.1)
+        sets = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+        if sorted(p for s in sets for p in s) == list(range(want)) and all(sets):
+            return sets
+    raise AssertionError(f"assignments never settled: {sets}")
+
+
+def test_kip848_range_assignor_and_consumer_group_describe(broker, topic_name):
+    create(broker, topic_name, 4)
+    g = group_name()
+    cs = [kip848_consumer(broker, g, **{"group.remote.assignor": "range", "client.id": f"c{i}"}) for i in range(2)]
+    for c in cs:
+        c.subscribe([topic_name])
+    sets = kip848_assignments(cs, want=4)
+    # range: contiguous halves (which member gets which half follows the member ids).
+    assert sorted(sets) == [[0, 1], [2, 3]], sets
+    # Let the members confirm what they own, then describe (ConsumerGroupDescribe).
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    deadline = time.time() + 20
+    while True:
+        for c in cs:
+            c.poll(0.1)
+        d = admin.describe_consumer_groups([g])[g].result(10)
+        if d.state.name == "STABLE" or time.time() > deadline:
+            break
+    assert (d.type.name, d.state.name, d.partition_assignor) == ("CONSUMER", "STABLE", "range")
+    by_client = {m.client_id: m for m in d.members}
+    assert set(by_client) == {"c0", "c1"}
+    for i, c in enumerate(cs):
+        m = by_client[f"c{i}"]
+        mine = sorted(tp.partition for tp in c.assignment())
+        assert m.host == "/127.0.0.1"
+        assert sorted(tp.partition for tp in m.assignment.topic_partitions) == mine
+        assert {tp.topic for tp in m.assignment.topic_partitions} == {topic_name}
+        assert sorted(tp.partition for tp in m.target_assignment.topic_partitions) == mine
+    for c in cs:
+        c.close()
+
+
+KIP848_MEMBER = """
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2], "group.protocol": "consumer",
+              "auto.offset.reset": "earliest", "enable.auto.commit": False})
+c.subscribe([sys.argv[3]])
+while True:
+    c.poll(0.1)
+    print(",".join(str(tp.partition) for tp in c.assignment()), flush=True)
+"""
+
+
+def test_kip848_killed_member_expires_without_other_heartbeats(fresh_broker, topic_name):
+    import subprocess
+    import sys
+    b = fresh_broker(["--override", "group.consumer.session.timeout.ms=3000"])
+    create(b, topic_name, 4)
+    g = group_name()
+    a = kip848_consumer(b, g)
+    a.subscribe([topic_name])
+    kip848_assignments([a], want=4)
+    member = subprocess.Popen([sys.executable, "-c", KIP848_MEMBER, b.bootstrap, g, topic_name],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            a.poll(0.1)
+            line = member.stdout.readline().strip()
+            if line and len(line.split(",")) == 2 and len(a.assignment()) == 2:
+                break
+        assert len(a.assignment()) == 2, a.assignment()
+    finally:
+        member.kill()
+        member.wait()
+    # The killed member never leaves: its session (3 s here) runs out and a gets everything.
+    killed = time.time()
+    assert kip848_assignments([a], want=4, timeout=20) == [[0, 1, 2, 3]]
+    assert time.time() - killed >= 2.5
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    d = admin.describe_consumer_groups([g])[g].result(10)
+    assert len(d.members) == 1
+    a.close()
+
+
+def test_membership_survives_a_broker_restart_without_a_rebalance(fresh_broker, topic_name):
+    b = fresh_broker()
+    create(b, topic_name, 2)
+    produce(b, topic_name, 2, 2)
+    g_classic, g_kip848 = group_name(), group_name()
+    assigned = {"classic": 0, "kip848": 0}
+
+    def counter(kind):
+        def on_assign(c, parts):
+            assigned[kind] += 1
+        return on_assign
+
+    classic = consumer(b, g_classic)
+    classic.subscribe([topic_name], on_assign=counter("classic"))
+    modern = kip848_consumer(b, g_kip848)
+    modern.subscribe([topic_name], on_assign=counter("kip848"))
+    assert len(poll_values(classic, 4)) == 4
+    assert len(poll_values(modern, 4)) == 4
+    ids = (classic.memberid(), modern.memberid())
+    assert assigned == {"classic": 1, "kip848": 1}
+    time.sleep(1.5)  # the membership writer runs behind the group's last change
+    b.stop()
+    b.start()
+    produce(b, topic_name, 2, 3)
+    # Both carry on as the same members, with the same partitions, and read the new records.
+    assert sorted((p, o) for p, o, _ in poll_values(classic, 6)) == [(p, o) for p in range(2) for o in range(2, 5)]
+    assert sorted((p, o) for p, o, _ in poll_values(modern, 6)) == [(p, o) for p in range(2) for o in range(2, 5)]
+    assert (classic.memberid(), modern.memberid()) == ids
+    assert assigned == {"classic": 1, "kip848": 1}
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    d = admin.describe_consumer_groups([g_classic])[g_classic].result(10)
+    assert (d.state.name, [m.member_id for m in d.members]) == ("STABLE", [ids[0]])
+    classic.close()
+    modern.close()
+
+
+def test_offset_delete_refuses_only_subscribed_topics(broker, topic_name):
+    from kafka import TopicPartition as KTP
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import GroupSubscribedToTopicError, NoError
+    other = topic_name + "-other"
+    create(broker, topic_name, 1)
+    create(broker, other, 1)
+    g = group_name()
+    c = consumer(broker, g)
+    c.subscribe([topic_name])
+    wait_assignment([c], [{0}])
+    c.commit(offsets=[TopicPartition(topic_name, 0, 3), TopicPartition(other, 0, 7)], asynchronous=False)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        result = admin.delete_group_offsets(g, [KTP(topic_name, 0), KTP(other, 0)])
+        assert result == {KTP(topic_name, 0): GroupSubscribedToTopicError, KTP(other, 0): NoError}
+        left = admin.list_group_offsets(g)[g]
+        assert {tp: o.offset for tp, o in left.items()} == {KTP(topic_name, 0): 3}
+    finally:
+        admin.close()
+        c.close()

@@ -31,9 +31,18 @@ use crate::group_store;
 use crate::server::{NetRequest, ShardCtx};
 
 /// A group request on its way to the coordinator shard.
+/// Who sent a group request: the client id and host a coordinator records for members.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub client_id: &'a str,
+    /// `/ip`, as Kafka reports it.
+    pub host: &'a str,
+}
+
 pub struct GroupCall {
     pub version: i16,
     pub client_id: String,
+    pub client_host: String,
     pub request: RequestKind,
     pub reply: flume::Sender<ResponseKind>,
 }
@@ -48,23 +57,25 @@ pub async fn call(
     ctx: &ShardCtx,
     shard: usize,
     version: i16,
-    client_id: &str,
+    caller: Caller<'_>,
     request: RequestKind,
 ) -> Option<ResponseKind> {
-    let client_id = client_id.to_owned();
-    ctx.net_call(shard, |reply| NetRequest::Group(Box::new(GroupCall { version, client_id, request, reply })))
-        .await
-        .ok()
+    let (client_id, client_host) = (caller.client_id.to_owned(), caller.host.to_owned());
+    ctx.net_call(shard, |reply| {
+        NetRequest::Group(Box::new(GroupCall { version, client_id, client_host, request, reply }))
+    })
+    .await
+    .ok()
 }
 
 /// Routes a single-group request to its coordinator.
-pub async fn route(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, request: RequestKind) -> Option<ResponseKind> {
+pub async fn route(ctx: &Rc<ShardCtx>, version: i16, caller: Caller<'_>, request: RequestKind) -> Option<ResponseKind> {
     let request = match request {
-        RequestKind::OffsetFetch(r) if version >= 8 => return offset_fetch_multi(ctx, version, client_id, r).await,
-        RequestKind::DescribeGroups(r) => return describe_multi(ctx, version, client_id, r).await,
-        RequestKind::DeleteGroups(r) => return delete_multi(ctx, version, client_id, r).await,
-        RequestKind::ListGroups(r) => return list_all(ctx, version, client_id, r).await,
-        RequestKind::ConsumerGroupDescribe(r) => return consumer_describe_multi(ctx, version, client_id, r).await,
+        RequestKind::OffsetFetch(r) if version >= 8 => return offset_fetch_multi(ctx, version, caller, r).await,
+        RequestKind::DescribeGroups(r) => return describe_multi(ctx, version, caller, r).await,
+        RequestKind::DeleteGroups(r) => return delete_multi(ctx, version, caller, r).await,
+        RequestKind::ListGroups(r) => return list_all(ctx, version, caller, r).await,
+        RequestKind::ConsumerGroupDescribe(r) => return consumer_describe_multi(ctx, version, caller, r).await,
         other => other,
     };
     let group_id = match &request {
@@ -79,7 +90,7 @@ pub async fn route(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, request: R
         _ => return None,
     };
     let shard = coordinator_shard(ctx, &group_id);
-    call(ctx, shard, version, client_id, request).await
+    call(ctx, shard, version, caller, request).await
 }
 
 /// Splits `groups` by coordinator shard.
@@ -98,7 +109,7 @@ fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTree
 async fn scatter_gather<T, R>(
     ctx: &ShardCtx,
     version: i16,
-    client_id: &str,
+    caller: Caller<'_>,
     groups: Vec<T>,
     id: impl Fn(&T) -> &str,
     part: impl Fn(Vec<T>) -> RequestKind,
@@ -106,7 +117,7 @@ async fn scatter_gather<T, R>(
 ) -> Vec<R> {
     let mut out = Vec::new();
     for (shard, groups) in by_shard(ctx, groups, id) {
-        if let Some(r) = call(ctx, shard, version, client_id, part(groups)).await.and_then(&results) {
+        if let Some(r) = call(ctx, shard, version, caller, part(groups)).await.and_then(&results) {
             out.extend(r);
         }
     }
@@ -116,13 +127,13 @@ async fn scatter_gather<T, R>(
 async fn offset_fetch_multi(
     ctx: &Rc<ShardCtx>,
     version: i16,
-    client_id: &str,
+    caller: Caller<'_>,
     req: OffsetFetchRequest,
 ) -> Option<ResponseKind> {
     let out = scatter_gather(
         ctx,
         version,
-        client_id,
+        caller,
         req.groups.clone(),
         |g| g.group_id.as_str(),
         |groups| RequestKind::OffsetFetch(req.clone().with_groups(groups)),
@@ -138,13 +149,13 @@ async fn offset_fetch_multi(
 async fn describe_multi(
     ctx: &Rc<ShardCtx>,
     version: i16,
-    client_id: &str,
+    caller: Caller<'_>,
     req: DescribeGroupsRequest,
 ) -> Option<ResponseKind> {
     let out = scatter_gather(
         ctx,
         version,
-        client_id,
+        caller,
         req.groups.clone(),
         |g| g.as_str(),
         |groups| RequestKind::DescribeGroups(req.clone().with_groups(groups)),
@@ -160,13 +171,13 @@ async fn describe_multi(
 async fn delete_multi(
     ctx: &Rc<ShardCtx>,
     version: i16,
-    client_id: &str,
+    caller: Caller<'_>,
     req: DeleteGroupsRequest,
 ) -> Option<ResponseKind> {
     let out = scatter_gather(
         ctx,
         version,
-        client_id,
+        caller,
         req.groups_names.clone(),
         |g| g.as_str(),
         |groups| RequestKind::DeleteGroups(req.clone().with_groups_names(groups)),
@@ -182,13 +193,13 @@ async fn delete_multi(
 async fn consumer_describe_multi(
     ctx: &Rc<ShardCtx>,
     version: i16,
-    client_id: &str,
+    caller: Caller<'_>,
     req: ConsumerGroupDescribeRequest,
 ) -> Option<ResponseKind> {
     let out = scatter_gather(
         ctx,
         version,
-        client_id,
+        caller,
         req.group_ids.clone(),
         |g| g.as_str(),
         |groups| RequestKind::ConsumerGroupDescribe(req.clone().with_group_ids(groups)),
@@ -201,11 +212,16 @@ async fn consumer_describe_multi(
     Some(ResponseKind::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::default().with_groups(out)))
 }
 
-async fn list_all(ctx: &Rc<ShardCtx>, version: i16, client_id: &str, req: ListGroupsRequest) -> Option<ResponseKind> {
+async fn list_all(
+    ctx: &Rc<ShardCtx>,
+    version: i16,
+    caller: Caller<'_>,
+    req: ListGroupsRequest,
+) -> Option<ResponseKind> {
     let mut out = Vec::new();
     for shard in 0..ctx.handle.shard_count() {
         if let Some(ResponseKind::ListGroups(r)) =
-            call(ctx, shard, version, client_id, RequestKind::ListGroups(req.clone())).await
+            call(ctx, shard, version, caller, RequestKind::ListGroups(req.clone())).await
         {
             out.extend(r.groups);
         }
@@ -234,7 +250,7 @@ fn membership_group(request: &RequestKind) -> Option<String> {
 
 /// Serves one group request on its coordinator shard.
 pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>) {
-    let GroupCall { version, client_id, request, reply } = *call;
+    let GroupCall { version, client_id, client_host, request, reply } = *call;
     // Start-up reads the shard's groups back first. A request waits a little for that rather
     // than see offsets missing, then gets Kafka's COORDINATOR_LOAD_IN_PROGRESS and retries.
     let waited = std::time::Instant::now();
@@ -248,10 +264,9 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
     let changes = membership_group(&request);
-    let client_host = "/127.0.0.1";
     let response = match request {
         RequestKind::JoinGroup(r) => {
-            let args = group::JoinArgs { client_id, client_host: client_host.into() };
+            let args = group::JoinArgs { client_id, client_host };
             ResponseKind::JoinGroup(group::join(co, version, r, args).await)
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(group::sync(co, r).await),
@@ -281,7 +296,7 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
                 // Expired sessions go here too, not only in the periodic sweep, so a member
                 // never meets a partition still held by a member already gone.
                 cg.expire(std::time::Instant::now(), &ctx.broker.topics);
-                let client = crate::consumer_group::Client { id: &client_id, host: client_host };
+                let client = crate::consumer_group::Client { id: &client_id, host: &client_host };
                 let resp = crate::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, client, || id);
                 if cg.is_empty() {
                     c.consumer_groups.remove(&group_id);

@@ -100,7 +100,8 @@ pub fn decode_request(mut body: Bytes) -> Result<Decoded, RequestError> {
 }
 
 /// Decodes a request and starts its handler. `Ok(None)`: nothing to answer.
-pub fn start(ctx: &Rc<ShardCtx>, body: Bytes) -> Result<Option<Started>, RequestError> {
+/// `peer` is the client's host as Kafka reports it (`/ip`).
+pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<Started>, RequestError> {
     let (spec, version, header, request) = match decode_request(body)? {
         Decoded::ApiVersionsUnsupported { correlation_id } => {
             let frame = api_versions::unsupported_version_response(correlation_id);
@@ -109,11 +110,12 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes) -> Result<Option<Started>, Request
         Decoded::Request { spec, version, header, request } => (spec, version, header, request),
     };
     let ctx = ctx.clone();
+    let peer = peer.clone();
     if matches!(&request, RequestKind::Produce(p) if p.acks == 0) {
         // acks=0: the client expects no response at all. On an error Kafka closes the
         // connection instead, so the client notices and refreshes its metadata.
         return Ok(Some(Box::pin(async move {
-            match dispatch(&ctx, &header, request).await {
+            match dispatch(&ctx, &header, request, &peer).await {
                 Some(ResponseKind::Produce(r))
                     if r.responses.iter().any(|t| t.partition_responses.iter().any(|p| p.error_code != 0)) =>
                 {
@@ -127,7 +129,7 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes) -> Result<Option<Started>, Request
     let correlation_id = header.correlation_id;
     let response_header_version = spec.key.response_header_version(version);
     Ok(Some(Box::pin(async move {
-        let Some(response) = dispatch(&ctx, &header, request).await else {
+        let Some(response) = dispatch(&ctx, &header, request, &peer).await else {
             eprintln!("no handler for API {key} v{version}");
             return Err(());
         };
@@ -139,7 +141,12 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes) -> Result<Option<Started>, Request
     })))
 }
 
-async fn dispatch(ctx: &Rc<ShardCtx>, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
+async fn dispatch(
+    ctx: &Rc<ShardCtx>,
+    header: &RequestHeader,
+    request: RequestKind,
+    peer: &str,
+) -> Option<ResponseKind> {
     let v = header.request_api_version;
     Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, v, r)),
@@ -162,8 +169,8 @@ async fn dispatch(ctx: &Rc<ShardCtx>, header: &RequestHeader, request: RequestKi
         | RequestKind::ListGroups(_)
         | RequestKind::ConsumerGroupHeartbeat(_)
         | RequestKind::ConsumerGroupDescribe(_)) => {
-            let client_id = header.client_id.as_deref().unwrap_or("").to_owned();
-            return groups::route(ctx, v, &client_id, r).await;
+            let caller = groups::Caller { client_id: header.client_id.as_deref().unwrap_or(""), host: peer };
+            return groups::route(ctx, v, caller, r).await;
         }
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(v, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, v, r)),
