@@ -434,13 +434,13 @@ def run_scenario(scenario, target, round_no, args, raw_dir, log):
             settings = scaled(phase, args.scale, scenario)
             stem = f"r{round_no}-{scenario['name']}-{target['name']}-{phase['name']}"
             json_path = os.path.join(raw_dir, stem + ".json")
-            err_path = os.path.join(raw_dir, stem + ".stderr")
+            err_path = os.path.join(raw_dir, stem + ".log")
             cmd = bench_command(args.odradek_bin, phase, settings, target["bootstrap"], topic, scenario, json_path)
             if step_no == 0 and i > 0:
                 time.sleep(1)  # let the first phase create the topic
             start = time.time()
             err = open(err_path, "wb")
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            proc = subprocess.Popen(cmd, stdout=err, stderr=err)
             procs.append((phase, settings, cmd, json_path, err_path, err, proc, start))
             log(f"  [{target['name']}] {phase['name']}: {shlex.join(cmd[1:])}")
         for phase, settings, cmd, json_path, err_path, err, proc, start in procs:
@@ -630,7 +630,7 @@ def write_report(out_dir, meta, scenarios, runs, references):
            "e2e phases, consumed for consume phases; `of fio` / `of iperf3` divide it by the references (mean "
            "of the measurements above). Latencies in ms: produce = send (intended time when rate-limited) to ack; "
            "e2e = intended send time to consumed. With several rounds, figures are medians over rounds (MB/s "
-           "range in brackets), max is the maximum.", ""]
+           "range in brackets), max is the maximum and errors the total.", ""]
     for sc in scenarios:
         md += [f"## {sc['name']}", "", sc["description"].strip(), ""]
         md += [f"![throughput]({sc['name']}.throughput.svg)", "", f"![latency]({sc['name']}.latency.svg)", ""]

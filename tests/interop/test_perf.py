@@ -283,3 +283,51 @@ def test_tiny_backlog_drain_run_against_two_brokers(tmp_path):
     assert len(lat.findall("{http://www.w3.org/2000/svg}polyline")) == 4
     assert (out / "raw" / "r1-backlog-drain-started-drain.json").exists()
     assert not list(tmp_path.glob("odradek-perf-started-*")), "the started broker's data dir was left behind"
+
+
+def _result(produced, consumed, mb, p50, errors=0):
+    return {"produced": produced and {"records": produced, "bytes": produced * 100, "errors": errors,
+                                      "records_per_s": produced / 2, "mb_per_s": mb},
+            "consumed": consumed and {"records": consumed, "bytes": consumed * 100, "records_per_s": consumed / 2,
+                                      "mb_per_s": mb},
+            "latency": {"produce": produced and {"p50": p50, "p90": 2 * p50, "p99": 3 * p50, "p999": 4 * p50,
+                                                 "p9999": 5 * p50, "max": 6 * p50},
+                        "e2e": None},
+            "timeline": []}
+
+
+def test_report_tables_medians_fractions_checks_and_failures(tmp_path):
+    sc = perf.parse_scenario('name = "bd"\ndescription = "drains"\n[[step]]\n[[step.phase]]\nname = "fill"\n'
+                             'kind = "produce"\ncount = 10\n[[step]]\n[[step.phase]]\nname = "drain"\n'
+                             'kind = "consume"\ndrain = ["fill"]\n')
+    runs = []
+    for rnd, (mb, p50, consumed) in enumerate([(100.0, 1000, 10), (300.0, 3000, 10), (200.0, 2000, 9)], 1):
+        runs.append({"round": rnd, "scenario": "bd", "target": "x", "broker_alive": rnd != 3,
+                     "disk_bytes_after": 5e6, "phases": [
+                         {"phase": "fill", "kind": "produce", "offset_s": 0, "error": None,
+                          "result": _result(10, None, mb, p50, errors=rnd)},
+                         {"phase": "drain", "kind": "consume", "offset_s": 1,
+                          "error": "timed out after 900 s" if rnd == 3 else None,
+                          "result": _result(None, consumed, mb / 2, p50)}]})
+    refs = [{"fio": {"bytes_per_s": 1.0e9}, "iperf3": {"bytes_per_s": 2.0e9}},
+            {"fio": {"bytes_per_s": 3.0e9}, "iperf3": {"error": "iperf3 failed"}}]
+    meta = {"command": "perf/run.py bd.toml", "started_at": "s", "finished_at": "f", "scale": 1, "rounds": 3,
+            "scenarios": ["bd"], "targets": [{"name": "x", "bootstrap": "h:1", "how": "given"}], "machine": {"cpus": 2}}
+    perf.write_report(str(tmp_path), meta, [sc], runs, refs)
+    md = (tmp_path / "report.md").read_text()
+    # medians over the 3 rounds; fio = mean(1, 3) GB/s = 2 GB/s, iperf3 = 2 GB/s (the failed one left out)
+    assert ("| fill | x | produce | 10 | – | 5.0 | 200 (100–300) | 10.0% | 10.0% | 2.00 | 6.00 | 8.00 | 18.0 | "
+            "– | – | – | – | 6 | 5 MB |") in md
+    assert "| drain | x | consume | – | 10 | 5.0 | 100 (50.0–150) | – | 5.0% |" in md
+    assert "- round 1, x: `drain` consumed 10 of 10 records produced by fill: ok" in md
+    assert "- round 3, x: `drain` consumed 9 of 10 records produced by fill: MISMATCH" in md
+    assert "- round 3, x: the broker DIED during the scenario" in md
+    assert "- round 3, x: `drain` FAILED: timed out after 900 s" in md
+    assert "- fio O_DIRECT sequential write, 1 MiB x4, io_uring: 1,000 MB/s, 3,000 MB/s" in md
+    assert "- iperf3 one TCP stream over loopback: 2,000 MB/s, iperf3 failed" in md
+    assert "Reproduce: `perf/run.py bd.toml`" in md
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["fio_bytes_per_s"] == 2.0e9 and doc["iperf3_bytes_per_s"] == 2.0e9
+    assert len(doc["runs"]) == 3 and doc["scenarios"][0]["name"] == "bd"
+    _svg((tmp_path / "bd.throughput.svg").read_text())
+    _svg((tmp_path / "bd.latency.svg").read_text())
