@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Start a broker.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(odradek::cli::Command),
 }
 
 #[derive(Parser)]
@@ -277,6 +279,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Client(command) => return odradek::cli::run(command),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

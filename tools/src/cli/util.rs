@@ -1,0 +1,173 @@
+//! Small parsers and helpers shared by the subcommands.
+
+use crate::client::{Compression, Error, Result};
+
+/// `key=value` (the value may contain `=`).
+pub fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected key=value, got {s:?}"))?;
+    if k.is_empty() {
+        return Err(format!("empty key in {s:?}"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Produce acks: `all`/`-1`, `0`, `1`.
+pub fn acks(s: &str) -> std::result::Result<i16, String> {
+    match s {
+        "all" | "-1" => Ok(-1),
+        "0" => Ok(0),
+        "1" => Ok(1),
+        _ => Err(format!("acks must be 0, 1, -1 or all, got {s:?}")),
+    }
+}
+
+/// A compression codec name.
+pub fn compression(s: &str) -> std::result::Result<Compression, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        "zstd" => Ok(Compression::Zstd),
+        _ => Err(format!("compression must be none, gzip, snappy, lz4 or zstd, got {s:?}")),
+    }
+}
+
+/// Kafka's default partitioner for keyed records: murmur2 of the key, sign bit cleared,
+/// modulo the partition count (so records land where Java and librdkafka's
+/// `murmur2_random` producers put them).
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    ((murmur2(key) & 0x7fff_ffff) % partitions.max(1) as u32) as i32
+}
+
+/// Murmur2 (32-bit) with Kafka's seed.
+pub fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+/// Milliseconds since the epoch from `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` (a space may
+/// replace the `T`; no zone means UTC) or from a plain number of milliseconds.
+pub fn datetime_ms(s: &str) -> Result<i64> {
+    let bad = || Error::Invalid(format!("bad date-time {s:?}: expected e.g. 2024-05-01T12:00:00Z or milliseconds"));
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return Err(bad());
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let mut padded = frac[..digits.min(3)].to_string();
+        while padded.len() < 3 {
+            padded.push('0');
+        }
+        millis = padded.parse::<i64>().map_err(|_| bad())?;
+        rest = &frac[digits..];
+    }
+    let offset_minutes = match rest {
+        "" | "Z" | "z" => 0,
+        z if z.len() == 6 && (z.starts_with('+') || z.starts_with('-')) && &z[3..4] == ":" => {
+            let h = z[1..3].parse::<i64>().map_err(|_| bad())?;
+            let m = z[4..6].parse::<i64>().map_err(|_| bad())?;
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            sign * (h * 60 + m)
+        }
+        _ => return Err(bad()),
+    };
+    // Days since 1970-01-01 in the proleptic Gregorian calendar (era-based day count).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Ok(secs * 1000 + millis)
+}
+
+/// Bytes as text for tables and JSON (invalid UTF-8 replaced).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's own partitioner tests (Utils.murmur2 on these strings).
+        assert_eq!(murmur2(b"21") as i32, -973932308);
+        assert_eq!(murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(murmur2(b"abc") as i32, 479470107);
+    }
+
+    #[test]
+    fn datetimes_parse_to_epoch_millis() {
+        assert_eq!(datetime_ms("1970-01-01T00:00:00Z").expect("epoch"), 0);
+        assert_eq!(datetime_ms("2024-02-29T12:34:56.789Z").expect("leap"), 1_709_210_096_789);
+        assert_eq!(datetime_ms("2024-02-29 14:34:56.7+02:00").expect("zone"), 1_709_210_096_700);
+        assert_eq!(datetime_ms("1709210096789").expect("ms"), 1_709_210_096_789);
+        for bad in ["2024-13-01T00:00:00Z", "yesterday", "2024-01-01T00:00:00+0200", "2024-01-01T00:00:00."] {
+            assert!(datetime_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn small_parsers() {
+        assert_eq!(key_value("a=b=c").expect("kv"), ("a".to_string(), "b=c".to_string()));
+        assert!(key_value("novalue").is_err() && key_value("=x").is_err());
+        assert_eq!((acks("all"), acks("-1"), acks("0")), (Ok(-1), Ok(-1), Ok(0)));
+        assert!(acks("2").is_err());
+        assert_eq!(compression("ZSTD"), Ok(Compression::Zstd));
+        assert!(compression("brotli").is_err());
+    }
+}
