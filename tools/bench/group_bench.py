@@ -95,36 +95,45 @@ def rebalance_after_leave(b, topic, n, mode, strategy="range"):
     for c in consumers:
         c.subscribe([topic])
     stop = threading.Event()
-    lock = threading.Lock()
+    # Each consumer is only ever touched by its own thread (librdkafka serves rebalances inside
+    # poll(); calling assignment() from another thread meanwhile can block): the threads
+    # publish what they own, and close the leaving member when told to.
+    owned = [[] for _ in consumers]
+    leave = threading.Event()
+    left_at = [None]
 
-    def poller(c):
+    def poller(i, c):
         while not stop.is_set():
-            with lock:
-                pass
+            if i == 0 and leave.is_set():
+                left_at[0] = time.perf_counter()
+                c.close()
+                owned[0] = []
+                return
             c.poll(0.01)
+            owned[i] = sorted(tp.partition for tp in c.assignment())
 
-    def owned(cs):
-        return sorted(tp.partition for c in cs for tp in c.assignment())
+    def all_owned(idx):
+        return sorted(p for i in idx for p in owned[i]) == list(range(PARTITIONS))
 
-    threads = [threading.Thread(target=poller, args=(c,)) for c in consumers[1:]]
+    threads = [threading.Thread(target=poller, args=(i, c)) for i, c in enumerate(consumers)]
     for t in threads:
         t.start()
+    everyone, rest = range(n), range(1, n)
     deadline = time.time() + 60
-    while owned(consumers) != list(range(PARTITIONS)) or not all(c.assignment() for c in consumers):
-        consumers[0].poll(0.01)
-        assert time.time() < deadline, "group never settled"
+    while not (all_owned(everyone) and all(owned[i] for i in everyone)):
+        time.sleep(0.01)
+        assert time.time() < deadline, f"{mode}: group never settled: {owned}"
     time.sleep(1)
-    t0 = time.perf_counter()
-    consumers[0].close()
-    rest = consumers[1:]
-    while owned(rest) != list(range(PARTITIONS)):
-        time.sleep(0.002)
-        assert time.perf_counter() - t0 < 60, "rebalance never finished"
+    leave.set()
+    while left_at[0] is None or not all_owned(rest) or owned[0]:
+        time.sleep(0.001)
+        assert time.time() < deadline + 60, f"{mode}: rebalance never finished: {owned}"
+    t0 = left_at[0]
     took = time.perf_counter() - t0
     stop.set()
     for t in threads:
         t.join()
-    for c in rest:
+    for c in consumers[1:]:
         c.close()
     return took
 
@@ -181,6 +190,7 @@ def main():
                 runs = [first_record(b, topic, n, mode) for _ in range(args.rounds)]
                 # Per round, the slowest consumer's time: the group is consuming once all are.
                 out[f"first_record_{mode}_{n}_s"] = med([max(r) for r in runs])
+        print("first-record figures done", file=sys.stderr)
         for mode, strategy in (("eager", "range"), ("cooperative", "cooperative-sticky"), ("kip848", None)):
             runs = [rebalance_after_leave(b, topic, 10, mode, strategy or "range") for _ in range(args.rounds)]
             out[f"rebalance_{mode}_s"] = med(runs)
