@@ -100,3 +100,54 @@ fn unreachable_broker_fails_fast_with_a_hint() {
     assert!(matches!(e, Error::Connect { .. }), "{e:?}");
     assert!(e.hint().is_some_and(|h| h.contains("--bootstrap-server")));
 }
+
+#[test]
+fn pipelined_requests_with_the_sans_io_codec() {
+    use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+    use kafka_protocol::protocol::StrBytes;
+    use std::io::Write;
+
+    let broker = Broker::start();
+    let mut c = Client::connect(ClientConfig::new(&broker.bootstrap)).expect("connect");
+    c.create_topics(&[NewTopic { name: "p".into(), partitions: 1, replication_factor: 1, configs: vec![] }], false)
+        .expect("create");
+    let conn = Connection::connect(&broker.bootstrap, "pipeline", std::time::Duration::from_secs(10)).expect("conn");
+    let (mut sock, versions, first_id) = conn.into_parts();
+    let pv = versions.get(ApiKey::Produce as i16).expect("produce version");
+    let name = TopicName(StrBytes::from_static_str("p"));
+    // Ten produce requests written back to back before reading anything.
+    let mut frames = Vec::new();
+    for i in 0..10 {
+        let batch = records::build_batch(&[record("k", &format!("v{i}"), 1)], Compression::None);
+        let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
+            kafka_protocol::messages::produce_request::TopicProduceData::default()
+                .with_name(name.clone())
+                .with_partition_data(vec![kafka_protocol::messages::produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))]),
+        ]);
+        frames.extend_from_slice(&codec::encode_request(pv, first_id + i, Some("pipeline"), &req).expect("encode"));
+    }
+    sock.write_all(&frames).expect("write");
+    for i in 0..10 {
+        let frame = codec::read_frame(&mut sock, codec::FRAME_BYTES_MAX).expect("frame");
+        assert_eq!(codec::response_correlation_id(&frame).expect("id"), first_id + i);
+        let (id, resp) = codec::decode_response::<ProduceResponse>(pv, frame).expect("decode");
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!((id, p.error_code, p.base_offset), (first_id + i, 0, i64::from(i)));
+    }
+    let lv = versions.get(ApiKey::ListOffsets as i16).expect("list offsets version");
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default().with_name(name).with_partitions(
+            vec![kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)],
+        ),
+    ]);
+    sock.write_all(&codec::encode_request(lv, 99, None, &req).expect("encode")).expect("write");
+    let (id, resp) =
+        codec::decode_response::<ListOffsetsResponse>(lv, codec::read_frame(&mut sock, 1 << 20).expect("frame"))
+            .expect("decode");
+    assert_eq!((id, resp.topics[0].partitions[0].offset), (99, 10));
+}

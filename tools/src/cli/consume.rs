@@ -237,8 +237,16 @@ pub fn run(a: ConsumeArgs, out: &mut dyn Write) -> Result<()> {
     }
     let mut position = start_offsets(&mut c, &a, &partitions)?;
     let stop = if a.follow { None } else { Some(c.list_offsets(&a.topic, &partitions, OffsetSpec::Latest)?) };
-    let mut done: BTreeMap<i32, bool> =
-        partitions.iter().map(|p| (*p, stop.as_ref().is_some_and(|s| position[p] >= s[p]))).collect();
+    let mut done: BTreeMap<i32, bool> = partitions
+        .iter()
+        .map(|p| {
+            let at_end = match (&stop, position.get(p)) {
+                (Some(s), Some(pos)) => s.get(p).is_none_or(|end| pos >= end),
+                _ => false,
+            };
+            (*p, at_end)
+        })
+        .collect();
     let opts = FetchOptions { max_wait_ms: if a.follow { 500 } else { 100 }, ..FetchOptions::default() };
     let mut printed = 0u64;
     let mut buf = Vec::new();
@@ -246,7 +254,7 @@ pub fn run(a: ConsumeArgs, out: &mut dyn Write) -> Result<()> {
     'outer: while printed < limit && done.values().any(|d| !d) {
         let specs: Vec<FetchSpec> = position
             .iter()
-            .filter(|(p, _)| !done[*p])
+            .filter(|(p, _)| done.get(*p) == Some(&false))
             .map(|(p, o)| FetchSpec { topic: a.topic.clone(), partition: *p, offset: *o })
             .collect();
         let fetched = c.fetch(&specs, &opts)?;

@@ -139,7 +139,7 @@ pub fn print_table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) 
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(c.chars().count()) + 2;
                 s.push_str(c);
                 s.extend(std::iter::repeat_n(' ', pad));
             }

@@ -93,6 +93,12 @@ impl Connection {
         self.versions.get(key as i16)
     }
 
+    /// The socket and the negotiated versions, for an I/O loop of one's own (e.g. pipelining
+    /// [`codec::encode_request`] frames). The next correlation id to use is returned too.
+    pub fn into_parts(self) -> (TcpStream, Versions, i32) {
+        (self.stream, self.versions, self.correlation_id.wrapping_add(1))
+    }
+
     /// Sends `req` at the negotiated version and waits for its response.
     pub fn send<R: Request>(&mut self, req: &R) -> Result<(i16, R::Response)> {
         let version = self.versions.get(R::KEY)?;

@@ -46,9 +46,10 @@
 //! # Ok::<(), odradek::client::Error>(())
 //! ```
 //!
-//! For a pipelined loop: connect a [`Connection`] to learn the versions (or negotiate from an
-//! ApiVersions exchange of your own), then write `encode_request` frames back to back and
-//! read with `read_frame` + `response_correlation_id` + `decode_response`.
+//! For a pipelined loop: connect a [`Connection`] (it negotiates versions), take its socket
+//! and versions with [`Connection::into_parts`] (or negotiate from an ApiVersions exchange of
+//! your own), then write `encode_request` frames back to back and read with `read_frame` +
+//! `response_correlation_id` + `decode_response`. Produce with `acks=0` gets no response.
 
 #[allow(clippy::module_inception)]
 mod client;
