@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::Args;
-use serde_json::json;
 
 use super::util::{datetime_ms, text};
 use super::{out_err, Global, Output};
@@ -157,16 +156,36 @@ fn render(out: &mut Vec<u8>, pieces: &[Piece], topic: &str, partition: i32, r: &
     }
 }
 
-fn record_json(topic: &str, partition: i32, r: &Record) -> serde_json::Value {
-    json!({
-        "topic": topic,
-        "partition": partition,
-        "offset": r.offset,
-        "timestamp": r.timestamp,
-        "key": r.key.as_deref().map(text),
-        "value": r.value.as_deref().map(text),
-        "headers": r.headers.iter().map(|(k, v)| json!([k, v.as_deref().map(text)])).collect::<Vec<_>>(),
-    })
+/// One record as a JSON object (keys in a fixed order), written straight into `out`.
+fn record_json(out: &mut Vec<u8>, topic: &str, partition: i32, r: &Record) {
+    fn string(out: &mut Vec<u8>, v: Option<&[u8]>) {
+        match v {
+            None => out.extend_from_slice(b"null"),
+            // Serializing a str cannot fail.
+            Some(b) => out.extend_from_slice(serde_json::to_string(&text(b)).unwrap_or_default().as_bytes()),
+        }
+    }
+    out.extend_from_slice(b"{\"topic\":");
+    string(out, Some(topic.as_bytes()));
+    out.extend_from_slice(
+        format!(",\"partition\":{partition},\"offset\":{},\"timestamp\":{}", r.offset, r.timestamp).as_bytes(),
+    );
+    out.extend_from_slice(b",\"key\":");
+    string(out, r.key.as_deref());
+    out.extend_from_slice(b",\"value\":");
+    string(out, r.value.as_deref());
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, (k, v)) in r.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        string(out, Some(k.as_bytes()));
+        out.push(b',');
+        string(out, v.as_deref());
+        out.push(b']');
+    }
+    out.extend_from_slice(b"]}\n");
 }
 
 /// Where each partition starts.
@@ -269,10 +288,7 @@ pub fn run(a: ConsumeArgs, out: &mut dyn Write) -> Result<()> {
                 }
                 buf.clear();
                 match a.global.output {
-                    Output::Json => {
-                        buf.extend_from_slice(record_json(&a.topic, f.partition, r).to_string().as_bytes());
-                        buf.push(b'\n');
-                    }
+                    Output::Json => record_json(&mut buf, &a.topic, f.partition, r),
                     Output::Table => render(&mut buf, &pieces, &a.topic, f.partition, r),
                 }
                 out.write_all(&buf).map_err(out_err)?;
@@ -333,6 +349,15 @@ mod tests {
         render(&mut out, &parse_template("%K %S|%k|%v").expect("template"), "t", 0, &null);
         assert_eq!(out, b"-1 -1||");
         assert!(parse_template("%x").is_err());
+        let mut out = Vec::new();
+        record_json(&mut out, "t\"1", 3, &Record { offset: 9, ..null.with_header("h", Some(b"\n".to_vec())) });
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"topic": "t\"1", "partition": 3, "offset": 9, "timestamp": 0, "key": null,
+                "value": null, "headers": [["h", "\n"]]})
+        );
+        assert_eq!(out.last(), Some(&b'\n'));
         assert!(parse_template("50%").is_err());
     }
 }

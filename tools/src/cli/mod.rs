@@ -83,8 +83,8 @@ impl Global {
 
 /// Runs a client subcommand and turns its result into an exit code, printing errors.
 pub fn run(command: Command) -> ExitCode {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Block-buffered (stdout alone flushes every line); `consume` flushes after each fetch.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     let r = match command {
         Command::Topic(a) => topic::run(a, &mut out),
         Command::Produce(a) => produce::run(a, &mut std::io::stdin().lock(), &mut out),
@@ -93,7 +93,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Cluster(a) => admin::cluster(a, &mut out),
         Command::Config(a) => admin::config(a, &mut out),
     };
-    let _ = out.flush();
+    let r = r.and_then(|()| out.flush().map_err(out_err));
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
