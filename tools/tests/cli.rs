@@ -284,6 +284,8 @@ fn configs_and_cluster() {
     assert_eq!(changed.as_array().map(Vec::len), Some(1), "{changed}");
     let broker = json(&b, &["config", "describe", "--broker", "0"]);
     assert!(broker.as_array().expect("configs").iter().any(|c| c["name"] == "log.retention.ms"), "{broker}");
+    let o = fails(&b, &["config", "describe", "--broker", "7"], b"");
+    assert!(o.stderr.contains("BROKER_NOT_AVAILABLE") && o.stderr.contains("broker 7"), "{}", o.stderr);
     let o = fails(&b, &["config", "alter", "--topic", "cfg", "--set", "no.such.config=1"], b"");
     assert!(o.stderr.contains("INVALID_CONFIG") || o.stderr.contains("INVALID_REQUEST"), "{}", o.stderr);
 

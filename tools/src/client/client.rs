@@ -517,6 +517,21 @@ impl Client {
 
     // ---- configs -----------------------------------------------------------------------------
 
+    /// Broker configs are served by that broker itself (Kafka answers only for its own id);
+    /// topic configs by any broker.
+    fn config_connection(&mut self, resource: &ConfigResource) -> Result<&mut Connection> {
+        match resource {
+            ConfigResource::Broker(id) if self.metadata.brokers.contains_key(id) => self.connection(*id),
+            ConfigResource::Broker(id) => Err(Error::Kafka {
+                code: 8,
+                name: "BROKER_NOT_AVAILABLE".into(),
+                context: format!("broker {id} is not in the cluster (see `odradek cluster info`)"),
+                message: None,
+            }),
+            ConfigResource::Topic(_) => Ok(&mut self.bootstrap),
+        }
+    }
+
     /// Every config of a resource (or only `keys`), sorted by name.
     pub fn describe_configs(&mut self, resource: &ConfigResource, keys: Option<&[&str]>) -> Result<Vec<ConfigEntry>> {
         let req = DescribeConfigsRequest::default().with_resources(vec![
@@ -525,9 +540,9 @@ impl Client {
                 .with_resource_name(s(&resource.name()))
                 .with_configuration_keys(keys.map(|ks| ks.iter().map(|k| s(k)).collect())),
         ]);
-        let (_, resp) = self.bootstrap.send(&req)?;
+        let (_, resp) = self.config_connection(resource)?.send(&req)?;
         let r = resp.results.into_iter().next().ok_or_else(|| Error::Protocol {
-            addr: self.bootstrap.addr().to_string(),
+            addr: String::new(),
             reason: "DescribeConfigs response without a result".into(),
         })?;
         Error::check(r.error_code, r.error_message.as_deref(), || format!("describing configs of {resource}"))?;
@@ -569,7 +584,7 @@ impl Client {
                 .with_resource_name(s(&resource.name()))
                 .with_configs(configs),
         ]);
-        let (_, resp) = self.bootstrap.send(&req)?;
+        let (_, resp) = self.config_connection(resource)?.send(&req)?;
         for r in &resp.responses {
             Error::check(r.error_code, r.error_message.as_deref(), || format!("altering configs of {resource}"))?;
         }

@@ -32,7 +32,7 @@ pub enum Error {
         message: Option<String>,
     },
     /// The broker's bytes could not be decoded, or did not match the request.
-    #[error("protocol error from {addr}: {reason}")]
+    #[error("protocol error{}: {reason}", if .addr.is_empty() { String::new() } else { format!(" from {}", .addr) })]
     Protocol { addr: String, reason: String },
     /// The broker does not serve an API (or any version of it that this client speaks).
     #[error("the broker does not support {api} (versions {ours} wanted, {theirs} offered)")]
