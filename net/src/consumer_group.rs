@@ -53,6 +53,7 @@ impl Default for Settings {
 pub const REBALANCE_TIMEOUT_DEFAULT_MS: i32 = 300_000;
 
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
 pub const STALE_MEMBER_EPOCH: i16 = 113;
 
@@ -60,6 +61,20 @@ pub const STALE_MEMBER_EPOCH: i16 = 113;
 pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
 
 pub type Owned = BTreeSet<(Uuid, i32)>;
+
+/// Compiles a subscription regex to match whole topic names, as Kafka does.
+fn compile(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build()
+}
+
+impl ConsumerMember {
+    /// Whether the member subscribes to `topic`, by name or by its regex (internal topics,
+    /// `__` prefixed, never match a regex).
+    pub fn subscribes(&self, topic: &str) -> bool {
+        self.subscribed.iter().any(|t| t == topic)
+            || (!topic.starts_with("__") && self.compiled.as_ref().is_some_and(|r| r.is_match(topic)))
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsumerMember {
@@ -70,6 +85,10 @@ pub struct ConsumerMember {
     pub client_host: String,
     pub epoch: i32,
     pub subscribed: Vec<String>,
+    /// A regex subscription (RE2 syntax, matched against whole topic names), if any.
+    pub regex: Option<String>,
+    #[serde(skip)]
+    compiled: Option<regex::Regex>,
     /// The assignor this member asked for, if any.
     pub assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
@@ -150,7 +169,16 @@ impl ConsumerGroup {
 
     fn subscribed_topics(&self, topics: &Topics) -> BTreeMap<String, (Uuid, i32)> {
         let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed.iter()).collect();
-        names.into_iter().filter_map(|n| topics.get(n).map(|m| (n.clone(), (m.id, m.partitions)))).collect()
+        let mut out: BTreeMap<String, (Uuid, i32)> =
+            names.into_iter().filter_map(|n| topics.get(n).map(|m| (n.clone(), (m.id, m.partitions)))).collect();
+        if self.members.values().any(|m| m.compiled.is_some()) {
+            for t in topics.list() {
+                if self.members.values().any(|m| m.subscribes(&t.name)) {
+                    out.insert(t.name.clone(), (t.id, t.partitions));
+                }
+            }
+        }
+        out
     }
 
     /// The assignor most members asked for; ties and no preference give the default.
@@ -172,8 +200,7 @@ impl ConsumerGroup {
         self.assignor = self.choose_assignor();
         let mut subs: Subscriptions<'_> = BTreeMap::new();
         for (name, (id, partitions)) in &self.target_topics {
-            let subscribers =
-                self.members.values().filter(|m| m.subscribed.contains(name)).map(|m| m.id.as_str()).collect();
+            let subscribers = self.members.values().filter(|m| m.subscribes(name)).map(|m| m.id.as_str()).collect();
             subs.insert(*id, (*partitions, subscribers));
         }
         let members = self.members.keys().map(String::as_str);
@@ -213,6 +240,7 @@ impl ConsumerGroup {
             .members
             .into_iter()
             .map(|mut m| {
+                m.compiled = m.regex.as_deref().and_then(|r| compile(r).ok());
                 m.deadline = now + settings.session_timeout;
                 m.revoke_deadline = None;
                 (m.id.clone(), m)
@@ -230,7 +258,7 @@ impl ConsumerGroup {
 
     /// The topics a member of this group subscribes to.
     pub fn subscribes_to(&self, topic: &str) -> bool {
-        self.members.values().any(|m| m.subscribed.iter().any(|t| t == topic))
+        self.members.values().any(|m| m.subscribes(topic))
     }
 
     /// ConsumerGroupDescribe's view of the group.
@@ -266,6 +294,7 @@ impl ConsumerGroup {
                     .with_client_id(s(&m.client_id))
                     .with_client_host(s(&m.client_host))
                     .with_subscribed_topic_names(m.subscribed.iter().map(|t| TopicName(s(t))).collect())
+                    .with_subscribed_topic_regex(m.regex.as_deref().map(s))
                     .with_assignment(assignment(&m.assigned))
                     .with_target_assignment(assignment(self.target.get(&m.id).unwrap_or(&empty)))
                     .with_member_type(1)
@@ -386,6 +415,15 @@ pub fn heartbeat(
     let now = Instant::now();
     let (session, interval_ms) = (group.settings.session_timeout, group.settings.heartbeat_interval_ms);
     let member_id = req.member_id.to_string();
+    // Null: unchanged; empty: no regex any more.
+    let regex = match req.subscribed_topic_regex.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(r) => match compile(r) {
+            Ok(c) => Some(Some((r.to_owned(), c))),
+            Err(e) => return error(group, INVALID_REGULAR_EXPRESSION, &format!("invalid regex {r:?}: {e}")),
+        },
+    };
     if req.member_epoch < 0 {
         // -1: leave; -2: a static member leaving for now. Both give up their partitions.
         if group.members.remove(&member_id).is_some() {
@@ -405,6 +443,7 @@ pub fn heartbeat(
         }
         let rebalance_timeout_ms =
             if req.rebalance_timeout_ms > 0 { req.rebalance_timeout_ms } else { REBALANCE_TIMEOUT_DEFAULT_MS };
+        let (regex, compiled) = regex.flatten().map_or((None, None), |(r, c)| (Some(r), Some(c)));
         group.members.insert(
             id.clone(),
             ConsumerMember {
@@ -415,6 +454,8 @@ pub fn heartbeat(
                 client_host: client.host.to_owned(),
                 epoch: 0,
                 subscribed,
+                regex,
+                compiled,
                 assignor: req.server_assignor.as_deref().map(str::to_owned),
                 rebalance_timeout_ms,
                 owned: Owned::new(),
@@ -444,6 +485,12 @@ pub fn heartbeat(
         if let Some(a) = req.server_assignor.as_deref() {
             changed |= m.assignor.as_deref() != Some(a);
             m.assignor = Some(a.to_owned());
+        }
+        if let Some(r) = regex {
+            let (r, c) = r.map_or((None, None), |(r, c)| (Some(r), Some(c)));
+            changed |= m.regex != r;
+            m.regex = r;
+            m.compiled = c;
         }
         if changed {
             group.compute_target(topics);
@@ -685,5 +732,44 @@ mod tests {
         assert!(!g.expire(Instant::now(), &topics));
         assert!(g.expire(Instant::now() + Duration::from_millis(1500), &topics));
         assert_eq!(g.members.keys().collect::<Vec<_>>(), vec!["b"]);
+    }
+
+    #[test]
+    fn regex_subscriptions_match_whole_names_and_pick_up_new_topics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topics = Topics::load(dir.path()).expect("topics");
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        topics.insert(TopicMeta { name: "logs-a".into(), id: a, partitions: 1, configs: Default::default() });
+        topics.insert(TopicMeta {
+            name: "xlogs-b".into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+            configs: Default::default(),
+        });
+        let mut g = ConsumerGroup::default();
+        let req = |epoch: i32, regex: Option<&str>| {
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s("m"))
+                .with_member_epoch(epoch)
+                .with_subscribed_topic_regex(regex.map(s))
+                .with_topic_partitions(Some(vec![]))
+        };
+        let bad = heartbeat(&mut g, &req(0, Some("logs-(")), &topics, CL, || unreachable!());
+        assert_eq!(bad.error_code, INVALID_REGULAR_EXPRESSION);
+        let r = heartbeat(&mut g, &req(0, Some("logs-.*")), &topics, CL, || unreachable!());
+        let topics_of = |r: &ConsumerGroupHeartbeatResponse| {
+            r.assignment.iter().flat_map(|x| x.topic_partitions.iter().map(|t| t.topic_id)).collect::<Vec<_>>()
+        };
+        // "xlogs-b" does not match the whole pattern.
+        assert_eq!(topics_of(&r), vec![a]);
+        topics.insert(TopicMeta { name: "logs-b".into(), id: b, partitions: 1, configs: Default::default() });
+        let r = heartbeat(&mut g, &req(r.member_epoch, None), &topics, CL, || unreachable!());
+        let mut got = topics_of(&r);
+        got.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(got, want);
+        assert!(g.subscribes_to("logs-b") && !g.subscribes_to("xlogs-b"));
     }
 }

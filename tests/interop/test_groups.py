@@ -549,3 +549,24 @@ def test_offset_delete_refuses_only_subscribed_topics(broker, topic_name):
     finally:
         admin.close()
         c.close()
+
+
+def test_kip848_regex_subscription(broker, topic_name):
+    create(broker, topic_name + "-a", 1)
+    create(broker, topic_name + "-b", 2)
+    create(broker, "x" + topic_name + "-c", 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for t in (topic_name + "-a", topic_name + "-b", "x" + topic_name + "-c"):
+        p.produce(t, value=t.encode(), partition=0)
+    assert p.flush(30) == 0
+    c = kip848_consumer(broker, group_name())
+    # librdkafka sends a subscription starting with ^ to the coordinator as a regex (KIP-848).
+    c.subscribe(["^" + topic_name.replace("-", "\\-") + "-.*"])
+    got = poll_values(c, 2, timeout=30)
+    assert sorted(v for _, _, v in got) == [topic_name + "-a", topic_name + "-b"]
+    deadline = time.time() + 20
+    while time.time() < deadline and len(c.assignment()) < 3:
+        c.poll(0.1)
+    assert sorted((tp.topic, tp.partition) for tp in c.assignment()) == [
+        (topic_name + "-a", 0), (topic_name + "-b", 0), (topic_name + "-b", 1)]
+    c.close()
