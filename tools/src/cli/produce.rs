@@ -66,6 +66,9 @@ pub fn run(args: ProduceArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> R
     if args.batch_size == 0 {
         return Err(Error::Invalid("--batch-size must be at least 1".into()));
     }
+    // Typed lines are sent as they are entered, not at the end of the input.
+    let batch_size =
+        if args.file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdin()) { 1 } else { args.batch_size };
     let mut c = args.global.connect()?;
     let partitions = c.topic(&args.topic)?.partitions.len() as i32;
     if let Some(p) = args.partition {
@@ -115,7 +118,7 @@ pub fn run(args: ProduceArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> R
         }
         let batch = pending.entry(partition).or_default();
         batch.push(r);
-        if batch.len() >= args.batch_size {
+        if batch.len() >= batch_size {
             let records = std::mem::take(batch);
             send(&mut c, &args.topic, partition, &records, &opts, &mut sent)?;
             if args.partition.is_none() {

@@ -87,7 +87,7 @@ pub fn run(args: TopicArgs, out: &mut dyn Write) -> Result<()> {
                 Err(e) if if_not_exists && e.kafka_code() == Some(36) => {}
                 r => r?,
             }
-            let info = c.topic(&name)?;
+            let info = c.wait_for_topic(&name, std::time::Duration::from_secs_f64(g.timeout))?;
             match g.output {
                 Output::Json => print_json(out, &json!({"name": name, "partitions": info.partitions.len()})),
                 Output::Table => writeln!(out, "created topic {name} with {} partition(s)", info.partitions.len())

@@ -13,6 +13,15 @@ use super::records::{build_batch, decode_fetched};
 use engine::records::Record;
 use engine::Compression;
 
+/// Attempts after the first for retriable errors of produce and fetch.
+const RETRIES: u64 = 3;
+
+/// Retriable broker errors worth a metadata refresh and another try; an unknown topic is not
+/// (the metadata was just refreshed to find its leader).
+fn retry_on(e: &Error) -> bool {
+    e.is_retriable() && e.kafka_code() != Some(3)
+}
+
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
@@ -359,7 +368,9 @@ impl Client {
         }
         for t in resp.topics {
             let Some(name) = t.name.map(|n| n.0.to_string()) else { continue };
-            if t.error_code != 0 {
+            // Unknown or invalid: gone. Other errors (LEADER_NOT_AVAILABLE while a new topic's
+            // leaders are elected) keep the topic with what the broker sent.
+            if matches!(t.error_code, 3 | 17 | 100) {
                 self.metadata.topics.remove(&name);
                 continue;
             }
@@ -387,6 +398,20 @@ impl Client {
     pub fn topic(&mut self, name: &str) -> Result<TopicInfo> {
         self.refresh_metadata(Some(&[name]))?;
         self.metadata.topics.get(name).cloned().ok_or_else(|| unknown_topic(name))
+    }
+
+    /// Waits until a topic has partitions that all have a leader (a topic just created may
+    /// not, for a moment, on a multi-broker Kafka), at most `timeout`.
+    pub fn wait_for_topic(&mut self, name: &str, timeout: Duration) -> Result<TopicInfo> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let r = self.topic(name);
+            let ready = matches!(&r, Ok(t) if !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0));
+            if ready || std::time::Instant::now() >= deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The connection to a node of the metadata, opened on first use.
@@ -609,8 +634,30 @@ impl Client {
         self.produce_batch(topic, partition, batch, opts)
     }
 
-    /// Produces a ready record batch (or several, concatenated) to one partition.
+    /// Produces a ready record batch (or several, concatenated) to one partition. Retriable
+    /// broker errors (a leader moved) are retried a few times after a metadata refresh; a
+    /// lost connection is not (the batch may have been appended).
     pub fn produce_batch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        opts: &ProduceOptions,
+    ) -> Result<Option<i64>> {
+        let mut attempt = 0;
+        loop {
+            match self.produce_once(topic, partition, batch.clone(), opts) {
+                Err(e @ Error::Kafka { .. }) if retry_on(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100 * attempt));
+                    self.refresh_metadata(Some(&[topic]))?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn produce_once(
         &mut self,
         topic: &str,
         partition: i32,
@@ -652,8 +699,23 @@ impl Client {
 
     /// Fetches from several partitions (one request per leader). Records come back decoded,
     /// those before the requested offset (inside a compressed batch) and control records left
-    /// out. Any partition error fails the call.
+    /// out. Any partition error fails the call, after a few retries for retriable ones.
     pub fn fetch(&mut self, specs: &[FetchSpec], opts: &FetchOptions) -> Result<Vec<FetchedPartition>> {
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(specs, opts) {
+                Err(e @ Error::Kafka { .. }) if retry_on(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100 * attempt));
+                    let topics: Vec<&str> = specs.iter().map(|s| s.topic.as_str()).collect();
+                    self.refresh_metadata(Some(&topics))?;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn fetch_once(&mut self, specs: &[FetchSpec], opts: &FetchOptions) -> Result<Vec<FetchedPartition>> {
         let mut by_leader: BTreeMap<i32, Vec<&FetchSpec>> = BTreeMap::new();
         for spec in specs {
             let leader = self.leader(&spec.topic, spec.partition)?;
