@@ -31,6 +31,9 @@ enum Command {
     Serve(ServeArgs),
     #[command(flatten)]
     Client(odradek::cli::Command),
+    /// Load generator for any Kafka-compatible broker: produce, consume or end to end.
+    #[command(subcommand)]
+    Bench(odradek::bench::BenchCommand),
 }
 
 #[derive(Parser)]
@@ -280,6 +283,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Client(command) => return odradek::cli::run(command),
+        Command::Bench(command) => odradek::bench::run(command),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,383 @@
+//! One producer link: a connection to one partition leader carrying a producer's records for
+//! the partitions that broker leads. Lives on: one worker executor, for the whole run.
+//!
+//! The writer side follows the schedule: record k of a link with rate r is *intended* at
+//! `start + k / r`; it is generated as soon as that time has passed (or at once with --rate 0),
+//! appended in place to its partition's open batch, and the batch goes out when it is full
+//! (`--batch-size`) or its first record waited `--linger-ms`. Up to `--max-in-flight` Produce
+//! requests are outstanding; while the window is full, records are not generated, but they keep
+//! their intended times, so the wait counts in their latency (no coordinated omission). The
+//! reader side matches responses by correlation id and records, per record, `ack - intended`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::stats::{Counters, Measured};
+use super::wire::{self, OpenBatch, RECORD_OVERHEAD_MAX, TIMESTAMP_BYTES};
+use super::{KeyMode, Plan, CLIENT_ID};
+use crate::client::codec;
+use crate::client::error::error_name;
+
+/// Sealed batches a link may hold unsent before it stops generating, at a fixed rate (a memory
+/// bound; the schedule's intended times keep running, so a stall shows in the latencies).
+const BACKLOG_BYTES_MAX: usize = 32 << 20;
+/// At --rate 0 the backlog is kept to this many batches per partition: enough to fill every
+/// request of the window, few enough that latency measures the broker, not a client-side queue.
+const UNLIMITED_BACKLOG_BATCHES: usize = 2;
+
+/// A producer's share of the load on one leader.
+pub struct ProducerLink {
+    pub addr: String,
+    pub partitions: Vec<i32>,
+    /// Records per second for this link; 0 = as fast as the window allows.
+    pub rate: f64,
+    /// Records this link sends, if the run is bounded by --count.
+    pub count: Option<u64>,
+    /// Seeds the key generator.
+    pub seed: u64,
+}
+
+struct Sealed {
+    bytes: Bytes,
+    records: u64,
+    /// Intended send time (ns since the epoch) of each record, in order.
+    times: Vec<u64>,
+}
+
+struct Part {
+    partition: i32,
+    records: u64,
+    times: Vec<u64>,
+}
+
+struct InFlight {
+    correlation_id: i32,
+    parts: Vec<Part>,
+}
+
+struct Generator {
+    plan: Arc<Plan>,
+    partitions: Vec<i32>,
+    open: Vec<Option<(OpenBatch, Instant)>>,
+    open_times: Vec<Vec<u64>>,
+    sealed: Vec<VecDeque<Sealed>>,
+    sealed_bytes: usize,
+    sticky: usize,
+    generated: u64,
+    limit: Option<u64>,
+    rate: f64,
+    rng: u64,
+    finished: bool,
+    backlog_bytes_max: usize,
+    /// Spare vectors of send times, recycled from acknowledged requests.
+    spare_times: Rc<RefCell<Vec<Vec<u64>>>>,
+    key_buf: [u8; 16],
+}
+
+impl Generator {
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: keys only need to be spread, not unpredictable.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Fills `key_buf` with the next key (16 ASCII digits of the key number) and returns the
+    /// partition index it maps to, or `None` for null keys.
+    fn next_key(&mut self) -> Option<usize> {
+        let space = self.plan.key_space.max(1);
+        let n = match self.plan.keys {
+            KeyMode::None => return None,
+            KeyMode::Random => self.next_rand() % space,
+            KeyMode::Sequential => self.generated % space,
+        };
+        let mut v = n;
+        for b in self.key_buf.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        let p = wire::partition_for_key(&self.key_buf, self.plan.partition_count as u32) as i32;
+        // The link only holds the partitions its leader leads; a key of another leader's
+        // partition is sent by that leader's link of the same producer, so here it is remapped
+        // onto this link's partitions (same-leader runs, the usual case, are not affected).
+        Some(self.partitions.iter().position(|&q| q == p).unwrap_or(p as usize % self.partitions.len()))
+    }
+
+    fn seal(&mut self, idx: usize) {
+        let Some((batch, _)) = self.open[idx].take() else { return };
+        let records = batch.count as u64;
+        let bytes = batch.seal(self.plan.compression);
+        self.sealed_bytes += bytes.len();
+        let fresh = self.spare_times.borrow_mut().pop().unwrap_or_default();
+        let times = std::mem::replace(&mut self.open_times[idx], fresh);
+        self.sealed[idx].push_back(Sealed { bytes, records, times });
+        if self.plan.keys == KeyMode::None && idx == self.sticky {
+            self.sticky = (self.sticky + 1) % self.partitions.len();
+        }
+    }
+
+    /// Generates every record whose intended time has passed (all it may, at --rate 0).
+    fn generate_due(&mut self, now: Instant) {
+        let plan = self.plan.clone();
+        let record_bytes = plan.value_tail.len() + TIMESTAMP_BYTES;
+        while !self.finished {
+            if self.limit.is_some_and(|l| self.generated >= l) {
+                self.finished = true;
+                break;
+            }
+            if self.sealed_bytes >= self.backlog_bytes_max {
+                break;
+            }
+            let intended = if self.rate > 0.0 {
+                let t = plan.load_start + Duration::from_secs_f64(self.generated as f64 / self.rate);
+                if t > now {
+                    break;
+                }
+                t
+            } else {
+                now
+            };
+            if plan.stop_at.is_some_and(|s| intended >= s) {
+                self.finished = true;
+                break;
+            }
+            let keyed = self.next_key();
+            let key_len = if keyed.is_some() { self.key_buf.len() } else { 0 };
+            let mut idx = keyed.unwrap_or(self.sticky);
+            let need = RECORD_OVERHEAD_MAX + key_len + record_bytes;
+            if let Some((b, _)) = &self.open[idx] {
+                if b.count > 0 && b.bytes_len() + need > plan.batch_size {
+                    self.seal(idx);
+                    idx = keyed.unwrap_or(self.sticky);
+                }
+            }
+            let (batch, _) =
+                self.open[idx].get_or_insert_with(|| (OpenBatch::new(plan.batch_size.max(need)), intended));
+            let intended_ns = plan.clock.ns(intended);
+            let key = if keyed.is_some() { Some(&self.key_buf[..]) } else { None };
+            batch.push(key, intended_ns, &plan.value_tail, (intended_ns / 1_000_000) as i64);
+            let full = batch.bytes_len() + need > plan.batch_size;
+            self.open_times[idx].push(intended_ns);
+            self.generated += 1;
+            if full {
+                self.seal(idx);
+            }
+        }
+    }
+
+    /// Seals open batches whose linger expired (all of them once generation finished) and
+    /// takes one sealed batch per partition for the next request.
+    fn take_ready(&mut self, now: Instant) -> Vec<(usize, Sealed)> {
+        for idx in 0..self.open.len() {
+            let expired = self.open[idx].as_ref().is_some_and(|(_, since)| now >= *since + self.plan.linger);
+            if expired || self.finished {
+                self.seal(idx);
+            }
+        }
+        let mut out = Vec::new();
+        for (idx, q) in self.sealed.iter_mut().enumerate() {
+            if let Some(s) = q.pop_front() {
+                self.sealed_bytes -= s.bytes.len();
+                out.push((idx, s));
+            }
+        }
+        out
+    }
+
+    /// When something may next become ready: the next record's intended time or the first
+    /// linger expiry.
+    fn next_event(&self, now: Instant) -> Instant {
+        let mut at = now + Duration::from_millis(50);
+        if self.rate > 0.0 && !self.finished {
+            at = at.min(self.plan.load_start + Duration::from_secs_f64(self.generated as f64 / self.rate));
+        }
+        for (_, since) in self.open.iter().flatten() {
+            at = at.min(*since + self.plan.linger);
+        }
+        at
+    }
+
+    fn idle(&self) -> bool {
+        self.finished && self.open.iter().all(Option::is_none) && self.sealed.iter().all(VecDeque::is_empty)
+    }
+}
+
+fn produce_request(plan: &Plan, topic: &TopicName, partitions: &[i32], ready: &[(usize, Sealed)]) -> ProduceRequest {
+    let data = ready
+        .iter()
+        .map(|(idx, s)| {
+            PartitionProduceData::default().with_index(partitions[*idx]).with_records(Some(s.bytes.clone()))
+        })
+        .collect();
+    ProduceRequest::default()
+        .with_acks(plan.acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic.clone()).with_partition_data(data)])
+}
+
+/// Runs one link to the end of the schedule and until every request was answered.
+pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String> {
+    let stream = TcpStream::connect(link.addr.as_str())
+        .await
+        .map_err(|e| format!("cannot connect to broker {}: {e}", link.addr))?;
+    stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY on {}: {e}", link.addr))?;
+    let (mut rd, mut wr) = futures_lite::io::split(stream);
+    let measured = Rc::new(RefCell::new(Measured::new(plan.measured_start_ns)));
+    let in_flight: Rc<RefCell<VecDeque<InFlight>>> = Rc::new(RefCell::new(VecDeque::new()));
+    let window = Rc::new(Semaphore::new(plan.max_in_flight as u64));
+    let failure: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+    let spare_times: Rc<RefCell<Vec<Vec<u64>>>> = Rc::new(RefCell::new(Vec::new()));
+    let record_bytes = (plan.value_tail.len() + TIMESTAMP_BYTES + plan.keys.key_bytes()) as u64;
+    let version = plan.produce_version;
+
+    let reader = (plan.acks != 0).then(|| {
+        let (plan, measured, in_flight, window, failure, spare, addr) = (
+            plan.clone(),
+            measured.clone(),
+            in_flight.clone(),
+            window.clone(),
+            failure.clone(),
+            spare_times.clone(),
+            link.addr.clone(),
+        );
+        glommio::spawn_local(async move {
+            let mut frames = wire::FrameReader::new(codec::FRAME_BYTES_MAX);
+            let r: Result<(), String> = async {
+                loop {
+                    let frame = frames.next(&mut rd).await.map_err(|e| format!("reading from {addr}: {e}"))?;
+                    let (id, resp) = codec::decode_response::<ProduceResponse>(version, frame)
+                        .map_err(|e| format!("Produce response from {addr}: {e}"))?;
+                    let entry = {
+                        let mut q = in_flight.borrow_mut();
+                        let pos = q.iter().position(|f| f.correlation_id == id).ok_or_else(|| {
+                            format!("{addr} answered correlation id {id}, which no request in flight has")
+                        })?;
+                        q.remove(pos).ok_or_else(|| "in-flight entry vanished".to_string())?
+                    };
+                    let now_ns = plan.clock.now_ns();
+                    let mut m = measured.borrow_mut();
+                    for part in entry.parts {
+                        let code = resp
+                            .responses
+                            .iter()
+                            .flat_map(|t| t.partition_responses.iter())
+                            .find(|p| p.index == part.partition)
+                            .map_or(-1, |p| p.error_code);
+                        if code == 0 {
+                            for &t in &part.times {
+                                m.acked(t, now_ns, record_bytes);
+                            }
+                            Counters::add(&plan.counters.produced_records, part.records);
+                            Counters::add(&plan.counters.produced_bytes, part.records * record_bytes);
+                        } else {
+                            m.produce_errors += part.records;
+                            Counters::add(&plan.counters.produce_errors, part.records);
+                            plan.note_error(format!(
+                                "partition {} answered {}",
+                                part.partition,
+                                if code == -1 { "nothing".to_string() } else { error_name(code) }
+                            ));
+                        }
+                        let mut times = part.times;
+                        times.clear();
+                        spare.borrow_mut().push(times);
+                    }
+                    drop(m);
+                    window.signal(1);
+                }
+            }
+            .await;
+            if let Err(e) = r {
+                *failure.borrow_mut() = Some(e);
+                window.close();
+            }
+        })
+    });
+
+    let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
+    let n = link.partitions.len();
+    let mut gen = Generator {
+        plan: plan.clone(),
+        partitions: link.partitions.clone(),
+        open: (0..n).map(|_| None).collect(),
+        open_times: (0..n).map(|_| Vec::new()).collect(),
+        sealed: (0..n).map(|_| VecDeque::new()).collect(),
+        sealed_bytes: 0,
+        sticky: 0,
+        generated: 0,
+        limit: link.count,
+        rate: link.rate,
+        rng: link.seed | 1,
+        finished: link.count == Some(0),
+        backlog_bytes_max: if link.rate > 0.0 {
+            BACKLOG_BYTES_MAX
+        } else {
+            UNLIMITED_BACKLOG_BATCHES * n * plan.batch_size
+        },
+        spare_times: spare_times.clone(),
+        key_buf: [b'0'; 16],
+    };
+    let mut correlation_id = 0i32;
+    let fail = |e: String| failure.borrow_mut().take().unwrap_or(e);
+    loop {
+        let now = Instant::now();
+        gen.generate_due(now);
+        let ready = gen.take_ready(now);
+        if ready.is_empty() {
+            if gen.idle() {
+                break;
+            }
+            let wake = gen.next_event(now);
+            if wake > now {
+                glommio::timer::sleep(wake - now).await;
+            }
+            continue;
+        }
+        window.acquire(1).await.map_err(|_| fail("the response reader stopped".into()))?;
+        correlation_id = correlation_id.wrapping_add(1);
+        let req = produce_request(&plan, &topic, &link.partitions, &ready);
+        let frame = codec::encode_request(version, correlation_id, Some(CLIENT_ID), &req)
+            .map_err(|e| format!("encoding a Produce request: {e}"))?;
+        let parts: Vec<Part> = ready
+            .into_iter()
+            .map(|(idx, s)| Part { partition: link.partitions[idx], records: s.records, times: s.times })
+            .collect();
+        if plan.acks == 0 {
+            wr.write_all(&frame).await.map_err(|e| fail(format!("writing to {}: {e}", link.addr)))?;
+            let sent_ns = plan.clock.now_ns();
+            let mut m = measured.borrow_mut();
+            for p in &parts {
+                for &t in &p.times {
+                    m.sent_unacked(t, sent_ns, record_bytes);
+                }
+                Counters::add(&plan.counters.produced_records, p.records);
+                Counters::add(&plan.counters.produced_bytes, p.records * record_bytes);
+            }
+            window.signal(1);
+        } else {
+            in_flight.borrow_mut().push_back(InFlight { correlation_id, parts });
+            wr.write_all(&frame).await.map_err(|e| fail(format!("writing to {}: {e}", link.addr)))?;
+        }
+    }
+    // Every request answered: the whole window is free again.
+    window.acquire(plan.max_in_flight as u64).await.map_err(|_| fail("the response reader stopped".into()))?;
+    if let Some(reader) = reader {
+        reader.cancel().await;
+    }
+    let _ = wr.close().await;
+    Counters::add(&plan.counters.producers_done, 1);
+    let m = std::mem::replace(&mut *measured.borrow_mut(), Measured::new(plan.measured_start_ns));
+    Ok(m)
+}
