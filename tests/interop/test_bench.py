@@ -194,3 +194,16 @@ def test_bad_flags_fail(broker, topic_name):
         r = bench("produce", broker.bootstrap, topic_name, "--create-topic", "--count", 1, *args)
         assert r.returncode != 0, args
         assert r.stderr.strip(), args
+
+
+def test_records_refused_by_the_broker_count_as_errors(fresh_broker, topic_name, tmp_path):
+    b = fresh_broker(args=["--message-max-bytes", "2000"])
+    path = tmp_path / "r.json"
+    r = bench("produce", b.bootstrap, topic_name, "--create-topic", "--partitions", 2, "--count", 40,
+              "--record-size", 4000, json_path=path)
+    assert r.returncode == 0, r.stderr
+    assert "MESSAGE_TOO_LARGE" in r.stderr
+    res = json.loads(path.read_text())
+    assert res["produced"]["records"] == 0 and res["produced"]["errors"] == 40
+    assert res["latency"]["produce"] is None
+    assert sum(hi for _, hi in end_offsets(b.bootstrap, topic_name, 2)) == 0
