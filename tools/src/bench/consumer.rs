@@ -3,7 +3,8 @@
 //!
 //! Fetches are pipelined: the link's partitions are dealt into up to `--max-in-flight` groups and
 //! each group has its own Fetch request outstanding, re-sent as soon as its response is read, so
-//! the connection never waits for one partition's answer to ask for another's. Every fetched
+//! the connection never waits for one partition's answer to ask for another's (consume runs;
+//! end-to-end runs keep one fetch per connection, see `run`). Every fetched
 //! batch is checked (CRC-32C and header, `engine::batch`), its records counted exactly from the
 //! fetch offset, and in end-to-end runs each value's embedded send time gives the latency.
 
@@ -74,7 +75,11 @@ pub async fn run(plan: Arc<Plan>, link: ConsumerLink) -> Result<Measured, String
     stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY on {}: {e}", link.addr))?;
     let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
     let version = plan.fetch_version;
-    let groups_n = plan.max_in_flight.clamp(1, link.partitions.len());
+    // Responses on a connection come back in request order, so a long-polling fetch holds up the
+    // answers queued behind it: end-to-end runs (latency) keep one fetch per connection, which
+    // the broker answers as soon as any of its partitions has data; consume runs (throughput,
+    // data always there) pipeline.
+    let groups_n = if plan.kind == Kind::E2e { 1 } else { plan.max_in_flight.clamp(1, link.partitions.len()) };
     let mut groups: Vec<Group> = (0..groups_n).map(|_| Group { partitions: Vec::new(), correlation_id: 0 }).collect();
     for (i, p) in link.partitions.iter().enumerate() {
         groups[i % groups_n].partitions.push(*p);

@@ -715,8 +715,16 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// The human summary on stdout. A closed stdout (`| head`) is not an error of the run.
 fn print_summary(r: &Value) {
-    let mut out = format!("{} {} in {:.2} s:", r["kind"].as_str().unwrap_or(""), r["topic"], r["duration_s"]);
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let mut out = format!(
+        "{} {} in {:.2} s:",
+        r["kind"].as_str().unwrap_or(""),
+        r["topic"],
+        r["duration_s"].as_f64().unwrap_or(0.0)
+    );
     for side in ["produced", "consumed"] {
         let s = &r[side];
         if !s.is_null() {
@@ -728,11 +736,12 @@ fn print_summary(r: &Value) {
             );
         }
     }
-    println!("{out}");
+    let _ = writeln!(stdout, "{out}");
     for which in ["produce", "e2e"] {
         let l = &r["latency"][which];
         if !l.is_null() {
-            println!(
+            let _ = writeln!(
+                stdout,
                 "  {which} latency µs: p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {} (n={})",
                 l["p50"], l["p90"], l["p99"], l["p999"], l["p9999"], l["max"], l["count"]
             );
