@@ -154,7 +154,7 @@ pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
 }
 
 /// Creates `__consumer_offsets` (compacted) on first use.
-async fn ensure_topic(ctx: &ShardCtx) -> Result<(), i16> {
+pub async fn ensure_topic(ctx: &ShardCtx) -> Result<(), i16> {
     if ctx.broker.topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }

@@ -65,7 +65,9 @@ def first_record(b, topic, n, mode):
         start.wait()
         t0 = time.perf_counter()
         if mode == "assign":
-            c.assign([TopicPartition(topic, p, 0) for p in range(i, PARTITIONS, n)])
+            # No offset: like a group member, the consumer looks up the committed offset and
+            # falls back to auto.offset.reset, so only membership differs.
+            c.assign([TopicPartition(topic, p) for p in range(i, PARTITIONS, n)])
         else:
             c.subscribe([topic])
         # Every consumer keeps polling until all have a record: a member that stopped polling

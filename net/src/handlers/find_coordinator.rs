@@ -1,6 +1,9 @@
 //! FindCoordinator: on a single node this broker coordinates every group (key type 0). Inside
 //! the broker the group's coordinator is one shard (see [`crate::group::coordinator_partition`]);
 //! transactions (key type 1) come with a later issue and get COORDINATOR_NOT_AVAILABLE.
+//!
+//! As in Kafka, the first group lookup creates `__consumer_offsets`, so that cost is paid here,
+//! once, and not by a consumer's JoinGroup or first commit.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -25,7 +28,13 @@ fn lookup(key_type: i8, key: &str) -> (i16, Option<StrBytes>) {
     (code::NONE, None)
 }
 
-pub fn handle(ctx: &ShardCtx, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+pub async fn handle(ctx: &ShardCtx, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let offsets_topic =
+        if req.key_type == KEY_TYPE_GROUP { crate::group_store::ensure_topic(ctx).await } else { Ok(()) };
+    let lookup = |key_type: i8, key: &str| match offsets_topic {
+        Err(e) => (e, Some(StrBytes::from_static_str("the offsets topic cannot be created"))),
+        Ok(()) => lookup(key_type, key),
+    };
     let node = BrokerId(ctx.config().node_id);
     let host = StrBytes::from_string(ctx.config().advertised_host.clone());
     let port = ctx.config().advertised_port;

@@ -156,7 +156,7 @@ async fn dispatch(
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, v, r).await),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, v, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, v, r).await),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, v, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, v, r).await),
         r @ (RequestKind::JoinGroup(_)
         | RequestKind::SyncGroup(_)
         | RequestKind::Heartbeat(_)
