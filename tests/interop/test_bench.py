@@ -207,3 +207,13 @@ def test_records_refused_by_the_broker_count_as_errors(fresh_broker, topic_name,
     assert res["produced"]["records"] == 0 and res["produced"]["errors"] == 40
     assert res["latency"]["produce"] is None
     assert sum(hi for _, hi in end_offsets(b.bootstrap, topic_name, 2)) == 0
+
+
+def test_e2e_warmup_counts_the_same_records_on_both_sides(broker, topic_name, tmp_path):
+    res = run_ok("e2e", broker.bootstrap, topic_name, tmp_path, "--create-topic", "--partitions", 2,
+                 "--rate", 1_000, "--warmup", 1, "--duration", 2, "--record-size", 64, "--consumers", 2)
+    # Intended in [1 s, 3 s): records 1000..2999 are measured on both sides, all 3000 are moved.
+    assert res["produced"]["records"] == res["consumed"]["records"] == 2_000
+    assert res["produced"]["records_total"] == res["consumed"]["records_total"] == 3_000
+    assert res["consumed"]["bytes"] == 2_000 * 64
+    assert res["latency"]["e2e"]["count"] == 2_000

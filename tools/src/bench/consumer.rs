@@ -109,7 +109,11 @@ pub async fn run(plan: Arc<Plan>, link: ConsumerLink) -> Result<Measured, String
             .iter_mut()
             .find(|g| g.correlation_id == id)
             .ok_or_else(|| format!("{} answered correlation id {id}, which no fetch in flight has", link.addr))?;
-        let (mut records, mut bytes) = (0u64, 0u64);
+        // All records count in the counters (stop conditions, progress); the measured figures
+        // take, in e2e runs, the records whose intended send time is in the measured phase, so
+        // they match the producers' (which count by intended time too), and in consume runs
+        // those read after the warmup.
+        let (mut records, mut bytes, mut measured_records, mut measured_bytes) = (0u64, 0u64, 0u64, 0u64);
         for pd in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
             let Some(slot) = g.partitions.iter_mut().find(|(p, _)| *p == pd.partition_index) else {
                 return Err(format!("{} answered for partition {} it was not asked", link.addr, pd.partition_index));
@@ -124,9 +128,14 @@ pub async fn run(plan: Arc<Plan>, link: ConsumerLink) -> Result<Measured, String
                 ));
             }
             let Some(data) = pd.records.as_ref() else { continue };
-            let got = wire::walk_fetched(data, slot.1, |stamp| {
-                if let (true, Some(t)) = (e2e, stamp) {
-                    measured.e2e(u64::from_be_bytes(t), now_ns);
+            let got = wire::walk_fetched(data, slot.1, |stamp, kv_bytes| {
+                if !e2e {
+                    return;
+                }
+                if let Some(t) = stamp.map(u64::from_be_bytes).filter(|t| measured.measured(*t)) {
+                    measured.e2e(t, now_ns);
+                    measured_records += 1;
+                    measured_bytes += kv_bytes;
                 }
             })
             .map_err(|e| format!("{}-{}: {e}", plan.topic, slot.0))?;
@@ -134,8 +143,11 @@ pub async fn run(plan: Arc<Plan>, link: ConsumerLink) -> Result<Measured, String
             records += got.records;
             bytes += got.bytes;
         }
+        if !e2e {
+            (measured_records, measured_bytes) = (records, bytes);
+        }
         if records > 0 {
-            measured.consumed(now_ns, records, bytes);
+            measured.consumed(now_ns, measured_records, measured_bytes);
             Counters::add(&plan.counters.consumed_records, records);
             Counters::add(&plan.counters.consumed_bytes, bytes);
         }

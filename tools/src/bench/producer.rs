@@ -50,6 +50,9 @@ pub struct ProducerLink {
 
 struct Sealed {
     bytes: Bytes,
+    /// Bytes before compression: what the backlog limit counts, so compressed batches do not
+    /// let more records queue in the client.
+    raw_bytes: usize,
     records: u64,
     /// Intended send time (ns since the epoch) of each record, in order.
     times: Vec<u64>,
@@ -118,11 +121,12 @@ impl Generator {
     fn seal(&mut self, idx: usize) {
         let Some((batch, _)) = self.open[idx].take() else { return };
         let records = batch.count as u64;
+        let raw_bytes = batch.bytes_len();
         let bytes = batch.seal(self.plan.compression);
-        self.sealed_bytes += bytes.len();
+        self.sealed_bytes += raw_bytes;
         let fresh = self.spare_times.borrow_mut().pop().unwrap_or_default();
         let times = std::mem::replace(&mut self.open_times[idx], fresh);
-        self.sealed[idx].push_back(Sealed { bytes, records, times });
+        self.sealed[idx].push_back(Sealed { bytes, raw_bytes, records, times });
         if self.plan.keys == KeyMode::None && idx == self.sticky {
             self.sticky = (self.sticky + 1) % self.partitions.len();
         }
@@ -189,7 +193,7 @@ impl Generator {
         let mut out = Vec::new();
         for (idx, q) in self.sealed.iter_mut().enumerate() {
             if let Some(s) = q.pop_front() {
-                self.sealed_bytes -= s.bytes.len();
+                self.sealed_bytes -= s.raw_bytes;
                 out.push((idx, s));
             }
         }

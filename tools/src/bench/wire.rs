@@ -132,12 +132,13 @@ pub struct FetchedCount {
 
 /// Walks the batches of a Fetch response's records from `from_offset`: checks every whole batch
 /// (CRC included), counts its records at or after `from_offset` and their key + value bytes, and
-/// calls `on_value` with each value's first 8 bytes when present. A trailing partial batch (the
+/// calls `on_value` with each record's value's first 8 bytes (when present) and its key + value
+/// bytes. A trailing partial batch (the
 /// broker cuts at its size limit) is left for the next fetch. Control batches are skipped.
 pub fn walk_fetched(
     mut bytes: &[u8],
     from_offset: i64,
-    mut on_value: impl FnMut(Option<[u8; TIMESTAMP_BYTES]>),
+    mut on_value: impl FnMut(Option<[u8; TIMESTAMP_BYTES]>, u64),
 ) -> Result<FetchedCount, String> {
     let mut out = FetchedCount { next_offset: from_offset, ..FetchedCount::default() };
     while bytes.len() >= LOG_OVERHEAD {
@@ -181,7 +182,7 @@ fn walk_records(
     base_offset: i64,
     from_offset: i64,
     bytes: &mut u64,
-    on_value: &mut impl FnMut(Option<[u8; TIMESTAMP_BYTES]>),
+    on_value: &mut impl FnMut(Option<[u8; TIMESTAMP_BYTES]>, u64),
 ) -> Result<u64, String> {
     let mut n = 0;
     while !buf.is_empty() {
@@ -214,8 +215,9 @@ fn walk_records(
             continue;
         }
         n += 1;
-        *bytes += (key_len + value.map_or(0, <[u8]>::len)) as u64;
-        on_value(value.and_then(|v| v.get(..TIMESTAMP_BYTES)).and_then(|t| t.try_into().ok()));
+        let kv_bytes = (key_len + value.map_or(0, <[u8]>::len)) as u64;
+        *bytes += kv_bytes;
+        on_value(value.and_then(|v| v.get(..TIMESTAMP_BYTES)).and_then(|t| t.try_into().ok()), kv_bytes);
     }
     Ok(n)
 }
@@ -371,13 +373,14 @@ mod tests {
         let head = all[..20].to_vec();
         all.extend_from_slice(&head);
         let mut stamps = Vec::new();
-        let got = walk_fetched(&all, 11, |t| stamps.push(u64::from_be_bytes(t.expect("8-byte value")))).expect("walk");
+        let got = walk_fetched(&all, 11, |t, kv| stamps.push((u64::from_be_bytes(t.expect("8-byte value")), kv)))
+            .expect("walk");
         assert_eq!(got, FetchedCount { records: 5, bytes: 5 * (2 + 12), next_offset: 16 });
-        assert_eq!(stamps, vec![11, 12, 13, 14, 15]);
-        assert_eq!(walk_fetched(&all, 16, |_| {}).expect("nothing new").records, 0);
+        assert_eq!(stamps, vec![(11, 14), (12, 14), (13, 14), (14, 14), (15, 14)]);
+        assert_eq!(walk_fetched(&all, 16, |_, _| {}).expect("nothing new").records, 0);
         let mut bad = all[..full].to_vec();
         bad[full - 1] ^= 0x55;
-        assert!(walk_fetched(&bad, 0, |_| {}).expect_err("crc").contains("CRC"), "corruption is reported");
+        assert!(walk_fetched(&bad, 0, |_, _| {}).expect_err("crc").contains("CRC"), "corruption is reported");
     }
 
     #[test]
