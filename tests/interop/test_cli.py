@@ -1,7 +1,7 @@
 """The `odradek` CLI (issue 5) against real Kafka clients: records it produces are read exactly
 by confluent-kafka (librdkafka) and kafka-python, records kcat and confluent-kafka produce are
 printed exactly by `odradek consume`, and `odradek group describe` shows the lag of a group a
-confluent-kafka consumer committed."""
+confluent-kafka consumer committed (classic and KIP-848 groups)."""
 
 import json
 import shutil
@@ -111,7 +111,8 @@ def test_cli_prints_kcat_and_librdkafka_records_exactly(broker, topic_name):
     assert out == "2\n"
 
 
-def test_cli_group_describe_shows_librdkafka_lag(broker, topic_name):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_cli_group_describe_shows_librdkafka_lag(broker, topic_name, protocol):
     odradek(broker, "topic", "create", topic_name, "--partitions", "2")
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     for part, n in ((0, 4), (1, 6)):
@@ -120,9 +121,11 @@ def test_cli_group_describe_shows_librdkafka_lag(broker, topic_name):
     assert p.flush(30) == 0
 
     group = f"g-{uuid.uuid4().hex[:10]}"
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": "lag-test",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000,
-                  "heartbeat.interval.ms": 500})
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": group, "client.id": "lag-test",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False, "group.protocol": protocol}
+    if protocol == "classic":
+        conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    c = Consumer(conf)
     c.subscribe([topic_name])
     deadline = time.time() + 40
     while len(c.assignment()) < 2 and time.time() < deadline:
@@ -143,6 +146,9 @@ def test_cli_group_describe_shows_librdkafka_lag(broker, topic_name):
                 ok=False)
     assert r.returncode == 1
     assert b"NON_EMPTY_GROUP" in r.stderr and b"Stable" in r.stderr, r.stderr
+    r = odradek(broker, "consume", topic_name, "--group", group, ok=False)
+    assert r.returncode == 1 and r.stdout == b""
+    assert b"NON_EMPTY_GROUP" in r.stderr, r.stderr
 
     c.close()
     table = odradek(broker, "group", "describe", group).stdout.decode()

@@ -254,6 +254,22 @@ pub fn run(a: ConsumeArgs, out: &mut dyn Write) -> Result<()> {
             });
         }
     }
+    if let Some(g) = &a.group {
+        // Kafka refuses standalone commits to a group with active members: say so up front.
+        let desc = c.describe_group(g)?;
+        if !super::group::is_inactive(&desc) {
+            return Err(Error::Kafka {
+                code: 68,
+                name: "NON_EMPTY_GROUP".into(),
+                context: format!(
+                    "group {g:?} is {} with {} active member(s): `consume --group` commits as a standalone consumer, which only an inactive group allows",
+                    desc.state,
+                    desc.members.len()
+                ),
+                message: None,
+            });
+        }
+    }
     let mut position = start_offsets(&mut c, &a, &partitions)?;
     let stop = if a.follow { None } else { Some(c.list_offsets(&a.topic, &partitions, OffsetSpec::Latest)?) };
     let mut done: BTreeMap<i32, bool> = partitions

@@ -142,6 +142,11 @@ pub fn run(args: GroupArgs, out: &mut dyn Write) -> Result<()> {
     }
 }
 
+/// Whether a group has no active member (its offsets may then be changed from outside).
+pub fn is_inactive(desc: &GroupDescription) -> bool {
+    desc.members.is_empty() && (desc.state.eq_ignore_ascii_case("empty") || desc.state.eq_ignore_ascii_case("dead"))
+}
+
 fn group_not_found(group: &str) -> Error {
     Error::Kafka { code: 69, name: "GROUP_ID_NOT_FOUND".into(), context: format!("group {group:?}"), message: None }
 }
@@ -277,7 +282,7 @@ fn reset(
         return Err(Error::Invalid("give --topic TOPIC (repeatable) or --all-topics".into()));
     }
     let desc = c.describe_group(group)?;
-    if !(desc.state == "Empty" || desc.state == "Dead") {
+    if !is_inactive(&desc) {
         return Err(Error::Kafka {
             code: 68,
             name: "NON_EMPTY_GROUP".into(),

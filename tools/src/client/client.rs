@@ -862,9 +862,42 @@ impl Client {
         Ok(out)
     }
 
-    /// Describes a group. A group the coordinator does not know comes back in state `Dead`.
+    /// Describes a group: a KIP-848 consumer group with ConsumerGroupDescribe (where the broker
+    /// serves it), any other with DescribeGroups. A group the coordinator does not know comes
+    /// back in state `Dead`.
     pub fn describe_group(&mut self, group: &str) -> Result<GroupDescription> {
         let node = self.coordinator(group)?;
+        if self.connection(node)?.version(ApiKey::ConsumerGroupDescribe).is_ok() {
+            let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+            let (_, resp) = self.connection(node)?.send(&req)?;
+            if let Some(g) = resp.groups.into_iter().next() {
+                // GROUP_ID_NOT_FOUND: unknown, or not a consumer group: ask DescribeGroups.
+                if g.error_code != 69 {
+                    Error::check(g.error_code, g.error_message.as_deref(), || format!("describing group {group:?}"))?;
+                    return Ok(GroupDescription {
+                        group_id: g.group_id.0.to_string(),
+                        state: g.group_state.to_string(),
+                        protocol_type: "consumer".to_string(),
+                        protocol: g.assignor_name.to_string(),
+                        members: g
+                            .members
+                            .into_iter()
+                            .map(|m| GroupMember {
+                                member_id: m.member_id.to_string(),
+                                client_id: m.client_id.to_string(),
+                                host: m.client_host.to_string(),
+                                assignment: m
+                                    .assignment
+                                    .topic_partitions
+                                    .into_iter()
+                                    .map(|t| (t.topic_name.0.to_string(), t.partitions))
+                                    .collect(),
+                            })
+                            .collect(),
+                    });
+                }
+            }
+        }
         let req = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
         let (_, resp) = self.connection(node)?.send(&req)?;
         let g = resp.groups.into_iter().next().ok_or_else(|| Error::Protocol {
