@@ -4,8 +4,8 @@
 //! using `assign()` is: it starts from the group's committed offsets (the start flags apply
 //! to partitions without one) and commits the position after every batch of records it
 //! prints (OffsetCommit with generation -1). It does not join the group, so partitions are
-//! not shared between several `odradek consume` processes, and the coordinator refuses the
-//! commits while the group has active members (e.g. running Kafka consumers).
+//! not shared between several `odradek consume` processes. A group with active members (e.g.
+//! running Kafka consumers) is refused up front: Kafka refuses standalone commits to it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
