@@ -570,3 +570,33 @@ def test_kip848_regex_subscription(broker, topic_name):
     assert sorted((tp.topic, tp.partition) for tp in c.assignment()) == [
         (topic_name + "-a", 0), (topic_name + "-b", 0), (topic_name + "-b", 1)]
     c.close()
+
+
+def test_kip848_active_group_refuses_outside_commits_and_classic_describe(broker, topic_name):
+    from confluent_kafka import KafkaException
+    from kafka.admin import KafkaAdminClient
+    create(broker, topic_name, 1)
+    g = group_name()
+    member = kip848_consumer(broker, g)
+    member.subscribe([topic_name])
+    kip848_assignments([member], want=1)
+    # A consumer outside the group (no member id, generation -1) may not commit for it.
+    outsider = consumer(broker, g)
+    with pytest.raises(KafkaException) as e:
+        outsider.commit(offsets=[TopicPartition(topic_name, 0, 5)], asynchronous=False)
+    assert e.value.args[0].code() == KafkaError.UNKNOWN_MEMBER_ID
+    outsider.close()
+    # DescribeGroups (the classic API, used by kafka-python) does not describe it, as Kafka.
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        described = admin.describe_groups([g])
+        # kafka-python drops the error code from its dict: the group shows as Dead, no members.
+        assert (described[g]["group_state"], described[g]["members"]) == ("Dead", []), described
+    finally:
+        admin.close()
+    member.close()
+    # Once the group is empty, a simple commit is accepted.
+    outsider = consumer(broker, g)
+    outsider.commit(offsets=[TopicPartition(topic_name, 0, 5)], asynchronous=False)
+    assert outsider.committed([TopicPartition(topic_name, 0)], timeout=10)[0].offset == 5
+    outsider.close()

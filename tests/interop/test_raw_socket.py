@@ -305,3 +305,24 @@ def test_clean_shutdown_stops_listening_at_once(fresh_broker):
     # alive for a moment, completing handshakes nobody would answer).
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", b.port), timeout=2).close()
+
+
+def describe_broker_configs_v1(s, name, correlation_id):
+    """DescribeConfigs v1 for one BROKER resource; returns (error code, error message)."""
+    body = struct.pack(">ibh", 1, 4, len(name)) + name + struct.pack(">i", -1) + b"\x00"
+    s.sendall(frame(header(32, 1, correlation_id) + body))
+    resp = recv_frame(s)
+    cid, _throttle, count, err, msg_len = struct.unpack(">iiihh", resp[:16])
+    assert (cid, count) == (correlation_id, 1)
+    msg = resp[16:16 + msg_len].decode() if msg_len >= 0 else None
+    return err, msg
+
+
+def test_describe_configs_of_another_broker_id_is_refused(broker):
+    s = connect(broker)
+    # This broker is node 0: its own id and the empty name describe it, another id does not.
+    assert describe_broker_configs_v1(s, b"0", 1)[0] == 0
+    assert describe_broker_configs_v1(s, b"", 2)[0] == 0
+    err, msg = describe_broker_configs_v1(s, b"7", 3)
+    assert err == 42 and "received 7" in msg  # INVALID_REQUEST
+    s.close()

@@ -197,6 +197,17 @@ pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> D
                         .collect();
                     out
                 }
+                RESOURCE_BROKER
+                    if !r.resource_name.is_empty() && r.resource_name.as_str() != broker.node_id.to_string() =>
+                {
+                    // As Kafka: a broker describes its own configs (by id, or the empty name).
+                    let msg = format!(
+                        "Unexpected broker id, expected {} or empty string, but received {}",
+                        broker.node_id,
+                        r.resource_name.as_str()
+                    );
+                    out.with_error_code(code::INVALID_REQUEST).with_error_message(Some(s(&msg)))
+                }
                 RESOURCE_BROKER => {
                     let entries: Vec<(&str, String, Kind)> = vec![
                         ("broker.id", broker.node_id.to_string(), Kind::Int),

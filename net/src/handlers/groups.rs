@@ -417,7 +417,8 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
     let group_id = req.group_id.to_string();
     let consumer_check =
         co.borrow().consumer_groups.get(&group_id).map(|cg| match cg.members.get(req.member_id.as_str()) {
-            None if req.member_id.is_empty() && req.generation_id_or_member_epoch < 0 => code::NONE,
+            // A KIP-848 group in the map has members: like Kafka, commits from outside the group
+            // (generation -1, no member id) are only taken while it is empty.
             None => gcode::UNKNOWN_MEMBER_ID,
             Some(m) if m.epoch != req.generation_id_or_member_epoch => crate::consumer_group::STALE_MEMBER_EPOCH,
             Some(_) => code::NONE,
@@ -644,6 +645,15 @@ fn describe(co: &SharedCoordinator, version: i16, req: DescribeGroupsRequest) ->
         .groups
         .into_iter()
         .map(|id| {
+            if c.consumer_groups.contains_key(id.as_str()) {
+                // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe only.
+                let msg = format!("Group {} is not a classic group.", id.as_str());
+                let out = DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_group_state(s("Dead"))
+                    .with_error_code(gcode::GROUP_ID_NOT_FOUND);
+                return if version >= 6 { out.with_error_message(Some(s(&msg))) } else { out };
+            }
             let Some(g) = c.group(id.as_str()) else {
                 let out = DescribedGroup::default().with_group_id(id).with_group_state(s("Dead"));
                 return if version >= 6 { out.with_error_code(gcode::GROUP_ID_NOT_FOUND) } else { out };
