@@ -35,6 +35,8 @@ const BACKLOG_BYTES_MAX: usize = 32 << 20;
 /// At --rate 0 the backlog is kept to this many batches per partition: enough to fill every
 /// request of the window, few enough that latency measures the broker, not a client-side queue.
 const UNLIMITED_BACKLOG_BATCHES: usize = 2;
+/// Keys drawn at most per record while looking for one of the link's own partitions.
+const KEY_DRAWS_MAX: usize = 1024;
 
 /// A producer's share of the load on one leader.
 pub struct ProducerLink {
@@ -78,6 +80,8 @@ struct Generator {
     sealed_bytes: usize,
     sticky: usize,
     generated: u64,
+    /// Next key number of --keys sequential (counts the keys skipped for other leaders too).
+    key_counter: u64,
     limit: Option<u64>,
     rate: f64,
     rng: u64,
@@ -98,24 +102,37 @@ impl Generator {
     }
 
     /// Fills `key_buf` with the next key (16 ASCII digits of the key number) and returns the
-    /// partition index it maps to, or `None` for null keys.
+    /// index of the partition Kafka's partitioner puts it in, or `None` for null keys.
+    ///
+    /// A link carries only the partitions its leader leads, so with several leaders each link
+    /// draws only keys of its own partitions (random: redrawn; sequential: the counter skips the
+    /// others): the producer's links together still cover the key space, and every key goes
+    /// where any Kafka client would put it. With one leader (Odradek today) nothing is skipped.
     fn next_key(&mut self) -> Option<usize> {
         let space = self.plan.key_space.max(1);
-        let n = match self.plan.keys {
-            KeyMode::None => return None,
-            KeyMode::Random => self.next_rand() % space,
-            KeyMode::Sequential => self.generated % space,
-        };
-        let mut v = n;
-        for b in self.key_buf.iter_mut().rev() {
-            *b = b'0' + (v % 10) as u8;
-            v /= 10;
+        let mut p = 0;
+        // Bounded: a tiny key space may hold no key of this link's partitions at all.
+        for _ in 0..KEY_DRAWS_MAX {
+            let n = match self.plan.keys {
+                KeyMode::None => return None,
+                KeyMode::Random => self.next_rand() % space,
+                KeyMode::Sequential => {
+                    self.key_counter += 1;
+                    (self.key_counter - 1) % space
+                }
+            };
+            let mut v = n;
+            for b in self.key_buf.iter_mut().rev() {
+                *b = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            p = wire::partition_for_key(&self.key_buf, self.plan.partition_count as u32) as i32;
+            if let Some(idx) = self.partitions.iter().position(|&q| q == p) {
+                return Some(idx);
+            }
         }
-        let p = wire::partition_for_key(&self.key_buf, self.plan.partition_count as u32) as i32;
-        // The link only holds the partitions its leader leads; a key of another leader's
-        // partition is sent by that leader's link of the same producer, so here it is remapped
-        // onto this link's partitions (same-leader runs, the usual case, are not affected).
-        Some(self.partitions.iter().position(|&q| q == p).unwrap_or(p as usize % self.partitions.len()))
+        // No key of ours found: the record still goes out, on one of this link's partitions.
+        Some(p as usize % self.partitions.len())
     }
 
     fn seal(&mut self, idx: usize) {
@@ -321,6 +338,7 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
         sealed_bytes: 0,
         sticky: 0,
         generated: 0,
+        key_counter: 0,
         limit: link.count,
         rate: link.rate,
         rng: link.seed | 1,
@@ -384,4 +402,95 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
     Counters::add(&plan.counters.producers_done, 1);
     let m = std::mem::replace(&mut *measured.borrow_mut(), Measured::new(plan.measured_start_ns));
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{Clock, Kind};
+    use std::sync::atomic::AtomicBool;
+
+    fn plan(keys: KeyMode, key_space: u64, partition_count: i32) -> Arc<Plan> {
+        let clock = Clock::new();
+        Arc::new(Plan {
+            kind: Kind::Produce,
+            topic: "t".into(),
+            partition_count,
+            keys,
+            key_space,
+            acks: -1,
+            compression: engine::Compression::None,
+            batch_size: 16384,
+            linger: Duration::from_millis(5),
+            max_in_flight: 5,
+            produce_version: 9,
+            fetch_version: 12,
+            value_tail: Bytes::from_static(b"xx"),
+            clock,
+            load_start: Instant::now(),
+            stop_at: None,
+            measured_start_ns: 0,
+            consume_count: None,
+            producer_links: 1,
+            counters: Counters::default(),
+            abort: AtomicBool::new(false),
+            errors: Default::default(),
+        })
+    }
+
+    fn generator(plan: Arc<Plan>, partitions: Vec<i32>) -> Generator {
+        let n = partitions.len();
+        Generator {
+            plan,
+            partitions,
+            open: (0..n).map(|_| None).collect(),
+            open_times: (0..n).map(|_| Vec::new()).collect(),
+            sealed: (0..n).map(|_| VecDeque::new()).collect(),
+            sealed_bytes: 0,
+            sticky: 0,
+            generated: 0,
+            key_counter: 0,
+            limit: None,
+            rate: 0.0,
+            rng: 7,
+            finished: false,
+            backlog_bytes_max: 1 << 20,
+            spare_times: Rc::new(RefCell::new(Vec::new())),
+            key_buf: [b'0'; 16],
+        }
+    }
+
+    #[test]
+    fn a_link_of_one_leader_draws_only_keys_of_its_partitions() {
+        // Partitions 1 and 3 of 4 are this leader's: sequential keys skip the others, in order.
+        let mut g = generator(plan(KeyMode::Sequential, 1_000, 4), vec![1, 3]);
+        let mut expected = (0..1_000u64).map(|n| format!("{n:016}")).filter(|k| {
+            let p = wire::partition_for_key(k.as_bytes(), 4);
+            p == 1 || p == 3
+        });
+        for _ in 0..300 {
+            let idx = g.next_key().expect("keyed");
+            let key = std::str::from_utf8(&g.key_buf).expect("ascii").to_string();
+            assert_eq!(Some(key.clone()), expected.next());
+            assert_eq!(g.partitions[idx] as u32, wire::partition_for_key(key.as_bytes(), 4));
+        }
+        // Random keys too land only on the link's partitions, where murmur2 puts them.
+        let mut g = generator(plan(KeyMode::Random, 1_000_000, 4), vec![0, 2]);
+        for _ in 0..300 {
+            let idx = g.next_key().expect("keyed");
+            assert_eq!(g.partitions[idx] as u32, wire::partition_for_key(&g.key_buf, 4));
+        }
+        // One leader for everything: every key is taken as drawn.
+        let mut g = generator(plan(KeyMode::Sequential, 10, 3), vec![0, 1, 2]);
+        let keys: Vec<String> = (0..12)
+            .map(|_| {
+                g.next_key().expect("keyed");
+                String::from_utf8(g.key_buf.to_vec()).expect("ascii")
+            })
+            .collect();
+        assert_eq!(keys[0], "0000000000000000");
+        assert_eq!(keys[9], "0000000000000009");
+        assert_eq!(keys[10], "0000000000000000");
+        assert_eq!(generator(plan(KeyMode::None, 10, 3), vec![0]).next_key(), None);
+    }
 }
