@@ -586,6 +586,20 @@ def fmt_pct(v):
     return "–" if v is None else f"{v:.1%}"
 
 
+def ratios(scenario, rows, meta):
+    """Throughput of every other target relative to the first, per phase."""
+    names = [t["name"] for t in meta["targets"]]
+    by = {(r["phase"], r["target"]): r["mb_per_s"] for r in rows if r["scenario"] == scenario["name"]}
+    phases = [p["name"] for s in scenario["steps"] for p in s["phases"]]
+    lines = []
+    for other in names[1:]:
+        parts = [f"{ph} {by[(ph, other)] / by[(ph, names[0])]:.2f}x" for ph in phases
+                 if by.get((ph, names[0])) and by.get((ph, other)) is not None]
+        if parts:
+            lines.append(f"- MB/s of {other} relative to {names[0]}: {', '.join(parts)}")
+    return lines
+
+
 def checks(scenario, runs):
     """Consistency checks the report states: a drain phase must consume everything produced."""
     lines = []
@@ -652,7 +666,8 @@ def write_report(out_dir, meta, scenarios, runs, references):
                 fmt_num(r["records_per_s"]), mb, fmt_pct(r.get("of_fio")), fmt_pct(r.get("of_iperf3")),
                 *[fmt_ms(r[f"produce_{p}"]) for p in PCTS], *[fmt_ms(r[f"e2e_{p}"]) for p in PCTS],
                 errs, disk]) + " |")
-        lines = checks(sc, runs)
+        lines = ratios(sc, rows, meta)
+        lines += checks(sc, runs)
         failures = [(run, ph) for run in runs if run["scenario"] == sc["name"] for ph in run["phases"] if ph["error"]]
         lines += [f"- round {run['round']}, {run['target']}: `{ph['phase']}` FAILED: {ph['error']}"
                   for run, ph in failures]

@@ -331,3 +331,18 @@ def test_report_tables_medians_fractions_checks_and_failures(tmp_path):
     assert len(doc["runs"]) == 3 and doc["scenarios"][0]["name"] == "bd"
     _svg((tmp_path / "bd.throughput.svg").read_text())
     _svg((tmp_path / "bd.latency.svg").read_text())
+
+
+def test_ratios_compare_every_target_with_the_first():
+    sc = perf.parse_scenario('name = "s"\n[[phase]]\nname = "a"\nkind = "produce"\n[[phase]]\nname = "b"\n'
+                             'kind = "consume"\n')
+    rows = [{"scenario": "s", "phase": "a", "target": "t1", "mb_per_s": 200.0},
+            {"scenario": "s", "phase": "a", "target": "t2", "mb_per_s": 150.0},
+            {"scenario": "s", "phase": "a", "target": "t3", "mb_per_s": 500.0},
+            {"scenario": "s", "phase": "b", "target": "t1", "mb_per_s": 100.0},
+            {"scenario": "s", "phase": "b", "target": "t2", "mb_per_s": None},
+            {"scenario": "s", "phase": "b", "target": "t3", "mb_per_s": 0.0},
+            {"scenario": "other", "phase": "a", "target": "t2", "mb_per_s": 1.0}]
+    meta = {"targets": [{"name": "t1"}, {"name": "t2"}, {"name": "t3"}]}
+    assert perf.ratios(sc, rows, meta) == ["- MB/s of t2 relative to t1: a 0.75x",
+                                           "- MB/s of t3 relative to t1: a 2.50x, b 0.00x"]
