@@ -215,16 +215,9 @@ def test_charts_are_well_formed_svg_with_one_line_per_series():
     assert "no data" in [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
 
 
-def _bench_available():
-    r = subprocess.run([BIN, "bench", "--help"], capture_output=True, timeout=30)
-    return r.returncode == 0
-
-
 def test_tiny_backlog_drain_run_against_two_brokers(tmp_path):
     """The shipped backlog-drain scenario scaled down to 1000 + 500 records, against a broker the
     test starts (--target) and one the runner starts (--start-odradek), two rounds."""
-    if not _bench_available():
-        pytest.skip("`odradek bench` is not on this branch yet")
     broker = Broker().start()
     out = tmp_path / "report"
     try:
