@@ -480,6 +480,15 @@ def run_scenario(scenario, target, round_no, args, raw_dir, log):
         if not run["broker_alive"]:
             log(f"  [{target['name']}] the broker died; see {broker.log_path}")
     run["wall_s"] = time.time() - t0
+    if not args.keep_topics:
+        # Free the disk for the next runs (Odradek preallocates segments: a topic costs GBs).
+        cmd = [args.odradek_bin, "topic", "delete", "--if-exists", "--bootstrap-server", target["bootstrap"], topic]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                log(f"  [{target['name']}] could not delete {topic}: {r.stderr.strip()[-300:]}")
+        except subprocess.TimeoutExpired:
+            log(f"  [{target['name']}] deleting {topic} timed out")
     return run
 
 
@@ -904,6 +913,7 @@ def main(argv=None):
     ap.add_argument("--out", help="report directory (default perf/reports/<UTC time>)")
     ap.add_argument("--work-dir", default=None, help="where started brokers' data and the fio file go "
                     "(default: the system temp dir)")
+    ap.add_argument("--keep-topics", action="store_true", help="do not delete each scenario run's topic after it")
     ap.add_argument("--no-reference", action="store_true", help="skip the fio and iperf3 references")
     ap.add_argument("--fio-size", default="1G", help="fio file size (default 1G)")
     ap.add_argument("--iperf-seconds", type=int, default=3, help="iperf3 run length (default 3)")
