@@ -734,13 +734,16 @@ def _si(v):
 
 def chart(title, xlabel, ylabel, series, xticks, yticks, xmap, ymap):
     """series: [(label, color, dash, [(x, y), ...])]; xmap/ymap: data -> [0, 1]; ticks: [(value, label)]."""
-    pw, ph = W - ML - MR, H - MT - MB
+    # The legend sits right of the plot, as wide as its longest label (about 7 px a character).
+    mr = max(MR, 60 + 7 * max((len(s[0]) for s in series), default=0))
+    width = W - MR + mr
+    pw, ph = width - ML - mr, H - MT - MB
     px = lambda x: ML + xmap(x) * pw  # noqa: E731
     py = lambda y: MT + (1 - ymap(y)) * ph  # noqa: E731
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H}" viewBox="0 0 {width} {H}" '
            'font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<text x="{W / 2 - MR / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>']
+           f'<rect width="{width}" height="{H}" fill="white"/>',
+           f'<text x="{ML + pw / 2}" y="22" text-anchor="middle" font-size="15">{escape(title)}</text>']
     for v, label in yticks:
         y = py(v)
         out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#ddd"/>')
@@ -769,9 +772,9 @@ def chart(title, xlabel, ylabel, series, xticks, yticks, xmap, ymap):
         ly = MT + 10 + i * 18
         i += 1
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<line x1="{W - MR + 12}" y1="{ly}" x2="{W - MR + 40}" y2="{ly}" stroke="{color}" '
+        out.append(f'<line x1="{ML + pw + 12}" y1="{ly}" x2="{ML + pw + 40}" y2="{ly}" stroke="{color}" '
                    f'stroke-width="2"{dash_attr}/>')
-        out.append(f'<text x="{W - MR + 46}" y="{ly + 4}">{escape(label)}</text>')
+        out.append(f'<text x="{ML + pw + 46}" y="{ly + 4}">{escape(label)}</text>')
     if not any(s[3] for s in series):
         out.append(f'<text x="{ML + pw / 2}" y="{MT + ph / 2}" text-anchor="middle" fill="#888">no data</text>')
     out.append("</svg>")
