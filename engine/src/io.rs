@@ -97,13 +97,21 @@ pub mod dma {
     /// Writes inside the file's size skip the block allocation and size update an extending
     /// direct write costs (fio on this disk: ~17% of sequential bandwidth); the unwritten tail
     /// reads as zeros, which recovery treats as the end, and is trimmed at roll and close.
+    ///
+    /// The step starts at [`PREALLOCATE_FIRST_STEP_BYTES`] and doubles with each extension up to
+    /// this, so a quiet partition (most of `__consumer_offsets`, a topic with small segments)
+    /// holds a few MiB of unwritten space, not 32 MiB, while a busy one reaches full steps
+    /// within its first 64 MiB.
     pub const PREALLOCATE_STEP_BYTES: u64 = 32 << 20;
+    pub const PREALLOCATE_FIRST_STEP_BYTES: u64 = 1 << 20;
 
     /// Segment files on glommio's `DmaFile` (O_DIRECT, io_uring).
     pub struct DmaSegmentFile {
         file: DmaFile,
         /// The file is allocated up to here (0: unknown, allocate on the next write).
         allocated: std::cell::Cell<u64>,
+        /// The next extension's size.
+        step: std::cell::Cell<u64>,
     }
 
     impl SegmentFile for DmaSegmentFile {
@@ -115,7 +123,9 @@ pub mod dma {
             let len = buf.len();
             let end = pos + len as u64;
             if end > self.allocated.get() {
-                let target = align_up(end + PREALLOCATE_STEP_BYTES);
+                let step = self.step.get();
+                self.step.set((step * 2).min(PREALLOCATE_STEP_BYTES));
+                let target = align_up(end + step);
                 // Claimed before the await so concurrent writes do not allocate again.
                 self.allocated.set(target);
                 self.file.pre_allocate(target, false).await.map_err(to_io)?;
@@ -171,7 +181,8 @@ pub mod dma {
         type File = DmaSegmentFile;
         async fn open(&self, path: &Path) -> io::Result<DmaSegmentFile> {
             let file = OpenOptions::new().read(true).write(true).create(true).dma_open(path).await.map_err(to_io)?;
-            Ok(DmaSegmentFile { file, allocated: std::cell::Cell::new(0) })
+            let step = std::cell::Cell::new(PREALLOCATE_FIRST_STEP_BYTES);
+            Ok(DmaSegmentFile { file, allocated: std::cell::Cell::new(0), step })
         }
         async fn remove(&self, path: &Path) -> io::Result<()> {
             match std::fs::remove_file(path) {

@@ -182,8 +182,45 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if c.num_partitions < 1 {
         return Err("num.partitions must be at least 1".into());
     }
+    let unknown: Vec<&str> = props.keys().map(String::as_str).filter(|k| !KNOWN_PROPERTIES.contains(k)).collect();
+    if !unknown.is_empty() {
+        // As Kafka does, unknown settings are reported, not fatal: a server.properties written
+        // for Kafka must start Odradek too.
+        eprintln!(
+            "warning: ignoring broker properties Odradek does not support: {} \
+             (acks=all writes are fsynced before they are acknowledged, so log.flush.* have no use here)",
+            unknown.join(", ")
+        );
+    }
     Ok(c)
 }
+
+/// Every broker property `serve` understands (see `broker_config`).
+const KNOWN_PROPERTIES: &[&str] = &[
+    "advertised.listeners",
+    "auto.create.topics.enable",
+    "cluster.id",
+    "connections.max.idle.ms",
+    "fetch.max.bytes",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.min.session.timeout.ms",
+    "listeners",
+    "log.dir",
+    "log.dirs",
+    "log.retention.bytes",
+    "log.retention.hours",
+    "log.retention.ms",
+    "log.segment.bytes",
+    "max.connections",
+    "message.max.bytes",
+    "node.id",
+    "num.partitions",
+    "queued.max.request.bytes",
+    "queued.max.requests.per.connection",
+    "socket.request.max.bytes",
+];
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let config = broker_config(&args)?;
