@@ -56,6 +56,7 @@ mod client;
 pub mod codec;
 mod conn;
 pub mod error;
+pub mod partitioner;
 pub mod records;
 
 pub use client::{
