@@ -256,6 +256,16 @@ impl ConsumerGroup {
         }
     }
 
+    /// What a heartbeat from `member_id` can change of the persisted state, cheaply comparable:
+    /// the group epoch and size, and that member's persisted fields. A heartbeat that leaves it
+    /// equal (the steady state) needs no new membership record.
+    pub fn fingerprint(&self, member_id: &str) -> impl PartialEq {
+        let m = self.members.get(member_id).map(|m| {
+            (m.epoch, m.owned.clone(), m.assigned.clone(), m.subscribed.clone(), m.regex.clone(), m.assignor.clone())
+        });
+        (self.epoch, self.members.len(), m)
+    }
+
     /// The topics a member of this group subscribes to.
     pub fn subscribes_to(&self, topic: &str) -> bool {
         self.members.values().any(|m| m.subscribes(topic))

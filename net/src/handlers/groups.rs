@@ -243,7 +243,6 @@ fn membership_group(request: &RequestKind) -> Option<String> {
         RequestKind::JoinGroup(r) => Some(r.group_id.to_string()),
         RequestKind::SyncGroup(r) => Some(r.group_id.to_string()),
         RequestKind::LeaveGroup(r) => Some(r.group_id.to_string()),
-        RequestKind::ConsumerGroupHeartbeat(r) => Some(r.group_id.to_string()),
         _ => None,
     }
 }
@@ -293,13 +292,20 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
                 let settings = c.settings.consumer;
                 let cg = c.consumer_groups.entry(group_id.clone()).or_default();
                 cg.settings = settings;
+                let before = cg.fingerprint(r.member_id.as_str());
                 // Expired sessions go here too, not only in the periodic sweep, so a member
                 // never meets a partition still held by a member already gone.
                 cg.expire(std::time::Instant::now(), &ctx.broker.topics);
                 let client = crate::consumer_group::Client { id: &client_id, host: &client_host };
                 let resp = crate::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, client, || id);
+                let member = resp.member_id.as_deref().unwrap_or(r.member_id.as_str());
+                // Steady-state heartbeats change nothing persisted: only real changes are written.
+                let changed = cg.fingerprint(member) != before || r.member_epoch == 0;
                 if cg.is_empty() {
                     c.consumer_groups.remove(&group_id);
+                }
+                if changed {
+                    c.mark_dirty(&group_id);
                 }
                 resp
             };
