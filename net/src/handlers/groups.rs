@@ -70,12 +70,73 @@ pub async fn call(
 
 /// Routes a single-group request to its coordinator.
 pub async fn route(ctx: &Rc<ShardCtx>, version: i16, caller: Caller<'_>, request: RequestKind) -> Option<ResponseKind> {
+    // A request naming several groups: one part per coordinator shard, results gathered into one
+    // response. `$groups`/`$with_groups`: the request's group list; `$results`/`$with_results`:
+    // the response's per-group list.
+    macro_rules! multi_group {
+        ($req:ident, $Kind:ident, $Response:ident, $groups:ident, $with_groups:ident, $id:expr, $results:ident, $with_results:ident) => {{
+            let out = scatter_gather(
+                ctx,
+                version,
+                caller,
+                $req.$groups.clone(),
+                $id,
+                |groups| RequestKind::$Kind($req.clone().$with_groups(groups)),
+                |r| match r {
+                    ResponseKind::$Kind(r) => Some(r.$results),
+                    _ => None,
+                },
+            )
+            .await;
+            return Some(ResponseKind::$Kind($Response::default().$with_results(out)));
+        }};
+    }
     let request = match request {
-        RequestKind::OffsetFetch(r) if version >= 8 => return offset_fetch_multi(ctx, version, caller, r).await,
-        RequestKind::DescribeGroups(r) => return describe_multi(ctx, version, caller, r).await,
-        RequestKind::DeleteGroups(r) => return delete_multi(ctx, version, caller, r).await,
+        RequestKind::OffsetFetch(r) if version >= 8 => {
+            multi_group!(
+                r,
+                OffsetFetch,
+                OffsetFetchResponse,
+                groups,
+                with_groups,
+                |g| g.group_id.as_str(),
+                groups,
+                with_groups
+            )
+        }
+        RequestKind::DescribeGroups(r) => {
+            multi_group!(
+                r,
+                DescribeGroups,
+                DescribeGroupsResponse,
+                groups,
+                with_groups,
+                |g| g.as_str(),
+                groups,
+                with_groups
+            )
+        }
+        RequestKind::DeleteGroups(r) => multi_group!(
+            r,
+            DeleteGroups,
+            DeleteGroupsResponse,
+            groups_names,
+            with_groups_names,
+            |g| g.as_str(),
+            results,
+            with_results
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => multi_group!(
+            r,
+            ConsumerGroupDescribe,
+            ConsumerGroupDescribeResponse,
+            group_ids,
+            with_group_ids,
+            |g| g.as_str(),
+            groups,
+            with_groups
+        ),
         RequestKind::ListGroups(r) => return list_all(ctx, version, caller, r).await,
-        RequestKind::ConsumerGroupDescribe(r) => return consumer_describe_multi(ctx, version, caller, r).await,
         other => other,
     };
     let group_id = match &request {
@@ -122,94 +183,6 @@ async fn scatter_gather<T, R>(
         }
     }
     out
-}
-
-async fn offset_fetch_multi(
-    ctx: &Rc<ShardCtx>,
-    version: i16,
-    caller: Caller<'_>,
-    req: OffsetFetchRequest,
-) -> Option<ResponseKind> {
-    let out = scatter_gather(
-        ctx,
-        version,
-        caller,
-        req.groups.clone(),
-        |g| g.group_id.as_str(),
-        |groups| RequestKind::OffsetFetch(req.clone().with_groups(groups)),
-        |r| match r {
-            ResponseKind::OffsetFetch(r) => Some(r.groups),
-            _ => None,
-        },
-    )
-    .await;
-    Some(ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(out)))
-}
-
-async fn describe_multi(
-    ctx: &Rc<ShardCtx>,
-    version: i16,
-    caller: Caller<'_>,
-    req: DescribeGroupsRequest,
-) -> Option<ResponseKind> {
-    let out = scatter_gather(
-        ctx,
-        version,
-        caller,
-        req.groups.clone(),
-        |g| g.as_str(),
-        |groups| RequestKind::DescribeGroups(req.clone().with_groups(groups)),
-        |r| match r {
-            ResponseKind::DescribeGroups(r) => Some(r.groups),
-            _ => None,
-        },
-    )
-    .await;
-    Some(ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(out)))
-}
-
-async fn delete_multi(
-    ctx: &Rc<ShardCtx>,
-    version: i16,
-    caller: Caller<'_>,
-    req: DeleteGroupsRequest,
-) -> Option<ResponseKind> {
-    let out = scatter_gather(
-        ctx,
-        version,
-        caller,
-        req.groups_names.clone(),
-        |g| g.as_str(),
-        |groups| RequestKind::DeleteGroups(req.clone().with_groups_names(groups)),
-        |r| match r {
-            ResponseKind::DeleteGroups(r) => Some(r.results),
-            _ => None,
-        },
-    )
-    .await;
-    Some(ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(out)))
-}
-
-async fn consumer_describe_multi(
-    ctx: &Rc<ShardCtx>,
-    version: i16,
-    caller: Caller<'_>,
-    req: ConsumerGroupDescribeRequest,
-) -> Option<ResponseKind> {
-    let out = scatter_gather(
-        ctx,
-        version,
-        caller,
-        req.group_ids.clone(),
-        |g| g.as_str(),
-        |groups| RequestKind::ConsumerGroupDescribe(req.clone().with_group_ids(groups)),
-        |r| match r {
-            ResponseKind::ConsumerGroupDescribe(r) => Some(r.groups),
-            _ => None,
-        },
-    )
-    .await;
-    Some(ResponseKind::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::default().with_groups(out)))
 }
 
 async fn list_all(
