@@ -93,6 +93,37 @@ struct Generator {
 }
 
 impl Generator {
+    /// A generator for `partitions` (one leader's), `limit` records at `rate` (0: unlimited).
+    fn new(
+        plan: Arc<Plan>,
+        partitions: Vec<i32>,
+        limit: Option<u64>,
+        rate: f64,
+        seed: u64,
+        backlog_bytes_max: usize,
+        spare_times: Rc<RefCell<Vec<Vec<u64>>>>,
+    ) -> Self {
+        let n = partitions.len();
+        Generator {
+            plan,
+            partitions,
+            open: (0..n).map(|_| None).collect(),
+            open_times: (0..n).map(|_| Vec::new()).collect(),
+            sealed: (0..n).map(|_| VecDeque::new()).collect(),
+            sealed_bytes: 0,
+            sticky: 0,
+            generated: 0,
+            key_counter: 0,
+            limit,
+            rate,
+            rng: seed | 1,
+            finished: limit == Some(0),
+            backlog_bytes_max,
+            spare_times,
+            key_buf: [b'0'; 16],
+        }
+    }
+
     fn next_rand(&mut self) -> u64 {
         // xorshift64*: keys only need to be spread, not unpredictable.
         self.rng ^= self.rng >> 12;
@@ -329,28 +360,17 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
 
     let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
     let n = link.partitions.len();
-    let mut gen = Generator {
-        plan: plan.clone(),
-        partitions: link.partitions.clone(),
-        open: (0..n).map(|_| None).collect(),
-        open_times: (0..n).map(|_| Vec::new()).collect(),
-        sealed: (0..n).map(|_| VecDeque::new()).collect(),
-        sealed_bytes: 0,
-        sticky: 0,
-        generated: 0,
-        key_counter: 0,
-        limit: link.count,
-        rate: link.rate,
-        rng: link.seed | 1,
-        finished: link.count == Some(0),
-        backlog_bytes_max: if link.rate > 0.0 {
-            BACKLOG_BYTES_MAX
-        } else {
-            UNLIMITED_BACKLOG_BATCHES * n * plan.batch_size
-        },
-        spare_times: spare_times.clone(),
-        key_buf: [b'0'; 16],
-    };
+    let backlog_bytes_max =
+        if link.rate > 0.0 { BACKLOG_BYTES_MAX } else { UNLIMITED_BACKLOG_BATCHES * n * plan.batch_size };
+    let mut gen = Generator::new(
+        plan.clone(),
+        link.partitions.clone(),
+        link.count,
+        link.rate,
+        link.seed,
+        backlog_bytes_max,
+        spare_times.clone(),
+    );
     let mut correlation_id = 0i32;
     let fail = |e: String| failure.borrow_mut().take().unwrap_or(e);
     loop {
@@ -439,25 +459,7 @@ mod tests {
     }
 
     fn generator(plan: Arc<Plan>, partitions: Vec<i32>) -> Generator {
-        let n = partitions.len();
-        Generator {
-            plan,
-            partitions,
-            open: (0..n).map(|_| None).collect(),
-            open_times: (0..n).map(|_| Vec::new()).collect(),
-            sealed: (0..n).map(|_| VecDeque::new()).collect(),
-            sealed_bytes: 0,
-            sticky: 0,
-            generated: 0,
-            key_counter: 0,
-            limit: None,
-            rate: 0.0,
-            rng: 7,
-            finished: false,
-            backlog_bytes_max: 1 << 20,
-            spare_times: Rc::new(RefCell::new(Vec::new())),
-            key_buf: [b'0'; 16],
-        }
+        Generator::new(plan, partitions, None, 0.0, 7, 1 << 20, Rc::new(RefCell::new(Vec::new())))
     }
 
     #[test]
