@@ -22,23 +22,30 @@
 //!   recovery scans.
 //! - [`log`]: a partition log: append with group commit, reads from the tail cache or disk,
 //!   timestamp lookup, roll, truncate, delete-before, leader epochs, recovery on open.
+//! - [`commit`]: a shard's group write and group commit across all its logs (what acks wait for).
+//! - [`budget`]: a shard's memory budget for write buffers and tail caches.
 //! - [`shard`]: executors, placement, the per-shard registry, cross-shard messages.
 //!
 //! ## Invariants
 //!
 //! - A batch acknowledged as durable (`Durability::Always`, or `sync_to`) survives any crash.
+//! - A batch acknowledged through a shard at all (acks=0/1 too) is on the device first, so it
+//!   survives a crash of the process ([`commit`]).
 //! - A corrupt batch is never served: recovery cuts a bad tail, and reads from disk verify CRCs.
 //! - Offsets are dense and increasing across segments.
 //!
 //! ## Limits
 //!
 //! Every buffer has a named limit: [`log::LogConfig`] (write buffer, tail cache, in-flight
-//! writes), [`batch::BATCH_BYTES_LIMIT`], [`records::DECOMPRESSED_BYTES_MAX`],
+//! writes), the shard's [`budget::MemoryBudget`] over all its logs,
+//! [`commit::COMMIT_LOGS_IN_FLIGHT_MAX`], [`batch::BATCH_BYTES_LIMIT`], [`records::DECOMPRESSED_BYTES_MAX`],
 //! [`shard::SHARD_QUEUE_DEPTH`].
 //!
 //! The on-disk format is documented byte by byte in `engine/FORMAT.md`.
 
 pub mod batch;
+pub mod budget;
+pub mod commit;
 pub mod epoch;
 pub mod fuzzing;
 pub mod index;

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::batch::{self, BatchView, ValidatedBatches};
+use crate::budget::MemoryBudget;
 use crate::epoch::EpochCache;
 use crate::io::{IoBuf, SegmentFile, Storage};
 use crate::records;
@@ -150,40 +151,52 @@ struct CachedBatch {
     bytes: Bytes,
 }
 
-#[derive(Default)]
+/// The newest batches of a log, in memory. Its bytes count against the shard's budget.
 struct TailCache {
     batches: VecDeque<CachedBatch>,
     bytes: usize,
+    budget: Rc<MemoryBudget>,
 }
 
 impl TailCache {
+    fn new(budget: Rc<MemoryBudget>) -> Self {
+        Self { batches: VecDeque::new(), bytes: 0, budget }
+    }
     fn covers(&self, offset: i64) -> bool {
         self.batches.front().is_some_and(|b| b.base_offset <= offset)
     }
     fn push(&mut self, b: CachedBatch) {
         self.bytes += b.bytes.len();
+        self.budget.cache_added(b.bytes.len());
         self.batches.push_back(b);
     }
-    fn evict(&mut self, bytes_max: usize, flushed_offset: i64) {
-        while self.bytes > bytes_max {
+    /// Evicts the oldest batches already on the device while the log's own limit or the shard's
+    /// budget is exceeded. Returns false if the budget is still exceeded (nothing left to give).
+    fn evict(&mut self, bytes_max: usize, flushed_offset: i64) -> bool {
+        while self.bytes > bytes_max || self.budget.over() {
             match self.batches.front() {
                 Some(b) if b.last_offset < flushed_offset => {
-                    self.bytes -= b.bytes.len();
+                    let n = b.bytes.len();
+                    self.bytes -= n;
+                    self.budget.cache_removed(n);
                     self.batches.pop_front();
                 }
                 _ => break,
             }
         }
+        !self.budget.over()
     }
     fn truncate(&mut self, offset: i64) {
         while self.batches.back().is_some_and(|b| b.last_offset >= offset) {
             if let Some(b) = self.batches.pop_back() {
                 self.bytes -= b.bytes.len();
+                self.budget.cache_removed(b.bytes.len());
             }
         }
     }
     fn clear(&mut self) {
         self.batches.clear();
+        self.budget.cache_removed(self.bytes);
         self.bytes = 0;
     }
     fn read(&self, offset: i64, bytes_max: usize, end_offset: i64) -> Vec<Bytes> {
@@ -201,6 +214,12 @@ impl TailCache {
             out.push(b.bytes.clone());
         }
         out
+    }
+}
+
+impl Drop for TailCache {
+    fn drop(&mut self) {
+        self.budget.cache_removed(self.bytes);
     }
 }
 
@@ -245,6 +264,36 @@ impl<F: SegmentFile> Inner<F> {
         }
         Ok(())
     }
+    /// Records that segment `base` is on the device up to `up_to`, moving `flushed_offset`,
+    /// returning the written bytes to the budget and evicting what the cache may now let go.
+    fn mark_written(&mut self, base: i64, up_to: u64, cache_bytes_max: usize) {
+        let Some(seg) = self.segments.get_mut(&base) else { return };
+        let before = seg.unwritten_bytes();
+        let flushed = seg.mark_written(up_to);
+        let after = seg.unwritten_bytes();
+        self.cache.budget.unwritten_removed((before - after) as usize);
+        if let Some(f) = flushed {
+            self.flushed_offset = self.flushed_offset.max(f);
+        }
+        self.evict(cache_bytes_max);
+    }
+    fn evict(&mut self, cache_bytes_max: usize) {
+        let flushed = self.flushed_offset;
+        if !self.cache.evict(cache_bytes_max, flushed) {
+            self.cache.budget.request_trim();
+        }
+    }
+}
+
+/// What the shard's committer was asked to do for a log (see [`crate::commit`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CommitWant {
+    /// Offsets below this must be on the device.
+    pub write_to: i64,
+    /// Offsets below this must be synced.
+    pub sync_to: i64,
+    /// The log is in the committer's queue.
+    pub queued: bool,
 }
 
 /// Names of files in a partition directory besides segments.
@@ -265,6 +314,8 @@ pub struct PartitionLog<S: Storage> {
     write_behind: Notify,
     roll_done: Notify,
     stats: Cell<LogStats>,
+    budget: Rc<MemoryBudget>,
+    commit_want: Cell<CommitWant>,
 }
 
 /// Counters of the I/O a log did, for benchmarks and metrics.
@@ -289,11 +340,23 @@ pub struct RecoveryReport {
 
 impl<S: Storage> PartitionLog<S> {
     /// Opens (creating if needed) the log in `dir`, recovering it as described in the crate docs.
+    /// It has a budget of its own, without a limit (see [`open_with_budget`](Self::open_with_budget)).
     pub async fn open(
         storage: S,
         dir: &Path,
         config: LogConfig,
         now_ms: i64,
+    ) -> Result<(Rc<Self>, RecoveryReport), LogError> {
+        Self::open_with_budget(storage, dir, config, now_ms, MemoryBudget::unlimited()).await
+    }
+
+    /// Opens the log with its write buffer and tail cache counted against `budget` (the shard's).
+    pub async fn open_with_budget(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+        budget: Rc<MemoryBudget>,
     ) -> Result<(Rc<Self>, RecoveryReport), LogError> {
         storage.create_dir_all(dir).await?;
         let mut bases: Vec<i64> = Vec::new();
@@ -385,7 +448,7 @@ impl<S: Storage> PartitionLog<S> {
             high_watermark: leo,
             flushed_offset: leo,
             durable_offset: leo,
-            cache: TailCache::default(),
+            cache: TailCache::new(budget.clone()),
             epochs,
             epochs_dirty,
             last_sync_ms: now_ms,
@@ -404,6 +467,8 @@ impl<S: Storage> PartitionLog<S> {
             write_behind: Notify::new(),
             roll_done: Notify::new(),
             stats: Cell::new(LogStats::default()),
+            budget,
+            commit_want: Cell::new(CommitWant::default()),
         });
         log.persist_epochs().await?;
         if stored_start.is_some_and(|s| s != log_start_offset) {
@@ -431,6 +496,18 @@ impl<S: Storage> PartitionLog<S> {
     /// Offsets below this are synced to the device.
     pub fn durable_offset(&self) -> i64 {
         self.inner.borrow().durable_offset
+    }
+    /// Offsets below this are on the device (written, maybe not synced): they survive a crash
+    /// of the process, not of the machine.
+    pub fn flushed_offset(&self) -> i64 {
+        self.inner.borrow().flushed_offset
+    }
+    /// Bytes appended but not yet on the device.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.inner.borrow().segments.values().map(Segment::unwritten_bytes).sum()
+    }
+    pub fn budget(&self) -> &Rc<MemoryBudget> {
+        &self.budget
     }
     pub fn segment_count(&self) -> usize {
         self.inner.borrow().segments.len()
@@ -497,7 +574,9 @@ impl<S: Storage> PartitionLog<S> {
         if size > self.config.segment_bytes {
             return Err(LogError::BatchLargerThanSegment { size, segment_bytes: self.config.segment_bytes });
         }
-        // Backpressure: never buffer more than the limit.
+        // Backpressure: the shard's write buffers have a share of its budget, and this log's
+        // buffer has its own limit.
+        self.budget.admit(size as usize).await;
         loop {
             let (check, unwritten) = {
                 let inner = self.inner.borrow();
@@ -507,7 +586,8 @@ impl<S: Storage> PartitionLog<S> {
             if unwritten + size <= self.config.write_buffer_bytes_max {
                 break;
             }
-            self.flush(false, None, now_ms).await?;
+            let leo = self.log_end_offset();
+            self.flush_to(leo, i64::MIN, now_ms).await?;
         }
         // Roll if needed; a roll in progress makes everyone wait for it.
         loop {
@@ -559,6 +639,7 @@ impl<S: Storage> PartitionLog<S> {
             }
             let last_offset = next - 1;
             inner.active_mut().append(&bytes, &scanned, now_ms);
+            self.budget.unwritten_added(bytes.len());
             if inner.epochs.assign(leader_epoch, first_offset) {
                 inner.epochs_dirty = true;
             }
@@ -574,8 +655,7 @@ impl<S: Storage> PartitionLog<S> {
             if self.hw_follows_leo.get() {
                 inner.high_watermark = next;
             }
-            let flushed = inner.flushed_offset;
-            inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+            inner.evict(self.config.tail_cache_bytes_max);
             AppendInfo {
                 base_offset: first_offset,
                 last_offset,
@@ -687,9 +767,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let (o, t) = {
             let mut inner = self.inner.borrow_mut();
-            if let Some(seg) = inner.segments.get_mut(&old_base) {
-                seg.mark_written(up_to);
-            }
+            inner.mark_written(old_base, up_to, self.config.tail_cache_bytes_max);
             inner.flushed_offset = inner.flushed_offset.max(next);
             inner.durable_offset = inner.durable_offset.max(next);
             inner.last_sync_ms = now_ms;
@@ -718,8 +796,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let mut inner = self.inner.borrow_mut();
         inner.segments.insert(next, fresh);
-        let flushed = inner.flushed_offset;
-        inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+        inner.evict(self.config.tail_cache_bytes_max);
         Ok(())
     }
 
@@ -737,13 +814,20 @@ impl<S: Storage> PartitionLog<S> {
         crate::sync::try_join_windowed(futs, self.config.writes_in_flight_max.max(1)).await
     }
 
-    /// Writes everything buffered to the device; with `sync`, also fdatasyncs. `want` lets a
-    /// group-commit waiter skip the sync if a flush it waited behind already covered it.
-    async fn flush(&self, sync: bool, want: Option<i64>, now_ms: i64) -> Result<(), LogError> {
-        let covered = || want.is_some_and(|w| self.inner.borrow().durable_offset >= w);
+    /// Writes everything buffered to the device unless offsets below `write_to` already are,
+    /// and fdatasyncs unless offsets below `sync_to` already are synced (`i64::MIN`: no sync).
+    /// Concurrent callers share the work: whoever holds the I/O lock writes (and syncs)
+    /// everything appended so far, and a waiter whose offsets that covered leaves without
+    /// taking the lock (group write, group commit).
+    pub(crate) async fn flush_to(&self, write_to: i64, sync_to: i64, now_ms: i64) -> Result<(), LogError> {
+        let covered = || {
+            let inner = self.inner.borrow();
+            inner.flushed_offset >= write_to && inner.durable_offset >= sync_to
+        };
         let Some(_io) = self.io.lock_unless(covered).await else {
             return Ok(());
         };
+        let sync = self.inner.borrow().durable_offset < sync_to;
         if sync {
             // Appenders woken by the previous sync get one turn to add their batches to this one.
             crate::sync::yield_now().await;
@@ -751,10 +835,8 @@ impl<S: Storage> PartitionLog<S> {
         let (pending, file, base, target) = {
             let mut inner = self.inner.borrow_mut();
             inner.check()?;
-            if let Some(w) = want {
-                if inner.durable_offset >= w {
-                    return Ok(());
-                }
+            if inner.flushed_offset >= write_to && inner.durable_offset >= sync_to {
+                return Ok(());
             }
             let target = inner.log_end_offset();
             let seg = inner.active_mut();
@@ -766,15 +848,11 @@ impl<S: Storage> PartitionLog<S> {
         }
         {
             let mut inner = self.inner.borrow_mut();
-            if let Some(seg) = inner.segments.get_mut(&base) {
-                seg.mark_written(up_to);
-            }
+            inner.mark_written(base, up_to, self.config.tail_cache_bytes_max);
             inner.flushed_offset = inner.flushed_offset.max(target);
             debug_assert!(target <= inner.log_end_offset());
-            let flushed = inner.flushed_offset;
-            inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
         }
-        if sync {
+        if self.inner.borrow().durable_offset < sync_to {
             let mut st = self.stats.get();
             st.syncs += 1;
             self.stats.set(st);
@@ -800,8 +878,78 @@ impl<S: Storage> PartitionLog<S> {
                 }
             }
             let now = self.inner.borrow().last_sync_ms;
-            self.flush(true, Some(offset), now).await?;
+            self.flush_to(offset, offset, now).await?;
         }
+    }
+
+    /// Returns once every offset below `offset` is on the device (written, not necessarily
+    /// synced): what acks=1 promises, since a written batch outlives the process.
+    pub async fn write_to(&self, offset: i64) -> Result<(), LogError> {
+        loop {
+            {
+                let inner = self.inner.borrow();
+                inner.check()?;
+                if inner.flushed_offset >= offset {
+                    return Ok(());
+                }
+            }
+            let now = self.inner.borrow().last_sync_ms;
+            self.flush_to(offset, i64::MIN, now).await?;
+        }
+    }
+
+    /// Notes that the committer must write (and with `sync`, sync) offsets below `offset`.
+    /// Returns true if the log must join the committer's queue (it was not queued yet).
+    pub(crate) fn want_commit(&self, offset: i64, sync: bool) -> bool {
+        let mut w = self.commit_want.get();
+        w.write_to = w.write_to.max(offset);
+        if sync {
+            w.sync_to = w.sync_to.max(offset);
+        }
+        let join = !w.queued;
+        w.queued = true;
+        self.commit_want.set(w);
+        join
+    }
+
+    /// The committer's turn on this log: writes (and syncs) what was asked so far. Whatever is
+    /// asked from now on needs another turn (the log may be queued again meanwhile).
+    pub(crate) async fn commit_once(&self, now_ms: i64) -> Result<(), LogError> {
+        let mut w = self.commit_want.get();
+        w.queued = false;
+        self.commit_want.set(w);
+        self.flush_to(w.write_to, w.sync_to, now_ms).await
+    }
+
+    /// Whether offsets below `offset` are on the device (and with `sync`, synced): `None`
+    /// while not yet, `Some(Err)` if they never will be (the log failed, closed or was cut
+    /// below them).
+    pub fn commit_status(&self, offset: i64, sync: bool) -> Option<Result<(), LogError>> {
+        let inner = self.inner.borrow();
+        let reached = if sync { inner.durable_offset } else { inner.flushed_offset };
+        if reached >= offset {
+            return Some(Ok(()));
+        }
+        if let Err(e) = inner.check() {
+            return Some(Err(e));
+        }
+        let leo = inner.log_end_offset();
+        if offset > leo {
+            // Truncated below the batch meanwhile: it is gone, not acknowledged.
+            return Some(Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: leo,
+            }));
+        }
+        None
+    }
+
+    /// Gives back cached batches while the shard's budget is exceeded (the shard's trim pass).
+    pub fn trim_cache(&self) {
+        let mut inner = self.inner.borrow_mut();
+        let flushed = inner.flushed_offset;
+        inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
     }
 
     /// Writes and syncs everything appended so far.
@@ -859,13 +1007,7 @@ impl<S: Storage> PartitionLog<S> {
                 written_to = inflight.pop_front().map(|(_, end, _)| end);
             }
             if let Some(end) = written_to {
-                let mut inner = self.inner.borrow_mut();
-                let flushed = inner.segments.get_mut(&base).and_then(|s| s.mark_written(end));
-                if let Some(f) = flushed {
-                    inner.flushed_offset = inner.flushed_offset.max(f);
-                    let fo = inner.flushed_offset;
-                    inner.cache.evict(self.config.tail_cache_bytes_max, fo);
-                }
+                self.inner.borrow_mut().mark_written(base, end, self.config.tail_cache_bytes_max);
             }
             if !progressed {
                 return Poll::Pending;
@@ -920,7 +1062,7 @@ impl<S: Storage> PartitionLog<S> {
             };
             if due {
                 let leo = self.log_end_offset();
-                self.flush(true, Some(leo), now_ms).await?;
+                self.flush_to(leo, leo, now_ms).await?;
             }
         }
         Ok(())
@@ -1079,9 +1221,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         // Put everything on the device first so segments can be cut in place.
         let (_, base, up_to) = self.write_active_pending().await?;
-        if let Some(seg) = self.inner.borrow_mut().segments.get_mut(&base) {
-            seg.mark_written(up_to);
-        }
+        self.inner.borrow_mut().mark_written(base, up_to, self.config.tail_cache_bytes_max);
         // Whole segments at or after the offset go.
         let doomed: Vec<i64> = {
             let inner = self.inner.borrow();
@@ -1315,6 +1455,8 @@ impl<S: Storage> Drop for PartitionLog<S> {
         // means the next open rescans the active segment.
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             inner.closed = true;
+            let unwritten: u64 = inner.segments.values().map(Segment::unwritten_bytes).sum();
+            self.budget.unwritten_removed(unwritten as usize);
         }
     }
 }

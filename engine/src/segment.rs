@@ -273,7 +273,7 @@ impl<F: SegmentFile> Segment<F> {
             if bytes.len() != partial {
                 return Err(io::Error::other("short read of the partial last block"));
             }
-            let mut chunk = self.file.alloc(self.chunk_bytes);
+            let mut chunk = self.file.alloc(ALIGN);
             chunk.as_bytes_mut()[..partial].copy_from_slice(&bytes);
             self.chunk = Some(chunk);
         }
@@ -293,8 +293,13 @@ impl<F: SegmentFile> Segment<F> {
         let mut rest = bytes;
         while !rest.is_empty() {
             let used = (self.size - self.chunk_pos) as usize;
-            let chunk = self.chunk.get_or_insert_with(|| self.file.alloc(self.chunk_bytes));
-            let n = rest.len().min(self.chunk_bytes - used);
+            let cap = self.chunk.as_ref().map_or(0, |c| c.as_bytes().len());
+            if used + rest.len() > cap && cap < self.chunk_bytes {
+                self.grow_chunk(used, used + rest.len());
+            }
+            let Some(chunk) = self.chunk.as_mut() else { unreachable!("grow_chunk allocates a chunk") };
+            let cap = chunk.as_bytes().len();
+            let n = rest.len().min(cap - used);
             chunk.as_bytes_mut()[used..used + n].copy_from_slice(&rest[..n]);
             self.size += n as u64;
             rest = &rest[n..];
@@ -308,6 +313,20 @@ impl<F: SegmentFile> Segment<F> {
         if self.first_append_ms.is_none() {
             self.first_append_ms = Some(now_ms);
         }
+    }
+
+    /// Replaces the partial chunk by a larger one holding at least `need` bytes (at most
+    /// `chunk_bytes`), keeping its first `used` bytes. Chunks start small and grow fourfold, so
+    /// a quiet partition holds one block, not a whole chunk, and a busy one reaches full chunks
+    /// after a few appends (copying about a third of what it buffers once).
+    fn grow_chunk(&mut self, used: usize, need: usize) {
+        let cap = self.chunk.as_ref().map_or(0, |c| c.as_bytes().len());
+        let want = need.next_power_of_two().max(cap.saturating_mul(4)).clamp(ALIGN, self.chunk_bytes);
+        let mut bigger = self.file.alloc(want);
+        if let Some(old) = &self.chunk {
+            bigger.as_bytes_mut()[..used].copy_from_slice(&old.as_bytes()[..used]);
+        }
+        self.chunk = Some(bigger);
     }
 
     /// Bytes appended but not yet on the device.
@@ -327,7 +346,7 @@ impl<F: SegmentFile> Segment<F> {
                 let partial_start = align_down(used as u64) as usize;
                 let partial = used - partial_start;
                 if partial > 0 {
-                    let mut next = self.file.alloc(self.chunk_bytes);
+                    let mut next = self.file.alloc(ALIGN);
                     next.as_bytes_mut()[..partial].copy_from_slice(&chunk.as_bytes()[partial_start..used]);
                     self.chunk = Some(next);
                 }

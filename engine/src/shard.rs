@@ -10,7 +10,7 @@
 //! The shard logic is generic over [`Storage`] and takes a spawner, so it runs the same under
 //! glommio and under a test executor with the in-memory store.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -21,11 +21,17 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::batch::ValidatedBatches;
+use crate::budget::MemoryBudget;
+use crate::commit::{CommitWait, Committer};
 use crate::io::Storage;
-use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
+use crate::log::{AppendInfo, Durability, LogConfig, LogError, PartitionLog, ReadResult};
 
 /// Messages a shard's inbox holds before senders wait (backpressure across cores).
 pub const SHARD_QUEUE_DEPTH: usize = 1024;
+/// Partitions of one request a shard appends to or reads from at the same time. A request may
+/// name tens of thousands; each in-flight one can hold I/O (a roll, a disk read), and one task
+/// must never wait on an unbounded number of I/O operations (see [`crate::sync::join_windowed`]).
+pub const REQUEST_PARTITIONS_IN_FLIGHT_MAX: usize = 32;
 
 /// A topic partition, cheap to clone and `Send`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,7 +91,8 @@ pub struct AppendItem {
     pub tp: TopicPartition,
     pub batches: ValidatedBatches,
     pub leader_epoch: i32,
-    /// Wait for the data to be synced (acks=all on a log with `Durability::Always`).
+    /// Also wait for the data to be synced (acks=all on a log with `Durability::Always`).
+    /// Without it the reply still waits until the data is written to the device (acks=0/1).
     pub durable: bool,
 }
 
@@ -181,11 +188,16 @@ pub struct Shard<S: Storage> {
     default_config: LogConfig,
     config_for: Option<LogConfigFor>,
     logs: RefCell<HashMap<TopicPartition, Rc<PartitionLog<S>>>>,
-    spawner: Spawner,
     clock: fn() -> i64,
+    budget: Rc<MemoryBudget>,
+    committer: Rc<Committer<S>>,
+    /// Where the next budget trim pass starts, so every log gives its share in turn.
+    trim_from: Cell<usize>,
 }
 
 impl<S: Storage> Shard<S> {
+    /// A shard whose logs share `budget`. Spawns its committer task with `spawner`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
         shard_count: usize,
@@ -194,7 +206,10 @@ impl<S: Storage> Shard<S> {
         default_config: LogConfig,
         spawner: Spawner,
         clock: fn() -> i64,
+        budget: Rc<MemoryBudget>,
     ) -> Rc<Self> {
+        let committer = Committer::new(clock);
+        spawner(Box::pin(committer.clone().run()));
         Rc::new(Self {
             id,
             shard_count,
@@ -203,8 +218,10 @@ impl<S: Storage> Shard<S> {
             default_config,
             config_for: None,
             logs: RefCell::new(HashMap::new()),
-            spawner,
             clock,
+            budget,
+            committer,
+            trim_from: Cell::new(0),
         })
     }
 
@@ -229,8 +246,10 @@ impl<S: Storage> Shard<S> {
 
     async fn open_log(self: &Rc<Self>, tp: TopicPartition, config: LogConfig) -> Result<Rc<PartitionLog<S>>, LogError> {
         let dir = self.data_dir.join(tp.dir_name());
-        let (log, _report) = PartitionLog::open(self.storage.clone(), &dir, config, (self.clock)()).await?;
-        (self.spawner)(Box::pin(log.clone().run_write_behind()));
+        let (log, _report) =
+            PartitionLog::open_with_budget(self.storage.clone(), &dir, config, (self.clock)(), self.budget.clone())
+                .await?;
+        // No write-behind task per log: the shard's committer writes every log's appends.
         self.logs.borrow_mut().insert(tp, log.clone());
         Ok(log)
     }
@@ -260,14 +279,84 @@ impl<S: Storage> Shard<S> {
         self.log(tp).ok_or_else(|| PartitionError::UnknownPartition(tp.clone()))
     }
 
-    /// Periodic work: interval syncs. The runtime calls it every few milliseconds.
+    /// The budget all this shard's logs share.
+    pub fn budget(&self) -> &Rc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Appends to the partitions of one request and returns once each append is written to the
+    /// device (and synced where `durable` asks it of a `Durability::Always` log). The
+    /// partitions progress together, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`] at a time,
+    /// and all wait on one group write/commit of the shard.
+    pub async fn append(&self, items: Vec<AppendItem>) -> Vec<Result<AppendInfo, PartitionError>> {
+        let now = (self.clock)();
+        let futs: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let log = self.get(&item.tp);
+                async move {
+                    let log = log?;
+                    let info = log.append_buffered(item.batches, item.leader_epoch, now).await?;
+                    let sync = item.durable && log.config().durability == Durability::Always;
+                    // Asked at once, not after the whole request: the shard's write buffers
+                    // drain only through the committer, and later items may wait for room.
+                    self.committer.request(&log, info.last_offset + 1, sync);
+                    Ok::<_, PartitionError>((info, CommitWait { log, offset: info.last_offset + 1, sync }))
+                }
+            })
+            .collect();
+        let appended = crate::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await;
+        let waits: Vec<CommitWait<S>> = appended
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(_, w)| CommitWait { log: w.log.clone(), ..*w })
+            .collect();
+        let mut committed = self.committer.wait(&waits).await.into_iter();
+        appended
+            .into_iter()
+            .map(|r| {
+                let (info, _) = r?;
+                match committed.next() {
+                    Some(Ok(())) => Ok(info),
+                    Some(Err(e)) => Err(e.into()),
+                    None => unreachable!("one commit outcome per appended item"),
+                }
+            })
+            .collect()
+    }
+
+    /// Periodic work: interval syncs, and trimming tail caches when the budget is exceeded.
+    /// The runtime calls it every few milliseconds.
     pub async fn tick(&self) {
-        let logs: Vec<_> = self.logs.borrow().values().cloned().collect();
+        if self.budget.needs_trim() {
+            self.trim_caches();
+        }
+        let interval = |l: &PartitionLog<S>| matches!(l.config().durability, Durability::IntervalMs(_));
+        let logs: Vec<_> = self.logs.borrow().values().filter(|l| interval(l)).cloned().collect();
         let now = (self.clock)();
         for log in logs {
             // A failed sync poisons the log, which reports it to its next caller.
             let _ = log.tick(now).await;
         }
+    }
+
+    /// Evicts cached batches from the logs in turn until the shard is within its budget.
+    fn trim_caches(&self) {
+        let logs: Vec<_> = self.logs.borrow().values().cloned().collect();
+        if logs.is_empty() {
+            self.budget.trimmed();
+            return;
+        }
+        let start = self.trim_from.get() % logs.len();
+        for i in 0..logs.len() {
+            if !self.budget.over() {
+                break;
+            }
+            logs[(start + i) % logs.len()].trim_cache();
+        }
+        self.trim_from.set(start + 1);
+        // Still over: what remains is not yet written; the committer's progress frees it.
+        self.budget.trimmed();
     }
 
     /// Handles one request. Returns `false` once the shard was told to shut down.
@@ -291,22 +380,7 @@ impl<S: Storage> Shard<S> {
                 let _ = reply.send(r);
             }
             ShardRequest::Append { items, reply } => {
-                // All partitions of the request progress together; durable ones share syncs.
-                let futs: Vec<_> = items
-                    .into_iter()
-                    .map(|item| {
-                        let log = self.get(&item.tp);
-                        async move {
-                            let log = log?;
-                            let info = log.append_buffered(item.batches, item.leader_epoch, now).await?;
-                            if item.durable && log.config().durability == crate::log::Durability::Always {
-                                log.sync_to(info.last_offset + 1).await?;
-                            }
-                            Ok(info)
-                        }
-                    })
-                    .collect();
-                let _ = reply.send(crate::sync::join_all(futs).await);
+                let _ = reply.send(self.append(items).await);
             }
             ShardRequest::Read { items, reply } => {
                 let futs: Vec<_> = items
@@ -316,7 +390,7 @@ impl<S: Storage> Shard<S> {
                         async move { Ok(log?.read(item.offset, item.bytes_max, item.end_offset).await?) }
                     })
                     .collect();
-                let _ = reply.send(crate::sync::join_all(futs).await);
+                let _ = reply.send(crate::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await);
             }
             ShardRequest::Offsets { tps, reply } => {
                 let out = tps
@@ -417,6 +491,8 @@ pub struct ShardSetConfig {
     pub tick_ms: u64,
     /// Per-partition log settings for partitions recovered at start-up.
     pub log_config_for: Option<LogConfigFor>,
+    /// Each shard's memory budget for its logs' write buffers and tail caches.
+    pub memory_bytes_per_shard: usize,
 }
 
 impl ShardSetConfig {
@@ -429,6 +505,9 @@ impl ShardSetConfig {
             io_memory_bytes: 64 << 20,
             tick_ms: 5,
             log_config_for: None,
+            memory_bytes_per_shard: crate::budget::default_shard_memory_bytes(
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ),
         }
     }
 }
@@ -477,8 +556,10 @@ impl ShardSet {
                     let spawner: Spawner = Rc::new(|f| {
                         glommio::spawn_local(f).detach();
                     });
-                    let shard = Shard::new(id, n, storage, &cfg.data_dir, cfg.log.clone(), spawner, crate::now_ms)
-                        .with_config_for(cfg.log_config_for.clone());
+                    let budget = MemoryBudget::new(cfg.memory_bytes_per_shard);
+                    let shard =
+                        Shard::new(id, n, storage, &cfg.data_dir, cfg.log.clone(), spawner, crate::now_ms, budget)
+                            .with_config_for(cfg.log_config_for.clone());
                     match shard.load().await {
                         Ok(count) => {
                             let _ = ready.send(Ok(count));

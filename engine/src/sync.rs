@@ -30,6 +30,22 @@ impl Notify {
     pub fn listen(&self) -> Listen<'_> {
         Listen { notify: self, generation: self.generation.get() }
     }
+    /// The current generation: pass it to [`listen_since`](Self::listen_since) from another
+    /// task, so a notification between taking the ticket and listening is not lost.
+    pub fn ticket(&self) -> u64 {
+        self.generation.get()
+    }
+    /// A future that completes at the first `notify_all` after `ticket` was taken.
+    pub fn listen_since(&self, ticket: u64) -> Listen<'_> {
+        Listen { notify: self, generation: ticket }
+    }
+    /// Registers `cx`'s waker for the next `notify_all` (for hand-written `poll` loops).
+    pub fn register(&self, cx: &Context<'_>) {
+        let mut wakers = self.wakers.borrow_mut();
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+    }
 }
 
 pub struct Listen<'a> {
@@ -231,6 +247,50 @@ pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
     .await
 }
 
+/// Runs the futures with at most `window` polled at a time, starting the next as soon as one
+/// finishes, and returns every output in input order.
+///
+/// Use it instead of [`join_all`] wherever the count comes from a client (the partitions of a
+/// request): each pending I/O holds a reference to the polling task, and glommio keeps a task's
+/// references in 16 bits, so one task awaiting tens of thousands of operations at once aborts
+/// the process. A window also keeps each wake-up from re-polling every future.
+pub async fn join_windowed<F: Future>(futs: Vec<F>, window: usize) -> Vec<F::Output> {
+    let window = window.max(1);
+    let total = futs.len();
+    let mut pending = futs.into_iter().enumerate();
+    let mut active: Vec<(usize, Pin<Box<F>>)> = Vec::with_capacity(window.min(total));
+    let mut outs: Vec<Option<F::Output>> = (0..total).map(|_| None).collect();
+    let mut done = 0;
+    std::future::poll_fn(move |cx| loop {
+        while active.len() < window {
+            match pending.next() {
+                Some((i, f)) => active.push((i, Box::pin(f))),
+                None => break,
+            }
+        }
+        let mut progressed = false;
+        let mut k = 0;
+        while k < active.len() {
+            match active[k].1.as_mut().poll(cx) {
+                Poll::Ready(v) => {
+                    let (i, _) = active.swap_remove(k);
+                    outs[i] = Some(v);
+                    done += 1;
+                    progressed = true;
+                }
+                Poll::Pending => k += 1,
+            }
+        }
+        if done == total {
+            return Poll::Ready(outs.iter_mut().filter_map(Option::take).collect());
+        }
+        if !progressed {
+            return Poll::Pending;
+        }
+    })
+    .await
+}
+
 /// Runs the futures with at most `window` in flight, starting the next as soon as one finishes;
 /// stops at the first error (the rest are dropped, i.e. cancelled).
 pub async fn try_join_windowed<E, F: Future<Output = Result<(), E>>>(
@@ -384,6 +444,43 @@ mod tests {
             join_all(tasks).await;
         });
         assert!(!m.is_locked());
+    }
+
+    #[test]
+    fn join_windowed_keeps_order_and_bounds_concurrency() {
+        use std::cell::Cell;
+        let running = Cell::new(0usize);
+        let peak = Cell::new(0usize);
+        let futs: Vec<_> = (0..100usize)
+            .map(|i| {
+                let (running, peak) = (&running, &peak);
+                async move {
+                    running.set(running.get() + 1);
+                    peak.set(peak.get().max(running.get()));
+                    for _ in 0..=(i % 5) {
+                        yield_now().await;
+                    }
+                    running.set(running.get() - 1);
+                    i * 2
+                }
+            })
+            .collect();
+        let out = futures_lite::future::block_on(join_windowed(futs, 7));
+        assert_eq!(out, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(peak.get(), 7);
+        let empty: Vec<std::future::Ready<u8>> = Vec::new();
+        assert!(futures_lite::future::block_on(join_windowed(empty, 3)).is_empty());
+    }
+
+    #[test]
+    fn listen_since_sees_a_notification_after_the_ticket() {
+        let n = Notify::new();
+        let t = n.ticket();
+        n.notify_all();
+        futures_lite::future::block_on(n.listen_since(t));
+        let l = n.listen_since(n.ticket());
+        let mut l = Box::pin(l);
+        assert!(futures_lite::future::block_on(futures_lite::future::poll_once(&mut l)).is_none());
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct BrokerConfig {
     /// is 5 s; 1 s here, because each reconciliation step (revoke, then assign) waits for a
     /// heartbeat, so a rebalance takes a few intervals.
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// `odradek.log.memory.bytes`: memory for the logs' write buffers and tail caches, split
+    /// evenly over the shards (`None`: a quarter of the machine's memory). Produce waits for
+    /// writes rather than pass it; caches shrink to stay within it.
+    pub log_memory_bytes: Option<usize>,
 }
 
 impl Default for BrokerConfig {
@@ -81,6 +85,7 @@ impl Default for BrokerConfig {
             group_session_timeout_ms_max: 1_800_000,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 1000,
+            log_memory_bytes: None,
         }
     }
 }

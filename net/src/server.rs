@@ -252,30 +252,11 @@ async fn handle_net(ctx: &ShardCtx, req: NetRequest) {
     match req {
         NetRequest::WaitForData { items, timeout, reply } => {
             let logs: Vec<_> = items.iter().filter_map(|(tp, off)| ctx.shard.log(tp).map(|l| (l, *off))).collect();
-            let notifies: Vec<_> = logs.iter().map(|(l, _)| l.append_notify()).collect();
             // Take the tickets before checking, so an append in between is not missed.
-            let listens: Vec<_> = notifies.iter().map(|n| n.listen()).collect();
+            let waits: Vec<_> = logs.iter().map(|(l, _)| l.append_notify()).map(|n| (n.ticket(), n)).collect();
             let ready = logs.is_empty() || logs.iter().any(|(l, off)| l.high_watermark() > *off);
             if !ready {
-                let any = futures_lite::future::or(
-                    async {
-                        let mut futs: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
-                            listens.into_iter().map(|l| Box::pin(l) as _).collect();
-                        std::future::poll_fn(move |cx| {
-                            for f in futs.iter_mut() {
-                                if f.as_mut().poll(cx).is_ready() {
-                                    return std::task::Poll::Ready(());
-                                }
-                            }
-                            std::task::Poll::Pending
-                        })
-                        .await
-                    },
-                    async {
-                        glommio::timer::sleep(timeout).await;
-                    },
-                );
-                any.await;
+                futures_lite::future::or(wait_any_append(waits), glommio::timer::sleep(timeout)).await;
             }
             let _ = reply.send(());
         }
@@ -310,6 +291,45 @@ async fn handle_net(ctx: &ShardCtx, req: NetRequest) {
             crate::handlers::groups::serve(ctx, &groups, call).await;
         }
     }
+}
+
+/// Partitions one task waits on in a long poll. Each listens with a reference to the waiting
+/// task, and glommio counts a task's references in 16 bits: a fetch naming more partitions
+/// waits through helper tasks of this many each.
+const LONG_POLL_PARTITIONS_PER_TASK: usize = 1024;
+
+/// Completes at the first append to any of the logs after its ticket was taken.
+async fn wait_any_append(waits: Vec<(u64, Rc<engine::sync::Notify>)>) {
+    async fn any(waits: &[(u64, Rc<engine::sync::Notify>)]) {
+        let mut futs: Vec<_> = waits.iter().map(|(t, n)| Box::pin(n.listen_since(*t))).collect();
+        std::future::poll_fn(move |cx| {
+            for f in futs.iter_mut() {
+                if f.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+    if waits.len() <= LONG_POLL_PARTITIONS_PER_TASK {
+        return any(&waits).await;
+    }
+    let (tx, rx) = flume::bounded::<()>(1);
+    // Dropping the helpers (when this future completes or is dropped) cancels them.
+    let _helpers: Vec<glommio::Task<()>> = waits
+        .chunks(LONG_POLL_PARTITIONS_PER_TASK)
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            let tx = tx.clone();
+            glommio::spawn_local(async move {
+                any(&chunk).await;
+                let _ = tx.try_send(());
+            })
+        })
+        .collect();
+    drop(tx);
+    let _ = rx.recv_async().await;
 }
 
 /// A started request (see [`crate::handlers::Started`]).

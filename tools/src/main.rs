@@ -172,6 +172,10 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     parse(&props, "connections.max.idle.ms", &mut c.connections_idle_ms_max)?;
     parse(&props, "queued.max.requests.per.connection", &mut c.requests_in_flight_max)?;
     parse(&props, "fetch.max.bytes", &mut c.fetch_bytes_max)?;
+    if let Some(v) = props.get("odradek.log.memory.bytes") {
+        let n: usize = v.parse().map_err(|_| format!("odradek.log.memory.bytes: invalid value {v:?}"))?;
+        c.log_memory_bytes = Some(n);
+    }
     parse(&props, "group.min.session.timeout.ms", &mut c.group_session_timeout_ms_min)?;
     parse(&props, "group.max.session.timeout.ms", &mut c.group_session_timeout_ms_max)?;
     parse(&props, "group.consumer.session.timeout.ms", &mut c.group_consumer_session_timeout_ms)?;
@@ -217,6 +221,7 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "message.max.bytes",
     "node.id",
     "num.partitions",
+    "odradek.log.memory.bytes",
     "queued.max.request.bytes",
     "queued.max.requests.per.connection",
     "socket.request.max.bytes",
@@ -230,6 +235,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     shard_config.log.segment_bytes =
         u64::try_from(config.segment_bytes).map_err(|_| "log.segment.bytes must be positive")?;
+    if let Some(total) = config.log_memory_bytes {
+        shard_config.memory_bytes_per_shard = total / shard_config.shard_count.max(1);
+    } else {
+        shard_config.memory_bytes_per_shard = engine::budget::default_shard_memory_bytes(shard_config.shard_count);
+    }
     // Every shard binds with SO_REUSEPORT, which would let a second broker of the same user
     // share the port silently and split the clients between two data directories.
     if broker_answers(config.listen) {

@@ -77,6 +77,10 @@ pub async fn create_topic(
     Ok(Arc::new(meta))
 }
 
+/// Partition creations or deletions one admin request keeps in flight: a topic may have tens of
+/// thousands of partitions, and one task must not wait on all of them at once.
+pub const ADMIN_PARTITIONS_IN_FLIGHT_MAX: usize = 64;
+
 pub async fn create_partitions(
     ctx: &ShardCtx,
     topic: &str,
@@ -91,7 +95,7 @@ pub async fn create_partitions(
             async move { ctx.handle.call(owner, |reply| ShardRequest::CreatePartition { tp, config, reply }).await }
         })
         .collect();
-    for r in engine::sync::join_all(futs).await {
+    for r in engine::sync::join_windowed(futs, ADMIN_PARTITIONS_IN_FLIGHT_MAX).await {
         match r.and_then(|r| r) {
             Ok(()) | Err(engine::shard::PartitionError::AlreadyExists(_)) => {}
             Err(e) => return Err((partition_error(&e), e.to_string())),
@@ -109,7 +113,7 @@ pub async fn delete_partitions(ctx: &ShardCtx, topic: &str, range: std::ops::Ran
         })
         .collect();
     // A partition that is already gone is what we want.
-    let _ = engine::sync::join_all(futs).await;
+    let _ = engine::sync::join_windowed(futs, ADMIN_PARTITIONS_IN_FLIGHT_MAX).await;
 }
 
 pub fn persist(ctx: &ShardCtx) -> Result<(), AdminError> {

@@ -76,7 +76,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -
                 }
             })
             .collect();
-        let partitions = engine::sync::join_all(futs).await;
+        let partitions = engine::sync::join_windowed(futs, engine::shard::REQUEST_PARTITIONS_IN_FLIGHT_MAX).await;
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)

@@ -77,7 +77,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
     let mut topics_out: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> = (0..shard_count).map(|_| Vec::new()).collect();
     // Partitions of LogAppendTime topics: their response carries the broker's timestamp.
-    let mut append_time_slots: Vec<(usize, usize)> = Vec::new();
+    let mut append_time_slots: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         let meta = match reject_all {
@@ -124,7 +124,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                         continue;
                     }
                 }
-                append_time_slots.push((ti, pi));
+                append_time_slots.insert((ti, pi));
             } else if let Err(msg) = check_timestamps(&batches, now, after, before) {
                 parts.push(partition_result(p.index, code::INVALID_TIMESTAMP, Some(msg)));
                 continue;
