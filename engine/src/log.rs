@@ -436,7 +436,15 @@ impl<S: Storage> PartitionLog<S> {
             (first, leo)
         };
         let log_start_offset = stored_start.unwrap_or(first_base).max(first_base).min(leo);
-        let epochs_dirty = epochs.truncate_from_end(leo) | epochs.truncate_from_start(log_start_offset);
+        // Entries beyond the recovered log must go from the checkpoint at once; entries the scan
+        // found are written at the next roll or close (the next open would find them again).
+        let epochs_cut = epochs.truncate_from_end(leo) | epochs.truncate_from_start(log_start_offset);
+        let mut epochs_dirty = epochs_cut;
+        for seg in segments.values() {
+            for &(epoch, start) in &seg.scanned_epochs {
+                epochs_dirty |= epochs.assign(epoch, start);
+            }
+        }
         if let Some(active) = segments.values().next_back() {
             let b = active.base_offset;
             storage.remove(&segment::index_path(dir, b)).await?;
@@ -470,7 +478,9 @@ impl<S: Storage> PartitionLog<S> {
             budget,
             commit_want: Cell::new(CommitWant::default()),
         });
-        log.persist_epochs().await?;
+        if epochs_cut {
+            log.persist_epochs().await?;
+        }
         if stored_start.is_some_and(|s| s != log_start_offset) {
             // Recovery lost the tail the stored start pointed into: the clamped start is the truth.
             log.persist_log_start(log_start_offset).await?;
@@ -634,6 +644,7 @@ impl<S: Storage> PartitionLog<S> {
                     base_offset: next,
                     last_offset: last,
                     max_timestamp: max_ts,
+                    leader_epoch,
                 });
                 next = last + 1;
             }
@@ -667,15 +678,11 @@ impl<S: Storage> PartitionLog<S> {
         let mut st = self.stats.get();
         st.appends += 1;
         self.stats.set(st);
-        let (unwritten, dirty) = {
-            let inner = self.inner.borrow();
-            (inner.active().unwritten_bytes(), inner.epochs_dirty)
-        };
-        if unwritten >= self.config.write_behind_bytes {
+        // A new epoch's checkpoint entry is written at the next roll or close, not here (a
+        // small synced file per partition per new epoch stalled the first append to thousands
+        // of partitions); recovery rebuilds it from the batch headers of the active segment.
+        if self.inner.borrow().active().unwritten_bytes() >= self.config.write_behind_bytes {
             self.write_behind.notify_all();
-        }
-        if dirty {
-            self.persist_epochs().await?;
         }
         Ok(info)
     }
@@ -765,6 +772,9 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = file.sync().await {
             return Err(self.poison("syncing a segment", &e));
         }
+        // Before the next segment exists: epochs first met in this one are in the checkpoint
+        // from here on, and until here the recovery scan of this (last) segment finds them.
+        self.persist_epochs().await?;
         let (o, t) = {
             let mut inner = self.inner.borrow_mut();
             inner.mark_written(old_base, up_to, self.config.tail_cache_bytes_max);
@@ -1418,6 +1428,7 @@ impl<S: Storage> PartitionLog<S> {
         let leo = self.log_end_offset();
         if self.inner.borrow().poisoned.is_none() {
             self.sync_to(leo).await?;
+            self.persist_epochs().await?;
         }
         let _io = self.io.lock().await;
         let index = {

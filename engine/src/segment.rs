@@ -47,6 +47,8 @@ pub struct ScannedBatch {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    /// The partition leader epoch in the batch header.
+    pub leader_epoch: i32,
 }
 
 pub struct Segment<F: SegmentFile> {
@@ -72,6 +74,9 @@ pub struct Segment<F: SegmentFile> {
     /// End position and next offset of each batch not yet wholly on the device, oldest first:
     /// turns "bytes written up to P" into "offsets on the device up to O".
     unwritten_batches: std::collections::VecDeque<(u64, i64)>,
+    /// `(epoch, first offset)` of each leader epoch the recovery scan met, in order: the log
+    /// rebuilds its epoch checkpoint from them (it is written at roll and close, not per append).
+    pub scanned_epochs: Vec<(i32, i64)>,
 }
 
 /// Writes taken from a segment, to be issued in order and then recorded with `mark_written`.
@@ -114,6 +119,7 @@ impl<F: SegmentFile> Segment<F> {
             chunk_pos: 0,
             sealed: std::collections::VecDeque::new(),
             unwritten_batches: std::collections::VecDeque::new(),
+            scanned_epochs: Vec::new(),
         }
     }
 
@@ -162,6 +168,9 @@ impl<F: SegmentFile> Segment<F> {
         for b in &scan.batches {
             seg.note_batch(b);
             end = b.position + b.size;
+            if seg.scanned_epochs.last().is_none_or(|&(e, _)| b.leader_epoch > e) {
+                seg.scanned_epochs.push((b.leader_epoch, b.base_offset));
+            }
         }
         if scan.batches.is_empty() && start.position != 0 {
             // The index's last entry is a batch the scan must have seen; it did not.
@@ -253,6 +262,7 @@ impl<F: SegmentFile> Segment<F> {
                 base_offset: view.base_offset(),
                 last_offset: view.last_offset(),
                 max_timestamp: view.max_timestamp(),
+                leader_epoch: view.header().partition_leader_epoch.get(),
             });
             expected_next = view.last_offset() + 1;
             pos += need as u64;

@@ -25,7 +25,7 @@ fn preallocation_starts_small_and_doubles_up_to_the_full_step() {
             assert_eq!(len(), expect, "first extension: one small step");
             // Each write past the allocated end extends by twice the previous step, up to the cap.
             let mut step = PREALLOCATE_FIRST_STEP_BYTES;
-            for _ in 0..8 {
+            for _ in 0..10 {
                 let pos = expect;
                 write(pos).await.expect("write");
                 step = (step * 2).min(PREALLOCATE_STEP_BYTES);
