@@ -26,7 +26,7 @@ use crate::budget::MemoryBudget;
 use crate::epoch::EpochCache;
 use crate::io::{IoBuf, SegmentFile, Storage};
 use crate::records;
-use crate::segment::{self, ReadError, ScannedBatch, Segment};
+use crate::segment::{self, PendingWrites, ReadError, ScannedBatch, Segment};
 use crate::sync::{LocalMutex, Notify};
 
 /// When an append counts as done.
@@ -233,6 +233,8 @@ struct Inner<F: SegmentFile> {
     cache: TailCache,
     epochs: EpochCache,
     epochs_dirty: bool,
+    /// What the shard's budget holds for this log's write buffers (see `recount_buffers`).
+    buffers_counted: usize,
     last_sync_ms: i64,
     rolling: bool,
     closed: bool,
@@ -268,14 +270,24 @@ impl<F: SegmentFile> Inner<F> {
     /// returning the written bytes to the budget and evicting what the cache may now let go.
     fn mark_written(&mut self, base: i64, up_to: u64, cache_bytes_max: usize) {
         let Some(seg) = self.segments.get_mut(&base) else { return };
-        let before = seg.unwritten_bytes();
         let flushed = seg.mark_written(up_to);
-        let after = seg.unwritten_bytes();
-        self.cache.budget.unwritten_removed((before - after) as usize);
         if let Some(f) = flushed {
             self.flushed_offset = self.flushed_offset.max(f);
         }
+        self.recount_buffers();
         self.evict(cache_bytes_max);
+    }
+    /// Brings the budget's count of this log's write buffers up to date with the active
+    /// segment's (sealed segments hold none; buffers of writes in flight are counted apart).
+    fn recount_buffers(&mut self) {
+        let now = self.active().buffer_bytes();
+        let budget = &self.cache.budget;
+        if now > self.buffers_counted {
+            budget.buffer_added(now - self.buffers_counted);
+        } else {
+            budget.buffer_removed(self.buffers_counted - now);
+        }
+        self.buffers_counted = now;
     }
     fn evict(&mut self, cache_bytes_max: usize) {
         let flushed = self.flushed_offset;
@@ -459,6 +471,7 @@ impl<S: Storage> PartitionLog<S> {
             cache: TailCache::new(budget.clone()),
             epochs,
             epochs_dirty,
+            buffers_counted: 0,
             last_sync_ms: now_ms,
             rolling: false,
             closed: false,
@@ -650,7 +663,7 @@ impl<S: Storage> PartitionLog<S> {
             }
             let last_offset = next - 1;
             inner.active_mut().append(&bytes, &scanned, now_ms);
-            self.budget.unwritten_added(bytes.len());
+            inner.recount_buffers();
             if inner.epochs.assign(leader_epoch, first_offset) {
                 inner.epochs_dirty = true;
             }
@@ -750,10 +763,12 @@ impl<S: Storage> PartitionLog<S> {
         let (pending, file, base) = {
             let mut inner = self.inner.borrow_mut();
             let seg = inner.active_mut();
-            (seg.take_writes(), seg.file.clone(), seg.base_offset)
+            let taken = (seg.take_writes(), seg.file.clone(), seg.base_offset);
+            inner.recount_buffers();
+            taken
         };
         let up_to = pending.up_to;
-        if let Err(e) = self.write_all(&file, pending.writes).await {
+        if let Err(e) = self.write_counted(&file, pending).await {
             return Err(self.poison("writing a segment", &e));
         }
         Ok((file, base, up_to))
@@ -778,6 +793,9 @@ impl<S: Storage> PartitionLog<S> {
         let (o, t) = {
             let mut inner = self.inner.borrow_mut();
             inner.mark_written(old_base, up_to, self.config.tail_cache_bytes_max);
+            // A sealed segment keeps no write buffer (not even its partial last block).
+            inner.active_mut().release_buffers();
+            inner.recount_buffers();
             inner.flushed_offset = inner.flushed_offset.max(next);
             inner.durable_offset = inner.durable_offset.max(next);
             inner.last_sync_ms = now_ms;
@@ -808,6 +826,18 @@ impl<S: Storage> PartitionLog<S> {
         inner.segments.insert(next, fresh);
         inner.evict(self.config.tail_cache_bytes_max);
         Ok(())
+    }
+
+    /// Issues taken writes; their buffers count against the budget until the writes complete.
+    async fn write_counted(
+        &self,
+        file: &Rc<S::File>,
+        pending: PendingWrites<<S::File as SegmentFile>::Buf>,
+    ) -> io::Result<()> {
+        self.budget.buffer_added(pending.buffer_bytes);
+        let r = self.write_all(file, pending.writes).await;
+        self.budget.buffer_removed(pending.buffer_bytes);
+        r
     }
 
     async fn write_all(&self, file: &Rc<S::File>, writes: Vec<(<S::File as SegmentFile>::Buf, u64)>) -> io::Result<()> {
@@ -850,10 +880,12 @@ impl<S: Storage> PartitionLog<S> {
             }
             let target = inner.log_end_offset();
             let seg = inner.active_mut();
-            (seg.take_writes(), seg.file.clone(), seg.base_offset, target)
+            let taken = (seg.take_writes(), seg.file.clone(), seg.base_offset, target);
+            inner.recount_buffers();
+            taken
         };
         let up_to = pending.up_to;
-        if let Err(e) = self.write_all(&file, pending.writes).await {
+        if let Err(e) = self.write_counted(&file, pending).await {
             return Err(self.poison("writing a segment", &e));
         }
         {
@@ -982,14 +1014,20 @@ impl<S: Storage> PartitionLog<S> {
         };
         let window = self.config.writes_in_flight_max.max(1);
         let mut inflight: VecDeque<(Pin<Box<_>>, u64, bool)> = VecDeque::new();
+        let mut inflight_bytes = 0usize;
         let result: io::Result<()> = std::future::poll_fn(|cx| loop {
             while inflight.len() < window && !self.io.has_waiters() {
                 let next = {
                     let mut inner = self.inner.borrow_mut();
-                    inner.segments.get_mut(&base).and_then(Segment::take_sealed)
+                    let next = inner.segments.get_mut(&base).and_then(Segment::take_sealed);
+                    inner.recount_buffers();
+                    next
                 };
                 let Some((buf, pos)) = next else { break };
                 let end = pos + buf.as_bytes().len() as u64;
+                // Counted in flight until this pass ends.
+                self.budget.buffer_added(buf.as_bytes().len());
+                inflight_bytes += buf.as_bytes().len();
                 let mut st = self.stats.get();
                 st.writes += 1;
                 st.bytes_written += buf.as_bytes().len() as u64;
@@ -1024,6 +1062,8 @@ impl<S: Storage> PartitionLog<S> {
             }
         })
         .await;
+        drop(inflight);
+        self.budget.buffer_removed(inflight_bytes);
         if let Err(e) = result {
             return Err(self.poison("writing a segment", &e));
         }
@@ -1259,7 +1299,11 @@ impl<S: Storage> PartitionLog<S> {
                 }
             };
             let r = seg.truncate_to(offset, now_ms).await;
-            self.inner.borrow_mut().segments.insert(seg.base_offset, seg);
+            {
+                let mut inner = self.inner.borrow_mut();
+                inner.segments.insert(seg.base_offset, seg);
+                inner.recount_buffers();
+            }
             if let Err(e) = r {
                 return Err(self.poison("truncating a segment", &e));
             }
@@ -1278,7 +1322,9 @@ impl<S: Storage> PartitionLog<S> {
             .await
             {
                 Ok(s) => {
-                    self.inner.borrow_mut().segments.insert(offset, s);
+                    let mut inner = self.inner.borrow_mut();
+                    inner.segments.insert(offset, s);
+                    inner.recount_buffers();
                 }
                 Err(e) => return Err(self.poison("creating a segment", &e)),
             }
@@ -1466,8 +1512,8 @@ impl<S: Storage> Drop for PartitionLog<S> {
         // means the next open rescans the active segment.
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
             inner.closed = true;
-            let unwritten: u64 = inner.segments.values().map(Segment::unwritten_bytes).sum();
-            self.budget.unwritten_removed(unwritten as usize);
+            self.budget.buffer_removed(inner.buffers_counted);
+            inner.buffers_counted = 0;
         }
     }
 }

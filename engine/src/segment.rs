@@ -84,6 +84,8 @@ pub struct PendingWrites<B> {
     pub writes: Vec<(B, u64)>,
     /// The logical size these writes make durable once done.
     pub up_to: u64,
+    /// Memory the taken buffers hold until their writes complete.
+    pub buffer_bytes: usize,
 }
 
 impl<F: SegmentFile> Segment<F> {
@@ -344,10 +346,28 @@ impl<F: SegmentFile> Segment<F> {
         self.size - self.written
     }
 
+    /// Memory of the write buffers holding data not yet on the device (the shard's budget counts
+    /// it). A chunk whose content is all written, kept only to rewrite the partial last block,
+    /// is not counted (see [`crate::budget`]).
+    pub fn buffer_bytes(&self) -> usize {
+        let sealed: usize = self.sealed.iter().map(|(b, _)| b.as_bytes().len()).sum();
+        let partial_unwritten = self.size > self.written.max(self.chunk_pos);
+        let chunk = if partial_unwritten { self.chunk.as_ref().map_or(0, |c| c.as_bytes().len()) } else { 0 };
+        sealed + chunk
+    }
+
+    /// Drops the write buffers of a sealed segment (everything in them is on the device).
+    pub fn release_buffers(&mut self) {
+        assert_eq!(self.written, self.size, "releasing the buffers of unwritten data");
+        self.chunk = None;
+        self.sealed.clear();
+    }
+
     /// Takes everything not yet on the device as aligned writes. The partial last block is
     /// written padded with zeros and stays in a new chunk for the next write.
     pub fn take_writes(&mut self) -> PendingWrites<F::Buf> {
         let mut writes: Vec<_> = std::mem::take(&mut self.sealed).into_iter().collect();
+        let mut buffer_bytes: usize = writes.iter().map(|(b, _)| b.as_bytes().len()).sum();
         let used = (self.size - self.chunk_pos) as usize;
         if used > 0 && self.size > self.written {
             if let Some(mut chunk) = self.chunk.take() {
@@ -360,12 +380,13 @@ impl<F: SegmentFile> Segment<F> {
                     next.as_bytes_mut()[..partial].copy_from_slice(&chunk.as_bytes()[partial_start..used]);
                     self.chunk = Some(next);
                 }
+                buffer_bytes += chunk.as_bytes().len();
                 chunk.trim_to(padded);
                 writes.push((chunk, self.chunk_pos));
                 self.chunk_pos += partial_start as u64;
             }
         }
-        PendingWrites { writes, up_to: self.size }
+        PendingWrites { writes, up_to: self.size, buffer_bytes }
     }
 
     /// Records that the bytes before `up_to` are on the device; returns the offset below which

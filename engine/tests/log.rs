@@ -381,3 +381,46 @@ fn leader_epochs_survive_a_crash_without_their_checkpoint() {
     let log = open(&storage, config);
     assert_eq!(log.end_offset_for_epoch(3), (3, 8));
 }
+
+#[test]
+fn logs_sharing_a_budget_stay_within_it_and_give_everything_back_when_dropped() {
+    use engine::budget::{MemoryBudget, SHARD_MEMORY_BYTES_MIN};
+    let storage = MemStorage::new();
+    let budget = MemoryBudget::new(SHARD_MEMORY_BYTES_MIN);
+    let config = LogConfig { segment_bytes: 8 << 20, tail_cache_bytes_max: 16 << 20, ..LogConfig::default() };
+    let logs: Vec<_> = (0..4)
+        .map(|i| {
+            let dir = format!("/data/b-{i}");
+            block_on(PartitionLog::open_with_budget(
+                storage.clone(),
+                Path::new(&dir),
+                config.clone(),
+                1_000,
+                budget.clone(),
+            ))
+            .expect("open")
+            .0
+        })
+        .collect();
+    block_on(async {
+        // 4 logs x 40 appends of ~100 KiB: 16 MiB, more than the budget.
+        for tag in 0..40u32 {
+            for log in &logs {
+                let mut b = BatchBuilder::new(Compression::None, 1_000);
+                b.push(Record::new(Some(format!("k{tag}").into_bytes()), Some(vec![tag as u8; 100 << 10])));
+                log.append(ValidatedBatches::new(b.build(), usize::MAX).expect("valid"), 0, 2_000)
+                    .await
+                    .expect("append");
+                // Synced appends leave nothing in write buffers; caches gave way to the budget.
+                assert_eq!(budget.buffer_bytes(), 0);
+                assert!(budget.used_bytes() <= budget.bytes_max(), "{budget:?}");
+            }
+        }
+        assert!(budget.cache_bytes() > budget.bytes_max() / 2, "caches use the budget: {budget:?}");
+        // Every record is still readable (from the device once evicted).
+        let got = read_all(&logs[0], 0).await;
+        assert_eq!(got.len(), 40);
+    });
+    drop(logs);
+    assert_eq!(budget.used_bytes(), 0, "{budget:?}");
+}

@@ -54,7 +54,7 @@ pub struct BrokerConfig {
     /// heartbeat, so a rebalance takes a few intervals.
     pub group_consumer_heartbeat_interval_ms: i32,
     /// `odradek.log.memory.bytes`: memory for the logs' write buffers and tail caches, split
-    /// evenly over the shards (`None`: a quarter of the machine's memory). Produce waits for
+    /// evenly over the shards (`None`: an eighth of the machine's memory). Produce waits for
     /// writes rather than pass it; caches shrink to stay within it.
     pub log_memory_bytes: Option<usize>,
 }
