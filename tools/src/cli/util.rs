@@ -52,13 +52,24 @@ pub fn datetime_ms(s: &str) -> Result<i64> {
     {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad);
+    // Digits only (no sign), sliced with `get`: the text is whatever the user typed.
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r).filter(|x| x.bytes().all(|c| c.is_ascii_digit())).and_then(|x| x.parse::<i64>().ok()).ok_or_else(bad)
+    };
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
         return Err(bad());
     }
-    let mut rest = &s[19..];
+    let mut rest = s.get(19..).ok_or_else(bad)?;
     let mut millis = 0;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
@@ -74,9 +85,12 @@ pub fn datetime_ms(s: &str) -> Result<i64> {
     }
     let offset_minutes = match rest {
         "" | "Z" | "z" => 0,
-        z if z.len() == 6 && (z.starts_with('+') || z.starts_with('-')) && &z[3..4] == ":" => {
-            let h = z[1..3].parse::<i64>().map_err(|_| bad())?;
-            let m = z[4..6].parse::<i64>().map_err(|_| bad())?;
+        z if z.len() == 6 && z.is_ascii() && (z.starts_with('+') || z.starts_with('-')) && &z[3..4] == ":" => {
+            let digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit()).then(|| x.parse::<i64>().ok()).flatten();
+            let (Some(h), Some(m)) = (digits(&z[1..3]), digits(&z[4..6])) else { return Err(bad()) };
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
             let sign = if z.starts_with('-') { -1 } else { 1 };
             sign * (h * 60 + m)
         }
@@ -109,7 +123,29 @@ mod tests {
         assert_eq!(datetime_ms("2024-02-29T12:34:56.789Z").expect("leap"), 1_709_210_096_789);
         assert_eq!(datetime_ms("2024-02-29 14:34:56.7+02:00").expect("zone"), 1_709_210_096_700);
         assert_eq!(datetime_ms("1709210096789").expect("ms"), 1_709_210_096_789);
-        for bad in ["2024-13-01T00:00:00Z", "yesterday", "2024-01-01T00:00:00+0200", "2024-01-01T00:00:00."] {
+        assert_eq!(datetime_ms("2023-02-28T23:59:59Z").expect("not leap"), 1_677_628_799_000);
+        for bad in [
+            "2024-13-01T00:00:00Z",
+            "yesterday",
+            "2024-01-01T00:00:00+0200",
+            "2024-01-01T00:00:00.",
+            // Typed by a user: none of these may panic.
+            "2024-05-01T12:00:00+0\u{e9}00",
+            "2024-05-01T12:00:0\u{e9}",
+            "2024-05-01T12:00:00\u{e9}",
+            "2024-05-01T12:00:00.\u{e9}",
+            "\u{e9}024-05-01T12:00:00Z",
+            "2024-05-01T12:00:00+\u{e9}:00",
+            "2024-05-01T12:00:00+1\u{e9}0",
+            "2024-02-31T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-01-01T00:00:60Z",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00+01:60",
+            "+024-01-01T00:00:00Z",
+            "2024-+1-01T00:00:00Z",
+        ] {
             assert!(datetime_ms(bad).is_err(), "{bad}");
         }
     }
