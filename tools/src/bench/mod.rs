@@ -158,6 +158,10 @@ pub struct BenchArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
+    /// Bytes of record batches in one Produce request at most, at least one batch (Kafka's
+    /// max.request.size): with thousands of partitions a request takes the partitions in turn.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_request_size: usize,
     /// Requests in flight per connection.
     #[arg(long, default_value_t = 5)]
     pub max_in_flight: usize,
@@ -219,6 +223,7 @@ pub struct Plan {
     pub compression: Compression,
     pub batch_size: usize,
     pub linger: Duration,
+    pub request_bytes_max: usize,
     pub max_in_flight: usize,
     pub produce_version: i16,
     pub fetch_version: i16,
@@ -319,6 +324,7 @@ fn config_json(kind: Kind, a: &BenchArgs, threads: usize, from: StartFrom, durat
         "compression": format!("{:?}", a.compression).to_lowercase(),
         "batch_size": a.batch_size,
         "linger_ms": a.linger_ms,
+        "max_request_size": a.max_request_size,
         "max_in_flight": a.max_in_flight,
         "rate": a.rate,
         "duration": duration,
@@ -512,6 +518,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
         compression: compression(a.compression),
         batch_size: a.batch_size,
         linger: Duration::from_millis(a.linger_ms),
+        request_bytes_max: a.max_request_size.max(1),
         max_in_flight: a.max_in_flight,
         produce_version,
         fetch_version,

@@ -90,6 +90,9 @@ struct Generator {
     /// Spare vectors of send times, recycled from acknowledged requests.
     spare_times: Rc<RefCell<Vec<Vec<u64>>>>,
     key_buf: [u8; 16],
+    /// The partition the next request starts taking from, so a request capped by
+    /// `request_bytes_max` does not starve the partitions after it.
+    take_from: usize,
 }
 
 impl Generator {
@@ -121,6 +124,7 @@ impl Generator {
             backlog_bytes_max,
             spare_times,
             key_buf: [b'0'; 16],
+            take_from: 0,
         }
     }
 
@@ -230,7 +234,8 @@ impl Generator {
     }
 
     /// Seals open batches whose linger expired (all of them once generation finished) and
-    /// takes one sealed batch per partition for the next request.
+    /// takes one sealed batch per partition for the next request, up to `request_bytes_max`
+    /// (at least one batch), taking the partitions in turn.
     fn take_ready(&mut self, now: Instant) -> Vec<(usize, Sealed)> {
         for idx in 0..self.open.len() {
             let expired = self.open[idx].as_ref().is_some_and(|(_, since)| now >= *since + self.plan.linger);
@@ -239,8 +244,17 @@ impl Generator {
             }
         }
         let mut out = Vec::new();
-        for (idx, q) in self.sealed.iter_mut().enumerate() {
-            if let Some(s) = q.pop_front() {
+        let n = self.sealed.len();
+        let mut bytes = 0usize;
+        for k in 0..n {
+            let idx = (self.take_from + k) % n;
+            let Some(len) = self.sealed[idx].front().map(|s| s.bytes.len()) else { continue };
+            if !out.is_empty() && bytes + len > self.plan.request_bytes_max {
+                self.take_from = idx;
+                return out;
+            }
+            if let Some(s) = self.sealed[idx].pop_front() {
+                bytes += len;
                 self.sealed_bytes -= s.raw_bytes;
                 out.push((idx, s));
             }
@@ -442,6 +456,7 @@ mod tests {
             compression: engine::Compression::None,
             batch_size: 16384,
             linger: Duration::from_millis(5),
+            request_bytes_max: 1 << 20,
             max_in_flight: 5,
             produce_version: 9,
             fetch_version: 12,
@@ -494,5 +509,43 @@ mod tests {
         assert_eq!(keys[9], "0000000000000009");
         assert_eq!(keys[10], "0000000000000000");
         assert_eq!(generator(plan(KeyMode::None, 10, 3), vec![0]).next_key(), None);
+    }
+
+    #[test]
+    fn requests_stay_under_the_size_cap_and_take_the_partitions_in_turn() {
+        let mut p = Arc::try_unwrap(plan(KeyMode::Random, 1_000_000, 40)).unwrap_or_else(|_| unreachable!());
+        p.batch_size = 1024;
+        p.request_bytes_max = 8 * 1024;
+        let partitions: Vec<i32> = (0..40).collect();
+        let mut g =
+            Generator::new(Arc::new(p), partitions, Some(4_000), 0.0, 11, 64 << 20, Rc::new(RefCell::new(Vec::new())));
+        let mut taken = vec![0u64; 40];
+        let mut requests = 0u64;
+        let mut records = 0;
+        let mut total_bytes = 0usize;
+        while !g.idle() {
+            g.generate_due(Instant::now());
+            let ready = g.take_ready(Instant::now());
+            if ready.is_empty() {
+                continue;
+            }
+            requests += 1;
+            let bytes: usize = ready.iter().map(|(_, s)| s.bytes.len()).sum();
+            total_bytes += bytes;
+            assert!(ready.len() == 1 || bytes <= 8 * 1024, "{bytes} bytes in one request");
+            for (idx, s) in &ready {
+                taken[*idx] += 1;
+                records += s.records;
+            }
+        }
+        assert_eq!(records, 4_000, "every record goes out exactly once");
+        let batches: u64 = taken.iter().sum();
+        assert!(
+            batches > 40 && requests as usize >= total_bytes / (8 * 1024),
+            "{batches} batches, {requests} requests"
+        );
+        // Taken in turn: no partition waits while others go twice.
+        let (min, max) = (taken.iter().min().copied(), taken.iter().max().copied());
+        assert!(min.is_some_and(|m| m > 0) && max.zip(min).is_some_and(|(a, b)| a - b <= b + 2), "{taken:?}");
     }
 }
