@@ -924,22 +924,6 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// Returns once every offset below `offset` is on the device (written, not necessarily
-    /// synced): what acks=1 promises, since a written batch outlives the process.
-    pub async fn write_to(&self, offset: i64) -> Result<(), LogError> {
-        loop {
-            {
-                let inner = self.inner.borrow();
-                inner.check()?;
-                if inner.flushed_offset >= offset {
-                    return Ok(());
-                }
-            }
-            let now = self.inner.borrow().last_sync_ms;
-            self.flush_to(offset, i64::MIN, now).await?;
-        }
-    }
-
     /// Notes that the committer must write (and with `sync`, sync) offsets below `offset`.
     /// Returns true if the log must join the committer's queue (it was not queued yet).
     pub(crate) fn want_commit(&self, offset: i64, sync: bool) -> bool {
