@@ -68,11 +68,6 @@ impl<S: Storage> Committer<S> {
         }
     }
 
-    /// Logs waiting for their turn.
-    pub fn queued(&self) -> usize {
-        self.queue.borrow().len()
-    }
-
     /// Waits until every item is done; returns each one's outcome in order. One waker per
     /// call, whatever the item count: items are checked again after each batch of turns, and
     /// only from the first one not yet done.

@@ -520,18 +520,7 @@ impl<S: Storage> PartitionLog<S> {
     pub fn durable_offset(&self) -> i64 {
         self.inner.borrow().durable_offset
     }
-    /// Offsets below this are on the device (written, maybe not synced): they survive a crash
-    /// of the process, not of the machine.
-    pub fn flushed_offset(&self) -> i64 {
-        self.inner.borrow().flushed_offset
-    }
-    /// Bytes appended but not yet on the device.
-    pub fn unwritten_bytes(&self) -> u64 {
-        self.inner.borrow().segments.values().map(Segment::unwritten_bytes).sum()
-    }
-    pub fn budget(&self) -> &Rc<MemoryBudget> {
-        &self.budget
-    }
+
     pub fn segment_count(&self) -> usize {
         self.inner.borrow().segments.len()
     }

@@ -193,6 +193,12 @@ pub struct Shard<S: Storage> {
     committer: Rc<Committer<S>>,
     /// Where the next budget trim pass starts, so every log gives its share in turn.
     trim_from: Cell<usize>,
+    /// Open logs with `Durability::IntervalMs` (the tick's only sync work).
+    interval_logs: Cell<usize>,
+}
+
+fn is_interval<S: Storage>(log: &PartitionLog<S>) -> bool {
+    matches!(log.config().durability, Durability::IntervalMs(_))
 }
 
 impl<S: Storage> Shard<S> {
@@ -222,6 +228,7 @@ impl<S: Storage> Shard<S> {
             budget,
             committer,
             trim_from: Cell::new(0),
+            interval_logs: Cell::new(0),
         })
     }
 
@@ -250,6 +257,9 @@ impl<S: Storage> Shard<S> {
             PartitionLog::open_with_budget(self.storage.clone(), &dir, config, (self.clock)(), self.budget.clone())
                 .await?;
         // No write-behind task per log: the shard's committer writes every log's appends.
+        if is_interval(&log) {
+            self.interval_logs.set(self.interval_logs.get() + 1);
+        }
         self.logs.borrow_mut().insert(tp, log.clone());
         Ok(log)
     }
@@ -279,11 +289,6 @@ impl<S: Storage> Shard<S> {
         self.log(tp).ok_or_else(|| PartitionError::UnknownPartition(tp.clone()))
     }
 
-    /// The budget all this shard's logs share.
-    pub fn budget(&self) -> &Rc<MemoryBudget> {
-        &self.budget
-    }
-
     /// Appends to the partitions of one request and returns once each append is written to the
     /// device (and synced where `durable` asks it of a `Durability::Always` log). The
     /// partitions progress together, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`] at a time,
@@ -305,24 +310,22 @@ impl<S: Storage> Shard<S> {
                 }
             })
             .collect();
-        let appended = crate::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await;
-        let waits: Vec<CommitWait<S>> = appended
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(|(_, w)| CommitWait { log: w.log.clone(), ..*w })
-            .collect();
+        let mut results = Vec::with_capacity(futs.len());
+        let mut waits = Vec::with_capacity(futs.len());
+        for r in crate::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await {
+            results.push(r.map(|(info, wait)| {
+                waits.push(wait);
+                info
+            }));
+        }
+        // One outcome per appended item, in order: a failed write or sync replaces its info.
         let mut committed = self.committer.wait(&waits).await.into_iter();
-        appended
-            .into_iter()
-            .map(|r| {
-                let (info, _) = r?;
-                match committed.next() {
-                    Some(Ok(())) => Ok(info),
-                    Some(Err(e)) => Err(e.into()),
-                    None => unreachable!("one commit outcome per appended item"),
-                }
-            })
-            .collect()
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            if let Some(Err(e)) = committed.next() {
+                *r = Err(e.into());
+            }
+        }
+        results
     }
 
     /// Periodic work: interval syncs, and trimming tail caches when the budget is exceeded.
@@ -331,8 +334,12 @@ impl<S: Storage> Shard<S> {
         if self.budget.needs_trim() {
             self.trim_caches();
         }
-        let interval = |l: &PartitionLog<S>| matches!(l.config().durability, Durability::IntervalMs(_));
-        let logs: Vec<_> = self.logs.borrow().values().filter(|l| interval(l)).cloned().collect();
+        // Production logs sync per acks=all request; only interval-durability logs need the
+        // tick, and with none of them a tick must not walk 10,000 logs every few ms.
+        if self.interval_logs.get() == 0 {
+            return;
+        }
+        let logs: Vec<_> = self.logs.borrow().values().filter(|l| is_interval(l)).cloned().collect();
         let now = (self.clock)();
         for log in logs {
             // A failed sync poisons the log, which reports it to its next caller.
@@ -373,6 +380,9 @@ impl<S: Storage> Shard<S> {
             }
             ShardRequest::DeletePartition { tp, reply } => {
                 let log = self.logs.borrow_mut().remove(&tp);
+                if log.as_deref().is_some_and(is_interval) {
+                    self.interval_logs.set(self.interval_logs.get() - 1);
+                }
                 let r = match log {
                     None => Err(PartitionError::UnknownPartition(tp)),
                     Some(log) => log.delete().await.map_err(Into::into),
