@@ -9,7 +9,8 @@
 #   WORKLOADS="8,1,1 2000,all,4" benches/acks_vs_kafka.sh ...   # partitions,acks,producers
 #
 # Prints one line per target and workload: records/s, MB/s, errors, produce latency percentiles
-# and the broker's RSS right after the run. Results (JSON) go to $OUT (default /tmp/acks-vs-kafka).
+# and the broker's RSS right after the run; before and after everything, fio's O_DIRECT
+# sequential write bandwidth on the same filesystem (the ceiling of any write-through acks). Results (JSON) go to $OUT (default /tmp/acks-vs-kafka).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BENCH=${BENCH:-target/release/odradek}
@@ -33,6 +34,14 @@ stop() { # target dir
   esac
   rm -rf "$2" "$2.log"
 }
+fio_ref() {
+  if ! command -v fio >/dev/null; then echo "fio: not installed"; return; fi
+  fio --name=ref --filename="$OUT/fio.dat" --rw=write --bs=1m --direct=1 --ioengine=io_uring \
+    --iodepth=4 --size=1G --end_fsync=1 --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys; print("fio O_DIRECT write 1 MiB x4 MB/s", round(json.load(sys.stdin)["jobs"][0]["write"]["bw_bytes"] / 1e6, 1))'
+  rm -f "$OUT/fio.dat"
+}
+fio_ref
 for w in $WL; do
   IFS=, read -r P A N <<<"$w"
   for t in "${TARGETS[@]}"; do
@@ -63,3 +72,4 @@ PY
     stop "$t" "$dir"
   done
 done
+fio_ref
