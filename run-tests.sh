@@ -23,6 +23,16 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 
+# Both fuzz targets, for a bounded time each (FUZZ_SECONDS, default 30): the decoders of every
+# untrusted input, without the broker's panic guard. cargo-fuzz wants a nightly compiler;
+# RUSTC_BOOTSTRAP=1 lets the machine's stable one accept its flags. Crashes stop the run.
+command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
+fuzz_secs=${FUZZ_SECONDS:-30}
+for t in engine:batch_decode net:request_decode; do
+  (cd "${t%%:*}" && RUSTC_BOOTSTRAP=1 cargo fuzz run "${t#*:}" -s none --target-dir ../target/fuzz \
+    -- -max_total_time="$fuzz_secs" -rss_limit_mb=4096 -print_final_stats=1 2>&1 | tail -n 15)
+done
+
 venv=target/interop-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r tests/interop/requirements.txt

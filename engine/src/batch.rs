@@ -210,8 +210,10 @@ impl<'a> BatchView<'a> {
     pub fn base_offset(&self) -> i64 {
         self.header().base_offset.get()
     }
+    /// Wraps instead of overflowing: a producer's batch carries any base offset (the broker
+    /// assigns the real one), so a huge one must not panic a debug build.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + self.header().last_offset_delta.get() as i64
+        self.base_offset().wrapping_add(i64::from(self.header().last_offset_delta.get()))
     }
     pub fn record_count(&self) -> i32 {
         self.header().record_count.get()

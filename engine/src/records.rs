@@ -31,6 +31,8 @@ pub enum RecordError {
     Decompress { codec: Compression, reason: String },
     #[error("decompressed records exceed {DECOMPRESSED_BYTES_MAX} bytes")]
     DecompressedTooLarge,
+    #[error("record offset {base_offset} + {offset_delta} overflows")]
+    OffsetOverflow { base_offset: i64, offset_delta: i32 },
 }
 
 /// One record as a reader sees it: offsets and timestamps are absolute.
@@ -281,8 +283,11 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
         if !body.is_empty() {
             return Err(RecordError::RecordLengthMismatch { declared: len.into(), actual: len as usize - body.len() });
         }
+        let offset = base_offset
+            .checked_add(i64::from(offset_delta))
+            .ok_or(RecordError::OffsetOverflow { base_offset, offset_delta })?;
         out.push(Record {
-            offset: base_offset + i64::from(offset_delta),
+            offset,
             timestamp: if log_append { h.max_timestamp.get() } else { base_ts.wrapping_add(ts_delta) },
             key,
             value,
@@ -427,6 +432,24 @@ pub fn record_overhead_estimate(key_len: usize, value_len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzz target: a record's offset delta past the end of `i64` is an error,
+    /// not an overflow panic.
+    #[test]
+    fn offset_overflow_is_an_error() {
+        let mut b = BatchBuilder::new(Compression::None, 1_000);
+        b.push(Record::new(None, Some(b"a".to_vec())));
+        b.push(Record::new(None, Some(b"b".to_vec())));
+        let mut bytes = b.build().to_vec();
+        // The base offset is outside the CRC's range: no need to recompute it.
+        bytes[..8].copy_from_slice(&(i64::MAX).to_be_bytes());
+        let view = crate::batch::BatchView::parse(&bytes, 1 << 20).expect("valid batch");
+        assert_eq!(view.last_offset(), i64::MIN);
+        match decode_records(&view) {
+            Err(RecordError::OffsetOverflow { base_offset: i64::MAX, offset_delta: 1 }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn records() -> Vec<Record> {
         (0..50)

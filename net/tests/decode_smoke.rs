@@ -1,6 +1,8 @@
 //! Request decoding on random and mutated frames, in every CI run: it returns (a request or an
-//! error), never panics, never aborts on an absurd element count. The fuzz target
-//! (`net/fuzz`) runs the same function for longer.
+//! error), never panics, never aborts on an absurd element count. These call the decoder
+//! without the broker's panic guard (`decode_request_unguarded`), so a decoder panic fails
+//! them; one test checks that the guarded path gives the same answers. The fuzz target (`net/fuzz`) runs the same
+//! function for longer.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -8,7 +10,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use net::handlers::{decode_request, Decoded};
+use net::handlers::{decode_request, decode_request_unguarded as decode, Decoded, RequestError};
 use proptest::prelude::*;
 
 #[global_allocator]
@@ -62,7 +64,7 @@ fn valid_requests() -> Vec<Bytes> {
 #[test]
 fn valid_requests_decode() {
     for r in valid_requests() {
-        match decode_request(r) {
+        match decode(r) {
             Ok(Decoded::Request { header, .. }) => assert_eq!(header.correlation_id, 7),
             Ok(Decoded::ApiVersionsUnsupported { .. }) => panic!("supported version refused"),
             Err(e) => panic!("valid request refused: {e}"),
@@ -76,11 +78,11 @@ fn absurd_counts_are_refused_without_aborting() {
         for at in 8..r.len().saturating_sub(4) {
             let mut m = r.to_vec();
             m[at..at + 4].copy_from_slice(&0x7fff_fff0i32.to_be_bytes());
-            let _ = decode_request(Bytes::from(m.clone()));
+            let _ = decode(Bytes::from(m.clone()));
             // A varint of 2^32 - 1 (compact arrays and strings in flexible versions).
             m[at..at + 4].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
             m.insert(at + 4, 0x0f);
-            let _ = decode_request(Bytes::from(m));
+            let _ = decode(Bytes::from(m));
         }
     }
 }
@@ -90,7 +92,7 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = decode_request(Bytes::from(bytes));
+        let _ = decode(Bytes::from(bytes));
     }
 
     #[test]
@@ -106,6 +108,21 @@ proptest! {
             m[i] = byte;
         }
         m.truncate(cut % (m.len() + 1));
-        let _ = decode_request(Bytes::from(m));
+        let _ = decode(Bytes::from(m));
+    }
+}
+
+/// The guard the broker runs decoders under turns a panic into a refused request. The guarded
+/// and unguarded paths agree on every valid request.
+#[test]
+fn guarded_and_unguarded_agree() {
+    for r in valid_requests() {
+        let a = decode_request(r.clone()).map(|d| matches!(d, Decoded::Request { .. }));
+        let b = decode(r).map(|d| matches!(d, Decoded::Request { .. }));
+        assert!(matches!((a, b), (Ok(true), Ok(true))));
+    }
+    match decode_request(Bytes::from_static(&[0, 3])) {
+        Err(RequestError::Malformed { key: -1, .. }) => {}
+        other => panic!("a short header must be malformed: {:?}", other.err()),
     }
 }

@@ -65,8 +65,18 @@ pub enum Decoded {
     },
 }
 
-/// Decodes one frame body. Pure: the fuzz target and property tests call it directly.
-pub fn decode_request(mut body: Bytes) -> Result<Decoded, RequestError> {
+/// Decodes one frame body, as the broker does: a panic in a decoder becomes
+/// [`RequestError::Malformed`] (the connection closes, the core goes on).
+pub fn decode_request(body: Bytes) -> Result<Decoded, RequestError> {
+    let key = body.get(..2).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    let version = body.get(2..4).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    std::panic::catch_unwind(AssertUnwindSafe(|| decode_request_unguarded(body)))
+        .unwrap_or_else(|_| Err(RequestError::Malformed { key, version, reason: "decoder panicked".into() }))
+}
+
+/// [`decode_request`] without the panic guard. Pure: the fuzz targets and property tests call
+/// it, so a decoder panic fails them instead of passing as a refused request.
+pub fn decode_request_unguarded(mut body: Bytes) -> Result<Decoded, RequestError> {
     let (key, version, correlation_id) = {
         let mut h = &body[..];
         if h.len() < crate::frame::REQUEST_HEADER_BYTES_MIN {
@@ -84,14 +94,11 @@ pub fn decode_request(mut body: Bytes) -> Result<Decoded, RequestError> {
         return Err(RequestError::UnsupportedVersion { key, version });
     }
     let malformed = |reason: String| RequestError::Malformed { key, version, reason };
-    // The decoders are generated code fed with untrusted bytes: a panic in one must close this
-    // connection, not take down the core.
-    let (header, request) = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let (header, request) = (|| {
         let header = RequestHeader::decode(&mut body, spec.key.request_header_version(version))?;
         let request = RequestKind::decode(spec.key, &mut body, version)?;
         Ok::<_, anyhow::Error>((header, request))
-    }))
-    .map_err(|_| malformed("decoder panicked".into()))?
+    })()
     .map_err(|e| malformed(e.to_string()))?;
     if header.correlation_id != correlation_id || header.request_api_key != key {
         return Err(malformed("header mismatch".into()));
