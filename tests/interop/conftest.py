@@ -32,7 +32,11 @@ class Broker:
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="odradek-interop-")
         self.args = list(args)
         self.proc = None
-        self.log_path = os.path.join(self.data_dir, "..", os.path.basename(self.data_dir) + ".log")
+        # Beside the data directory, spelled without "..": cleanup() removes it after the
+        # directory is gone, when a path through the directory no longer resolves.
+        data_abs = os.path.abspath(self.data_dir)
+        self.log_path = os.path.join(os.path.dirname(data_abs), os.path.basename(data_abs) + ".log")
+        self.log = None
 
     @property
     def bootstrap(self):
@@ -40,6 +44,7 @@ class Broker:
 
     def start(self):
         assert os.path.exists(BIN), f"{BIN} missing: run `cargo build -p odradek` first"
+        self._close_log()
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listeners", self.bootstrap, "--data-dir", self.data_dir, *self.args],
@@ -56,6 +61,11 @@ class Broker:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("broker did not start listening: " + self.read_log())
+
+    def _close_log(self):
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def read_log(self):
         try:
@@ -87,6 +97,7 @@ class Broker:
 
     def cleanup(self):
         self.kill9()
+        self._close_log()
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             try:
@@ -128,3 +139,24 @@ def topic_name(request):
     _counter[0] += 1
     base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
     return f"{base}-{_counter[0]}-{int(time.time() * 1000) % 100000}"
+
+
+def _leftovers():
+    tmp = tempfile.gettempdir()
+    return {f for f in os.listdir(tmp) if f.startswith("odradek-interop-")}
+
+
+_before_session = set()
+
+
+def pytest_sessionstart(session):
+    _before_session.update(_leftovers())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every broker a test started removes its data directory and log: a run that leaves any in
+    the temp directory fails."""
+    left = sorted(_leftovers() - _before_session)
+    if left:
+        print(f"\ninterop tests left {len(left)} broker files in {tempfile.gettempdir()}: {left[:5]}")
+        session.exitstatus = 1
