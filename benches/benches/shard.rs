@@ -1,6 +1,7 @@
-//! Cross-shard message round trip: a task on shard 0 calls shard 1 through `ShardHandle::call`
+//! Cross-shard message round trip: a task on shard 0 calls shard 1 through `Router::call`
 //! (a typed request with a reply channel, as the broker does for every partition a connection's
-//! core does not own) and waits for the answer, one call at a time, then 16 calls at once.
+//! core does not own, through shard 1's door) and waits for the answer, one call at a time,
+//! then 16 calls at once.
 //!
 //! Also a plain thread calling a shard (`call_blocking`).
 //!
@@ -13,7 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use engine::shard::{ShardHandle, ShardRequest, ShardService, ShardSet, ShardSetConfig};
+use engine::shard::ShardSetConfig;
+use replication::{Node, NodeConfig, Router, ServiceFactory, ShardId, ShardRequest, ShardServices};
+
+/// No coordinator calls in this benchmark.
+enum NoCall {}
 
 /// A command to the driver task on shard 0: make `calls` round trips, `parallel` at a time, and
 /// answer with the elapsed time.
@@ -23,19 +28,19 @@ struct Run {
     reply: flume::Sender<Duration>,
 }
 
-async fn round_trips(handle: &ShardHandle, calls: u64) {
+async fn round_trips(handle: &Router<NoCall>, calls: u64) {
     for _ in 0..calls {
-        let r = handle.call(1, |reply| ShardRequest::List { reply }).await;
+        let r = handle.call(ShardId(1), |reply| ShardRequest::List { reply }).await;
         assert!(r.is_ok(), "shard 1 answers");
     }
 }
 
-fn start_shards() -> (ShardSet, flume::Sender<Run>, std::path::PathBuf) {
+fn start_shards() -> (Node<NoCall>, flume::Sender<Run>, std::path::PathBuf) {
     let (tx, rx) = flume::unbounded::<Run>();
     let rx = Arc::new(Mutex::new(Some(rx)));
-    let service: ShardService = Arc::new(move |shard, handle| {
-        let rx = if shard.id == 0 { rx.lock().expect("not poisoned").take() } else { None };
-        Box::pin(async move {
+    let service: ServiceFactory<NoCall> = Arc::new(move |shard, handle: Router<NoCall>| {
+        let rx = if shard.id() == ShardId(0) { rx.lock().expect("not poisoned").take() } else { None };
+        let main = Box::pin(async move {
             let Some(rx) = rx else { return };
             while let Ok(run) = rx.recv_async().await {
                 let start = Instant::now();
@@ -51,13 +56,14 @@ fn start_shards() -> (ShardSet, flume::Sender<Run>, std::path::PathBuf) {
                 }
                 let _ = run.reply.send(start.elapsed());
             }
-        })
+        });
+        ShardServices { coordinator: None, main }
     });
     let dir = std::env::temp_dir().join(format!("odradek-bench-shard-{}", std::process::id()));
     let mut config = ShardSetConfig::new(&dir);
     config.shard_count = 2;
     config.io_memory_bytes = 4 << 20;
-    let set = ShardSet::start(config, Some(service)).expect("shards start");
+    let set = Node::start(NodeConfig::new(config), Some(service)).expect("shards start");
     (set, tx, dir)
 }
 
@@ -93,9 +99,9 @@ fn cross_shard(c: &mut Criterion) {
         })
     });
     // A thread outside any executor (start-up, tools) asking a shard: one wake-up into glommio.
-    let handle = set.handle();
+    let handle = set.router();
     g.bench_function("call_blocking_from_thread", |b| {
-        b.iter(|| handle.call_blocking(1, |reply| ShardRequest::List { reply }).map(|l| l.len()))
+        b.iter(|| handle.call_blocking(ShardId(1), |reply| ShardRequest::List { reply }).map(|l| l.len()))
     });
     g.bench_function("call_one_at_a_time", |b| b.iter_custom(|iters| run(&driver, iters, 1)));
     // Per call, with 16 calls in flight from 16 tasks: what batching the wake-ups buys.

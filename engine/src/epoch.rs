@@ -29,7 +29,8 @@ impl EpochCache {
     }
 
     /// Records that `epoch` starts at `offset`, if it is newer than the latest epoch. Returns
-    /// whether the cache changed (and must be persisted).
+    /// whether the cache changed (and must be persisted). Epochs that started at or after
+    /// `offset` held no record (a leader that appended nothing) and give way to the new one.
     pub fn assign(&mut self, epoch: i32, offset: i64) -> bool {
         if epoch < 0 {
             return false;
@@ -37,10 +38,19 @@ impl EpochCache {
         match self.entries.last() {
             Some(last) if epoch <= last.epoch => false,
             _ => {
+                while self.entries.last().is_some_and(|e| e.start_offset >= offset) {
+                    self.entries.pop();
+                }
                 self.entries.push(EpochEntry { epoch, start_offset: offset });
                 true
             }
         }
+    }
+
+    /// The epoch the record at `offset` was written in: the latest epoch starting at or before
+    /// it.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.entries.iter().rev().find(|e| e.start_offset <= offset).map(|e| e.epoch)
     }
 
     /// The largest epoch at or below `requested`, and the offset where the next epoch starts
@@ -118,6 +128,23 @@ impl EpochCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_epoch_gives_way_and_epoch_at_finds_the_writer() {
+        let mut c = EpochCache::default();
+        assert!(c.assign(0, 0));
+        assert!(c.assign(2, 10));
+        // Epoch 3 starts where 2 did: 2 held nothing.
+        assert!(c.assign(3, 10));
+        assert_eq!(c.entries().iter().map(|e| (e.epoch, e.start_offset)).collect::<Vec<_>>(), [(0, 0), (3, 10)]);
+        assert!(c.assign(4, 15));
+        assert_eq!(
+            (c.epoch_at(0), c.epoch_at(9), c.epoch_at(10), c.epoch_at(14), c.epoch_at(99)),
+            (Some(0), Some(0), Some(3), Some(3), Some(4))
+        );
+        assert_eq!(EpochCache::default().epoch_at(5), None);
+        assert_eq!(EpochCache::decode(&c.encode()), Some(c));
+    }
 
     fn cache() -> EpochCache {
         let mut c = EpochCache::default();

@@ -155,10 +155,19 @@ pub mod dma {
         }
     }
 
-    /// The production store. Small files go through std's buffered I/O: they are tiny, rare
-    /// (segment roll, checkpoints, clean shutdown) and fsynced.
+    /// The production store. Segment files use glommio's `DmaFile` (io_uring); everything else
+    /// (directories, small checkpoint and index files, renames, directory syncs) is blocking
+    /// file-system work, run on the executor's blocking thread ([`blocking`]) so the shard's
+    /// reactor never waits on it.
     #[derive(Clone, Debug, Default)]
     pub struct DmaStorage;
+
+    /// Runs blocking file-system work on the calling executor's blocking-thread pool (glommio's
+    /// default: one thread per executor, placed like it), and waits for it without blocking
+    /// the shard. The only place of the shard crates where `std::fs` may be called.
+    pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+        glommio::executor().spawn_blocking(f).await
+    }
 
     impl DmaStorage {
         /// Guards against glommio 0.9's one-time IOPOLL probe (see MACHINE.md): if the first
@@ -166,12 +175,17 @@ pub mod dma {
         /// read fails with EOPNOTSUPP. Opening a non-empty file first makes the probe fail
         /// properly. Call once per executor before any other file of `dir`'s device is opened.
         pub async fn guard_iopoll_probe(dir: &Path) -> io::Result<()> {
-            std::fs::create_dir_all(dir)?;
             let probe = dir.join(".iopoll-probe");
-            let ok = std::fs::metadata(&probe).map(|m| m.len() >= ALIGN as u64).unwrap_or(false);
-            if !ok {
-                std::fs::write(&probe, vec![0u8; ALIGN])?;
-            }
+            let (d, p) = (dir.to_path_buf(), probe.clone());
+            blocking(move || {
+                std::fs::create_dir_all(&d)?;
+                let ok = std::fs::metadata(&p).map(|m| m.len() >= ALIGN as u64).unwrap_or(false);
+                if !ok {
+                    std::fs::write(&p, vec![0u8; ALIGN])?;
+                }
+                Ok(())
+            })
+            .await?;
             let f = DmaFile::open(&probe).await.map_err(to_io)?;
             f.close().await.map_err(to_io)
         }
@@ -185,51 +199,71 @@ pub mod dma {
             Ok(DmaSegmentFile { file, allocated: std::cell::Cell::new(0), step })
         }
         async fn remove(&self, path: &Path) -> io::Result<()> {
-            match std::fs::remove_file(path) {
+            let path = path.to_path_buf();
+            blocking(move || match std::fs::remove_file(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 r => r,
-            }
+            })
+            .await
         }
         async fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-            let mut out = Vec::new();
-            for e in std::fs::read_dir(dir)? {
-                out.push(e?.file_name().to_string_lossy().into_owned());
-            }
-            Ok(out)
+            let dir = dir.to_path_buf();
+            blocking(move || {
+                let mut out = Vec::new();
+                for e in std::fs::read_dir(&dir)? {
+                    out.push(e?.file_name().to_string_lossy().into_owned());
+                }
+                Ok(out)
+            })
+            .await
         }
         async fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-            std::fs::create_dir_all(dir)
+            let dir = dir.to_path_buf();
+            blocking(move || std::fs::create_dir_all(&dir)).await
         }
         async fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
-            match std::fs::remove_dir_all(dir) {
+            let dir = dir.to_path_buf();
+            blocking(move || match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 r => r,
-            }
+            })
+            .await
         }
         async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-            std::fs::File::open(dir)?.sync_all()
+            let dir = dir.to_path_buf();
+            blocking(move || std::fs::File::open(&dir)?.sync_all()).await
         }
         async fn read_small(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-            match std::fs::read(path) {
+            let path = path.to_path_buf();
+            blocking(move || match std::fs::read(&path) {
                 Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),
-            }
+            })
+            .await
         }
         async fn write_small(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-            use std::io::Write;
-            let tmp = path.with_extension("tmp");
-            {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(bytes)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
+            blocking(move || write_atomically(&path, &bytes)).await
         }
+    }
+
+    /// Writes `bytes` to `path` so that a crash leaves the old or the new content: a synced
+    /// temporary file renamed over it, then the directory synced. Blocking: call it through
+    /// [`blocking`] on a shard.
+    pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 

@@ -8,8 +8,9 @@
 //! Shared-nothing, thread-per-core. A [`shard`] is one glommio executor pinned to one core; each
 //! partition log is owned by exactly one shard for its whole life, and only that shard touches
 //! its files, indexes and cache. Log types ([`log::PartitionLog`], [`segment::Segment`]) are
-//! `!Send` on purpose. Work crosses cores only as typed messages ([`shard::ShardRequest`])
-//! carrying `Send` data ([`batch::ValidatedBatches`], `bytes::Bytes`), batched per owner.
+//! `!Send` on purpose. Work crosses cores only as typed messages through each shard's one door
+//! (the `replication` crate's `ShardRequest`), carrying `Send` data
+//! ([`batch::ValidatedBatches`], `bytes::Bytes`), batched per owner.
 //!
 //! ## Layers
 //!
@@ -24,7 +25,7 @@
 //!   timestamp lookup, roll, truncate, delete-before, leader epochs, recovery on open.
 //! - [`commit`]: a shard's group write and group commit across all its logs (what acks wait for).
 //! - [`budget`]: a shard's memory budget for write buffers and tail caches.
-//! - [`shard`]: executors, placement, the per-shard registry, cross-shard messages.
+//! - [`shard`]: executors, the default placement, the per-shard log registry (storage only).
 //!
 //! ## Invariants
 //!
@@ -38,8 +39,7 @@
 //!
 //! Every buffer has a named limit: [`log::LogConfig`] (write buffer, tail cache, in-flight
 //! writes), the shard's [`budget::MemoryBudget`] over all its logs,
-//! [`commit::COMMIT_LOGS_IN_FLIGHT_MAX`], [`batch::BATCH_BYTES_LIMIT`], [`records::DECOMPRESSED_BYTES_MAX`],
-//! [`shard::SHARD_QUEUE_DEPTH`].
+//! [`commit::COMMIT_LOGS_IN_FLIGHT_MAX`], [`batch::BATCH_BYTES_LIMIT`], [`records::DECOMPRESSED_BYTES_MAX`].
 //!
 //! The on-disk format is documented byte by byte in `engine/FORMAT.md`.
 

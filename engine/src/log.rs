@@ -1440,6 +1440,20 @@ impl<S: Storage> PartitionLog<S> {
     pub fn latest_epoch(&self) -> Option<i32> {
         self.inner.borrow().epochs.latest_epoch()
     }
+    /// The epoch the record at `offset` was written in.
+    pub fn epoch_at(&self, offset: i64) -> Option<i32> {
+        self.inner.borrow().epochs.epoch_at(offset)
+    }
+    /// A new leader epoch starts at the log end (leadership changed): OffsetForLeaderEpoch
+    /// answers for it before anything is appended. Kept in the checkpoint from the next roll or
+    /// close; a crash before that loses only this empty epoch's entry.
+    pub fn begin_epoch(&self, epoch: i32) {
+        let mut inner = self.inner.borrow_mut();
+        let leo = inner.log_end_offset();
+        if inner.epochs.assign(epoch, leo) {
+            inner.epochs_dirty = true;
+        }
+    }
 
     /// Writes and syncs everything and writes the active segment's indexes. The log refuses
     /// further work; its files close when the last `Rc` to it is dropped.

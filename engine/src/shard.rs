@@ -1,11 +1,12 @@
-//! Shards: one executor per core, pinned; each owns a registry of partition logs; other cores
-//! reach them only through typed, bounded request/reply messages.
+//! Shards: one executor per core, pinned; each owns the storage of the partition logs placed
+//! on it: opening and recovering them, their group commit and their memory budget.
 //!
-//! - [`Shard`] lives on its own core for the life of the process (`!Send`: it holds `Rc`s).
-//! - [`ShardRequest`] crosses cores. It carries a batch of work for one owner (all the partitions
-//!   of a Produce or Fetch request that this shard owns), because a cross-core wake-up costs
-//!   ~16 µs here: one message per request per owner, never one per record.
-//! - [`ShardSet`] starts the executors (glommio) and hands out a `Send + Sync` [`ShardHandle`].
+//! - [`Shard`] lives on its own core for the life of the process (`!Send`: it holds `Rc`s). It
+//!   is storage only: who may call it, and what a partition is beyond its log (role, epochs,
+//!   watermarks, producer state), is the partition layer's (`replication`), which also owns
+//!   each shard's one door (its typed request enum and pump).
+//! - [`ShardSet`] starts the executors (glommio), recovers each shard's logs, and runs the
+//!   higher layer's main future on every shard until it returns.
 //!
 //! The shard logic is generic over [`Storage`] and takes a spawner, so it runs the same under
 //! glommio and under a test executor with the in-memory store.
@@ -18,20 +19,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use thiserror::Error;
-
-use crate::batch::ValidatedBatches;
 use crate::budget::MemoryBudget;
-use crate::commit::{CommitWait, Committer};
+use crate::commit::Committer;
 use crate::io::Storage;
-use crate::log::{AppendInfo, Durability, LogConfig, LogError, PartitionLog, ReadResult};
-
-/// Messages a shard's inbox holds before senders wait (backpressure across cores).
-pub const SHARD_QUEUE_DEPTH: usize = 1024;
-/// Partitions of one request a shard appends to or reads from at the same time. A request may
-/// name tens of thousands; each in-flight one can hold I/O (a roll, a disk read), and one task
-/// must never wait on an unbounded number of I/O operations (see [`crate::sync::join_windowed`]).
-pub const REQUEST_PARTITIONS_IN_FLIGHT_MAX: usize = 32;
+use crate::log::{Durability, LogConfig, LogError, PartitionLog};
 
 /// A topic partition, cheap to clone and `Send`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,94 +63,9 @@ pub fn shard_for(tp: &TopicPartition, shard_count: usize) -> usize {
     ((h % shard_count as u64) as usize + tp.partition as usize) % shard_count
 }
 
-#[derive(Debug, Error)]
-pub enum PartitionError {
-    #[error("unknown partition {0:?}")]
-    UnknownPartition(TopicPartition),
-    #[error("partition {0:?} already exists")]
-    AlreadyExists(TopicPartition),
-    #[error(transparent)]
-    Log(#[from] LogError),
-    #[error("shard {0} is gone")]
-    ShardGone(usize),
-}
-
-/// A reply channel: one value back to the asking core.
-pub type Reply<T> = flume::Sender<T>;
-
-pub struct AppendItem {
-    pub tp: TopicPartition,
-    pub batches: ValidatedBatches,
-    pub leader_epoch: i32,
-    /// Also wait for the data to be synced (acks=all on a log with `Durability::Always`).
-    /// Without it the reply still waits until the data is written to the device (acks=0/1).
-    pub durable: bool,
-}
-
-pub struct ReadItem {
-    pub tp: TopicPartition,
-    pub offset: i64,
-    pub bytes_max: usize,
-    /// Read up to this offset (exclusive); `None` for the high watermark.
-    pub end_offset: Option<i64>,
-}
-
-/// Offsets of one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionOffsets {
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    pub log_end_offset: i64,
-}
-
-/// Work one core asks of the core that owns the partitions named in it.
-pub enum ShardRequest {
-    CreatePartition {
-        tp: TopicPartition,
-        config: LogConfig,
-        reply: Reply<Result<(), PartitionError>>,
-    },
-    DeletePartition {
-        tp: TopicPartition,
-        reply: Reply<Result<(), PartitionError>>,
-    },
-    Append {
-        items: Vec<AppendItem>,
-        reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
-    },
-    Read {
-        items: Vec<ReadItem>,
-        reply: Reply<Vec<Result<ReadResult, PartitionError>>>,
-    },
-    Offsets {
-        tps: Vec<TopicPartition>,
-        reply: Reply<Vec<Result<PartitionOffsets, PartitionError>>>,
-    },
-    /// First record with timestamp >= the given one: `(offset, timestamp)`.
-    OffsetForTimestamp {
-        tp: TopicPartition,
-        timestamp: i64,
-        reply: Reply<Result<Option<(i64, i64)>, PartitionError>>,
-    },
-    DeleteBefore {
-        tp: TopicPartition,
-        offset: i64,
-        reply: Reply<Result<i64, PartitionError>>,
-    },
-    TruncateTo {
-        tp: TopicPartition,
-        offset: i64,
-        reply: Reply<Result<(), PartitionError>>,
-    },
-    /// Partitions this shard owns.
-    List {
-        reply: Reply<Vec<TopicPartition>>,
-    },
-    /// Close every log cleanly and stop the shard.
-    Shutdown {
-        reply: Reply<()>,
-    },
-}
+/// Which shard owns a partition, as the placement table says (see `replication::Placement`);
+/// the shard recovers only the logs it owns.
+pub type PlacementFn = Arc<dyn Fn(&TopicPartition, usize) -> usize + Send + Sync>;
 
 pub type Spawner = Rc<dyn Fn(Pin<Box<dyn Future<Output = ()>>>)>;
 
@@ -232,23 +138,66 @@ impl<S: Storage> Shard<S> {
         })
     }
 
-    /// Opens (recovering) every partition under the data directory that this shard owns.
-    pub async fn load(self: &Rc<Self>) -> Result<usize, LogError> {
+    /// Opens (recovering) every partition under the data directory that `owner` places on this
+    /// shard; returns them in name order.
+    pub async fn load(self: &Rc<Self>, owner: &PlacementFn) -> Result<Vec<TopicPartition>, LogError> {
         self.storage.create_dir_all(&self.data_dir).await?;
         let mut names = self.storage.list(&self.data_dir).await?;
         names.sort();
-        let mut n = 0;
+        let mut loaded = Vec::new();
         for name in names {
             let Some(tp) = TopicPartition::from_dir_name(&name) else { continue };
-            if shard_for(&tp, self.shard_count) != self.id {
+            if owner(&tp, self.shard_count) != self.id {
                 continue;
             }
             let config =
                 self.config_for.as_ref().and_then(|f| (f.0)(&tp)).unwrap_or_else(|| self.default_config.clone());
-            self.open_log(tp, config).await?;
-            n += 1;
+            self.open_log(tp.clone(), config).await?;
+            loaded.push(tp);
         }
-        Ok(n)
+        Ok(loaded)
+    }
+
+    /// Creates (or, if its directory exists, recovers) the log of a partition new to this
+    /// shard. `Ok(None)`: the shard already has it.
+    pub async fn create_log(
+        self: &Rc<Self>,
+        tp: TopicPartition,
+        config: LogConfig,
+    ) -> Result<Option<Rc<PartitionLog<S>>>, LogError> {
+        if self.log(&tp).is_some() {
+            return Ok(None);
+        }
+        self.open_log(tp, config).await.map(Some)
+    }
+
+    /// Takes a log out of the registry (the caller deletes or closes it).
+    pub fn remove_log(&self, tp: &TopicPartition) -> Option<Rc<PartitionLog<S>>> {
+        let log = self.logs.borrow_mut().remove(tp);
+        if log.as_deref().is_some_and(is_interval) {
+            self.interval_logs.set(self.interval_logs.get() - 1);
+        }
+        log
+    }
+
+    /// Closes every log cleanly (writes, syncs, indexes) and empties the registry.
+    pub async fn close_all(&self) {
+        let logs: Vec<_> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
+        self.interval_logs.set(0);
+        for log in logs {
+            // A failed close poisons the log; recovery at the next start handles the rest.
+            let _ = log.close().await;
+        }
+    }
+
+    /// The shard's group write and group commit, shared by all its logs.
+    pub fn committer(&self) -> &Rc<Committer<S>> {
+        &self.committer
+    }
+
+    /// The shard's clock (milliseconds since the Unix epoch).
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
     }
 
     async fn open_log(self: &Rc<Self>, tp: TopicPartition, config: LogConfig) -> Result<Rc<PartitionLog<S>>, LogError> {
@@ -283,49 +232,6 @@ impl<S: Storage> Shard<S> {
         let mut v: Vec<_> = self.logs.borrow().keys().cloned().collect();
         v.sort();
         v
-    }
-
-    fn get(&self, tp: &TopicPartition) -> Result<Rc<PartitionLog<S>>, PartitionError> {
-        self.log(tp).ok_or_else(|| PartitionError::UnknownPartition(tp.clone()))
-    }
-
-    /// Appends to the partitions of one request and returns once each append is written to the
-    /// device (and synced where `durable` asks it of a `Durability::Always` log). The
-    /// partitions progress together, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`] at a time,
-    /// and all wait on one group write/commit of the shard.
-    pub async fn append(&self, items: Vec<AppendItem>) -> Vec<Result<AppendInfo, PartitionError>> {
-        let now = (self.clock)();
-        let futs: Vec<_> = items
-            .into_iter()
-            .map(|item| {
-                let log = self.get(&item.tp);
-                async move {
-                    let log = log?;
-                    let info = log.append_buffered(item.batches, item.leader_epoch, now).await?;
-                    let sync = item.durable && log.config().durability == Durability::Always;
-                    // Asked at once, not after the whole request: the shard's write buffers
-                    // drain only through the committer, and later items may wait for room.
-                    self.committer.request(&log, info.last_offset + 1, sync);
-                    Ok::<_, PartitionError>((info, CommitWait { log, offset: info.last_offset + 1, sync }))
-                }
-            })
-            .collect();
-        let mut results = Vec::with_capacity(futs.len());
-        let mut waits = Vec::with_capacity(futs.len());
-        for r in crate::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await {
-            results.push(r.map(|(info, wait)| {
-                waits.push(wait);
-                info
-            }));
-        }
-        // One outcome per appended item, in order: a failed write or sync replaces its info.
-        let mut committed = self.committer.wait(&waits).await.into_iter();
-        for r in results.iter_mut().filter(|r| r.is_ok()) {
-            if let Some(Err(e)) = committed.next() {
-                *r = Err(e.into());
-            }
-        }
-        results
     }
 
     /// Periodic work: interval syncs, and trimming tail caches when the budget is exceeded.
@@ -365,131 +271,10 @@ impl<S: Storage> Shard<S> {
         // Still over: what remains is not yet written; the committer's progress frees it.
         self.budget.trimmed();
     }
-
-    /// Handles one request. Returns `false` once the shard was told to shut down.
-    pub async fn handle(self: &Rc<Self>, req: ShardRequest) -> bool {
-        let now = (self.clock)();
-        match req {
-            ShardRequest::CreatePartition { tp, config, reply } => {
-                let r = if self.log(&tp).is_some() {
-                    Err(PartitionError::AlreadyExists(tp))
-                } else {
-                    self.open_log(tp, config).await.map(|_| ()).map_err(Into::into)
-                };
-                let _ = reply.send(r);
-            }
-            ShardRequest::DeletePartition { tp, reply } => {
-                let log = self.logs.borrow_mut().remove(&tp);
-                if log.as_deref().is_some_and(is_interval) {
-                    self.interval_logs.set(self.interval_logs.get() - 1);
-                }
-                let r = match log {
-                    None => Err(PartitionError::UnknownPartition(tp)),
-                    Some(log) => log.delete().await.map_err(Into::into),
-                };
-                let _ = reply.send(r);
-            }
-            ShardRequest::Append { items, reply } => {
-                let _ = reply.send(self.append(items).await);
-            }
-            ShardRequest::Read { items, reply } => {
-                let futs: Vec<_> = items
-                    .into_iter()
-                    .map(|item| {
-                        let log = self.get(&item.tp);
-                        async move { Ok(log?.read(item.offset, item.bytes_max, item.end_offset).await?) }
-                    })
-                    .collect();
-                let _ = reply.send(crate::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await);
-            }
-            ShardRequest::Offsets { tps, reply } => {
-                let out = tps
-                    .iter()
-                    .map(|tp| {
-                        self.get(tp).map(|l| PartitionOffsets {
-                            log_start_offset: l.log_start_offset(),
-                            high_watermark: l.high_watermark(),
-                            log_end_offset: l.log_end_offset(),
-                        })
-                    })
-                    .collect();
-                let _ = reply.send(out);
-            }
-            ShardRequest::OffsetForTimestamp { tp, timestamp, reply } => {
-                let r = match self.get(&tp) {
-                    Ok(l) => l.offset_for_timestamp(timestamp).await.map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(r);
-            }
-            ShardRequest::DeleteBefore { tp, offset, reply } => {
-                let r = match self.get(&tp) {
-                    Ok(l) => l.delete_before(offset, now).await.map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(r);
-            }
-            ShardRequest::TruncateTo { tp, offset, reply } => {
-                let r = match self.get(&tp) {
-                    Ok(l) => l.truncate_to(offset, now).await.map_err(Into::into),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(r);
-            }
-            ShardRequest::List { reply } => {
-                let _ = reply.send(self.partitions());
-            }
-            ShardRequest::Shutdown { reply } => {
-                let logs: Vec<_> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
-                for log in logs {
-                    let _ = log.close().await;
-                }
-                let _ = reply.send(());
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// Send + Sync access to every shard's inbox.
-#[derive(Clone)]
-pub struct ShardHandle {
-    inboxes: Arc<Vec<flume::Sender<ShardRequest>>>,
-}
-
-impl ShardHandle {
-    pub fn shard_count(&self) -> usize {
-        self.inboxes.len()
-    }
-    pub fn owner(&self, tp: &TopicPartition) -> usize {
-        shard_for(tp, self.inboxes.len())
-    }
-
-    /// Sends a request built around a fresh reply channel and waits for the answer.
-    pub async fn call<T>(
-        &self,
-        shard: usize,
-        make: impl FnOnce(Reply<T>) -> ShardRequest,
-    ) -> Result<T, PartitionError> {
-        let (tx, rx) = flume::bounded(1);
-        let inbox = self.inboxes.get(shard).ok_or(PartitionError::ShardGone(shard))?;
-        inbox.send_async(make(tx)).await.map_err(|_| PartitionError::ShardGone(shard))?;
-        rx.recv_async().await.map_err(|_| PartitionError::ShardGone(shard))
-    }
-
-    /// Blocking variant for threads outside any executor (start-up, tests, tools).
-    pub fn call_blocking<T>(
-        &self,
-        shard: usize,
-        make: impl FnOnce(Reply<T>) -> ShardRequest,
-    ) -> Result<T, PartitionError> {
-        futures_lite::future::block_on(self.call(shard, make))
-    }
 }
 
 /// Settings for starting the shards.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ShardSetConfig {
     pub shard_count: usize,
     pub data_dir: PathBuf,
@@ -503,6 +288,21 @@ pub struct ShardSetConfig {
     pub log_config_for: Option<LogConfigFor>,
     /// Each shard's memory budget for its logs' write buffers and tail caches.
     pub memory_bytes_per_shard: usize,
+    /// Which shard recovers which partition found on disk.
+    pub placement: PlacementFn,
+}
+
+impl std::fmt::Debug for ShardSetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSetConfig")
+            .field("shard_count", &self.shard_count)
+            .field("data_dir", &self.data_dir)
+            .field("pin", &self.pin)
+            .field("io_memory_bytes", &self.io_memory_bytes)
+            .field("tick_ms", &self.tick_ms)
+            .field("memory_bytes_per_shard", &self.memory_bytes_per_shard)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ShardSetConfig {
@@ -518,42 +318,38 @@ impl ShardSetConfig {
             memory_bytes_per_shard: crate::budget::default_shard_memory_bytes(
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             ),
+            placement: Arc::new(shard_for),
         }
     }
 }
 
 /// Running shards: one glommio executor thread each.
 pub struct ShardSet {
-    handle: ShardHandle,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Extra per-shard service a higher layer (the broker) runs on every shard's executor, given the
-/// shard and the handle to all shards.
-pub type ShardService =
-    Arc<dyn Fn(Rc<Shard<crate::io::dma::DmaStorage>>, ShardHandle) -> Pin<Box<dyn Future<Output = ()>>> + Send + Sync>;
+/// What a higher layer runs on every shard once its logs are recovered: given the shard and the
+/// partitions it recovered, a future that returns when the shard is to stop. The executor
+/// thread ends when it does.
+pub type ShardMain = Arc<
+    dyn Fn(Rc<Shard<crate::io::dma::DmaStorage>>, Vec<TopicPartition>) -> Pin<Box<dyn Future<Output = ()>>>
+        + Send
+        + Sync,
+>;
 
 impl ShardSet {
-    /// Starts the shards, each recovering the partitions it owns before it serves.
-    pub fn start(config: ShardSetConfig, service: Option<ShardService>) -> std::io::Result<Self> {
+    /// Starts the shards, each recovering the partitions it owns before it runs `main`.
+    /// Returns once every shard has recovered (or with the first failure).
+    pub fn start(config: ShardSetConfig, main: ShardMain) -> std::io::Result<Self> {
         use glommio::{LocalExecutorBuilder, Placement};
         let n = config.shard_count.max(1);
-        let mut senders = Vec::with_capacity(n);
-        let mut receivers = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (tx, rx) = flume::bounded(SHARD_QUEUE_DEPTH);
-            senders.push(tx);
-            receivers.push(rx);
-        }
-        let handle = ShardHandle { inboxes: Arc::new(senders) };
         let (ready_tx, ready_rx) = flume::bounded::<Result<usize, String>>(n);
         let mut threads = Vec::with_capacity(n);
-        for (id, rx) in receivers.into_iter().enumerate() {
+        for id in 0..n {
             let placement = if config.pin { Placement::Fixed(id % num_cpus()) } else { Placement::Unbound };
             let cfg = config.clone();
-            let handle2 = handle.clone();
             let ready = ready_tx.clone();
-            let service = service.clone();
+            let main = main.clone();
             let builder =
                 LocalExecutorBuilder::new(placement).name(&format!("shard-{id}")).io_memory(cfg.io_memory_bytes);
             let t = builder
@@ -570,15 +366,14 @@ impl ShardSet {
                     let shard =
                         Shard::new(id, n, storage, &cfg.data_dir, cfg.log.clone(), spawner, crate::now_ms, budget)
                             .with_config_for(cfg.log_config_for.clone());
-                    match shard.load().await {
-                        Ok(count) => {
-                            let _ = ready.send(Ok(count));
-                        }
+                    let loaded = match shard.load(&cfg.placement).await {
+                        Ok(loaded) => loaded,
                         Err(e) => {
                             let _ = ready.send(Err(format!("shard {id} recovering its partitions: {e}")));
                             return;
                         }
-                    }
+                    };
+                    let _ = ready.send(Ok(loaded.len()));
                     let ticker = {
                         let shard = shard.clone();
                         let tick = std::time::Duration::from_millis(cfg.tick_ms.max(1));
@@ -589,21 +384,7 @@ impl ShardSet {
                             }
                         })
                     };
-                    if let Some(service) = service {
-                        glommio::spawn_local(service(shard.clone(), handle2.clone())).detach();
-                    }
-                    while let Ok(req) = rx.recv_async().await {
-                        let stop = matches!(req, ShardRequest::Shutdown { .. });
-                        if stop {
-                            shard.handle(req).await;
-                            break;
-                        }
-                        let shard = shard.clone();
-                        glommio::spawn_local(async move {
-                            shard.handle(req).await;
-                        })
-                        .detach();
-                    }
+                    main(shard, loaded).await;
                     drop(ticker);
                 })
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -631,18 +412,11 @@ impl ShardSet {
                 })
             })
             .collect();
-        Ok(Self { handle, threads })
+        Ok(Self { threads })
     }
 
-    pub fn handle(&self) -> ShardHandle {
-        self.handle.clone()
-    }
-
-    /// Closes every log cleanly (syncs, writes indexes) and joins the shard threads.
-    pub fn shutdown(self) {
-        for i in 0..self.handle.shard_count() {
-            let _ = self.handle.call_blocking(i, |reply| ShardRequest::Shutdown { reply });
-        }
+    /// Waits for every shard's main future to return (the higher layer told them to stop).
+    pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
         }

@@ -2,7 +2,7 @@
 
 use engine::batch::BatchError;
 use engine::log::LogError;
-use engine::shard::PartitionError;
+use replication::{EpochError, PartitionError};
 
 /// Kafka error codes the broker returns (Kafka's `Errors.java` numbering).
 pub mod code {
@@ -32,6 +32,8 @@ pub mod code {
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
     pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const OFFSET_NOT_AVAILABLE: i16 = 78;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -72,5 +74,7 @@ pub fn partition_error(e: &PartitionError) -> i16 {
         PartitionError::AlreadyExists(_) => code::TOPIC_ALREADY_EXISTS,
         PartitionError::Log(l) => log_error(l),
         PartitionError::ShardGone(_) => code::NOT_LEADER_OR_FOLLOWER,
+        PartitionError::Epoch(EpochError::Fenced { .. }) => code::FENCED_LEADER_EPOCH,
+        PartitionError::Epoch(EpochError::Unknown { .. }) => code::UNKNOWN_LEADER_EPOCH,
     }
 }

@@ -2,7 +2,7 @@
 //! `__consumer_offsets` partition that shard owns (see [`coordinator_partition`]).
 //!
 //! Lives on: one core. Every group request reaches the coordinator shard as one
-//! [`crate::server::NetRequest::Group`] message; JoinGroup and SyncGroup answers wait on local
+//! `ShardRequest::Coordinator` call through its door; JoinGroup and SyncGroup answers wait on local
 //! channels until the rebalance they belong to completes.
 //!
 //! States follow Kafka's `GroupMetadata`: Empty → PreparingRebalance → CompletingRebalance →

@@ -27,10 +27,12 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
+use crate::server::Request;
 use engine::batch::parse_all;
 use engine::records::{decode_records, BatchBuilder, Record};
-use engine::shard::{AppendItem, PartitionError, ReadItem, ShardRequest, TopicPartition};
+use engine::shard::TopicPartition;
 use engine::{Compression, ValidatedBatches};
+use replication::{AppendItem, PartitionError, ReadItem};
 use serde::{Deserialize, Serialize};
 
 use crate::consumer_group::{ConsumerGroup, Snapshot};
@@ -39,7 +41,6 @@ use crate::group::{
     ClassicSnapshot, Committed, Coordinator, SharedCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
 };
 use crate::handlers::admin;
-use crate::handlers::metadata::LEADER_EPOCH;
 use crate::server::ShardCtx;
 
 /// Bytes read per step while loading a partition.
@@ -184,13 +185,13 @@ pub async fn append(ctx: &ShardCtx, partition: i32, records: Vec<Record>) -> Res
         builder.push(r.with_timestamp(now_ms));
     }
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
-    let owner = ctx.handle.owner(&tp);
+    let owner = ctx.router.owner(&tp);
     // Another shard may have registered the topic and still be creating its partitions.
     for attempt in 0..50 {
         let batches =
             ValidatedBatches::new(builder.build(), COMMIT_BATCH_BYTES_MAX).map_err(|_| code::MESSAGE_TOO_LARGE)?;
-        let item = AppendItem { tp: tp.clone(), batches, leader_epoch: LEADER_EPOCH, durable: true };
-        let r = ctx.handle.call(owner, |reply| ShardRequest::Append { items: vec![item], reply }).await;
+        let item = AppendItem { tp: tp.clone(), batches, durable: true };
+        let r = ctx.router.call(owner, |reply| Request::Append { items: vec![item], reply }).await;
         match r.map(|v| v.into_iter().next()) {
             Ok(Some(Ok(_))) => return Ok(()),
             Ok(Some(Err(PartitionError::UnknownPartition(_)))) if attempt < 49 => {
@@ -209,7 +210,7 @@ pub async fn load(ctx: &ShardCtx, co: &SharedCoordinator) {
     if ctx.broker.topics.get(OFFSETS_TOPIC).is_some() {
         for p in 0..OFFSETS_TOPIC_PARTITIONS {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            if ctx.handle.owner(&tp) != ctx.shard.id {
+            if ctx.router.owner(&tp) != ctx.shard.id() {
                 continue;
             }
             if let Err(e) = load_partition(ctx, co, tp.clone()).await {
@@ -223,10 +224,16 @@ pub async fn load(ctx: &ShardCtx, co: &SharedCoordinator) {
 async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartition) -> Result<(), String> {
     let mut offset = 0i64;
     loop {
-        let item = ReadItem { tp: tp.clone(), offset, bytes_max: LOAD_READ_BYTES_MAX, end_offset: None };
+        let item = ReadItem {
+            tp: tp.clone(),
+            offset,
+            bytes_max: LOAD_READ_BYTES_MAX,
+            end_offset: None,
+            current_leader_epoch: -1,
+        };
         let results = ctx
-            .handle
-            .call(ctx.shard.id, |reply| ShardRequest::Read { items: vec![item], reply })
+            .router
+            .call(ctx.shard.id(), |reply| Request::Read { items: vec![item], reply })
             .await
             .map_err(|e| e.to_string())?;
         let result = match results.into_iter().next() {

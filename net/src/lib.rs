@@ -4,11 +4,14 @@
 //!
 //! ## Threading model
 //!
-//! Every shard (one glommio executor per core, see `engine::shard`) runs [`server`]'s service:
+//! Every shard (one glommio executor per core, see `engine::shard`, started by
+//! `replication::Node`) runs [`server`]'s service beside its door:
 //! it binds the listener with SO_REUSEPORT, accepts connections and serves them on its own core
 //! for their whole life. A request is framed and decoded on that core, validated there (record
-//! batch CRCs included), and its partition work is sent to the owning shards as typed messages,
-//! one per owner per request. Responses leave in request order per connection.
+//! batch CRCs included), and its partition work is sent to the owning shards' doors as typed
+//! messages ([`server::Request`], through [`server::Router`]), one per owner per request.
+//! Handlers never touch a partition's log: the owner's `replication::PartitionShard` does.
+//! Responses leave in request order per connection.
 //!
 //! Shared, `Send + Sync`: [`server::Broker`] (settings, the topic registry, connection count).
 //! Per core, `!Send`: [`server::ShardCtx`] and every connection.
@@ -23,18 +26,18 @@
 //! - [`config`]: broker settings and limits.
 //! - [`alloc`]: the process allocator that keeps hostile element counts from aborting it.
 //!
-//! Per-shard state beyond the engine's: fetch sessions (KIP-227, bounded LRU cache), the
-//! request-bytes budget, and the net inbox ([`server::NetRequest`]) for work that needs the
-//! owner's local log (long-poll wake-ups, max timestamp, leader epochs, sizes). Retention by
-//! time and size runs on every shard for the partitions it owns, driven by topic configs.
+//! Per-shard state beyond the partition layer's: fetch sessions (KIP-227, bounded LRU cache),
+//! the request-bytes budget and the group coordinator, which the shard's door serves
+//! (`ShardRequest::Coordinator`). Retention by time and size runs on every shard for the
+//! partitions it owns, driven by topic configs.
 //!
 //! ## Limits
 //!
 //! [`config::BrokerConfig`] names them all: `request_bytes_max` (frame size, checked before
 //! allocation), `request_bytes_in_flight_max` (per shard), `connections_max`,
 //! `connections_idle_ms_max`, `requests_in_flight_max` per connection, `fetch_wait_ms_max`,
-//! `fetch_bytes_max`; plus [`server::NET_QUEUE_DEPTH`], the fetch session limits in
-//! [`handlers::fetch`], [`topics::PARTITIONS_PER_TOPIC_MAX`] and the engine's queue depths.
+//! `fetch_bytes_max`; plus the door's limits (`replication::DoorLimits`), the fetch session
+//! limits in [`handlers::fetch`], [`topics::PARTITIONS_PER_TOPIC_MAX`] and the engine's.
 //!
 //! ## Untrusted input
 //!

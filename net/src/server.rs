@@ -7,8 +7,6 @@
 //! order while requests are pipelined.
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,46 +14,26 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use engine::io::dma::DmaStorage;
-use engine::shard::{PartitionError, Shard, ShardHandle, ShardService, TopicPartition};
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
+use replication::{CoordinatorService, PartitionShard, ServiceFactory, ShardServices};
 
 use crate::config::BrokerConfig;
 use crate::frame::{self, FrameError};
+use crate::handlers::groups::GroupCall;
 use crate::topics::Topics;
 
-/// Net-level work one shard asks of another: what the engine's `ShardRequest` does not cover
-/// and needs the owner's local log (long-poll waits, timestamps, epochs, sizes).
-pub enum NetRequest {
-    /// Reply once any listed partition's high watermark passes the given offset, or after
-    /// `timeout`.
-    WaitForData {
-        items: Vec<(TopicPartition, i64)>,
-        timeout: Duration,
-        reply: flume::Sender<()>,
-    },
-    MaxTimestamp {
-        tp: TopicPartition,
-        reply: flume::Sender<Result<Option<(i64, i64)>, PartitionError>>,
-    },
-    EndOffsetForEpoch {
-        items: Vec<(TopicPartition, i32)>,
-        reply: flume::Sender<Vec<Result<(i32, i64), PartitionError>>>,
-    },
-    /// Partitions this shard owns with their size in bytes.
-    LogSizes {
-        reply: flume::Sender<Vec<(TopicPartition, u64)>>,
-    },
-    /// A group request for a group this shard coordinates.
-    Group(Box<crate::handlers::groups::GroupCall>),
-}
+/// The call a shard's door carries to its group coordinator.
+pub type Call = Box<GroupCall>;
+/// Every shard's door, as the broker's handlers use it.
+pub type Router = replication::Router<Call>;
+/// What one shard asks of another, through its door.
+pub type Request = replication::ShardRequest<Call>;
 
-/// Messages a shard's net inbox holds before senders wait.
-pub const NET_QUEUE_DEPTH: usize = 1024;
 /// How often each shard applies time and size retention to the partitions it owns.
 pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
-/// What every shard shares: settings, the topic registry, the connection count, net inboxes.
+/// What every shard shares: settings, the topic registry, the connection count.
 ///
 /// Lives on: every core (`Send + Sync`).
 pub struct Broker {
@@ -65,27 +43,21 @@ pub struct Broker {
     /// Every shard's listening socket, so shutdown can stop accepting first.
     listener_fds: Mutex<Vec<std::os::unix::io::RawFd>>,
     stopping: std::sync::atomic::AtomicBool,
-    net_inboxes: Vec<flume::Sender<NetRequest>>,
-    net_receivers: Mutex<Vec<Option<flume::Receiver<NetRequest>>>>,
 }
 
 impl Broker {
-    pub fn new(config: BrokerConfig, shard_count: usize) -> std::io::Result<Arc<Self>> {
+    pub fn new(config: BrokerConfig) -> std::io::Result<Arc<Self>> {
         let topics = Topics::load(&config.data_dir)?;
-        let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..shard_count.max(1)).map(|_| flume::bounded(NET_QUEUE_DEPTH)).map(|(s, r)| (s, Some(r))).unzip();
         Ok(Arc::new(Self {
             config,
             topics,
             connections: AtomicUsize::new(0),
             listener_fds: Mutex::new(Vec::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
-            net_inboxes: senders,
-            net_receivers: Mutex::new(receivers),
         }))
     }
 
-    /// Stops accepting connections on every shard (before `ShardSet::shutdown`). Shutting the
+    /// Stops accepting connections on every shard (before `Node::shutdown`). Shutting the
     /// listening sockets down, rather than only dropping them, matters: an io_uring accept in
     /// flight keeps a socket alive until the ring is torn down after the process exits, and a
     /// broker restarted meanwhile would share the port with it (SO_REUSEPORT).
@@ -98,23 +70,25 @@ impl Broker {
         }
     }
 
-    /// The per-shard service to hand to `ShardSet::start`.
-    pub fn service(self: &Arc<Self>) -> ShardService {
+    /// The per-shard services to hand to `replication::Node::start`.
+    pub fn service(self: &Arc<Self>) -> ServiceFactory<Call> {
         let broker = self.clone();
-        Arc::new(move |shard: Rc<Shard<DmaStorage>>, handle: ShardHandle| {
-            let broker = broker.clone();
-            Box::pin(async move { run_shard(broker, shard, handle).await }) as Pin<Box<dyn Future<Output = ()>>>
+        Arc::new(move |shard: Rc<PartitionShard<DmaStorage>>, router: Router| {
+            let ctx = shard_ctx(broker.clone(), shard, router);
+            let coordinator: Rc<dyn CoordinatorService<Call>> = Rc::new(Groups { ctx: ctx.clone() });
+            ShardServices { coordinator: Some(coordinator), main: Box::pin(run_shard(ctx)) }
         })
     }
 }
 
-/// One shard's view: the shared broker plus this core's shard and the handle to all shards.
+/// One shard's view: the shared broker plus this core's partitions and the router to all
+/// shards.
 ///
 /// Lives on: one core.
 pub struct ShardCtx {
     pub broker: Arc<Broker>,
-    pub shard: Rc<Shard<DmaStorage>>,
-    pub handle: ShardHandle,
+    pub shard: Rc<PartitionShard<DmaStorage>>,
+    pub router: Router,
     /// Request bytes this shard may hold (`request_bytes_in_flight_max`).
     request_bytes: Rc<glommio::sync::Semaphore>,
     pub fetch_sessions: crate::handlers::fetch::FetchSessions,
@@ -126,62 +100,49 @@ impl ShardCtx {
     pub fn config(&self) -> &BrokerConfig {
         &self.broker.config
     }
+}
 
-    /// Sends a net-level request to `shard` without waiting for an answer.
-    pub async fn net_send(&self, shard: usize, req: NetRequest) -> Result<(), PartitionError> {
-        let inbox = self.broker.net_inboxes.get(shard).ok_or(PartitionError::ShardGone(shard))?;
-        inbox.send_async(req).await.map_err(|_| PartitionError::ShardGone(shard))
+/// The shard's group coordinator, as its door serves it.
+struct Groups {
+    ctx: Rc<ShardCtx>,
+}
+
+impl CoordinatorService<Call> for Groups {
+    fn serve(&self, call: Call) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let groups = ctx.groups.clone();
+            crate::handlers::groups::serve(&ctx, &groups, call).await;
+        })
     }
 
-    /// Sends a net-level request to `shard` and waits for the answer.
-    pub async fn net_call<T>(
-        &self,
-        shard: usize,
-        make: impl FnOnce(flume::Sender<T>) -> NetRequest,
-    ) -> Result<T, PartitionError> {
-        let (tx, rx) = flume::bounded(1);
-        let inbox = self.broker.net_inboxes.get(shard).ok_or(PartitionError::ShardGone(shard))?;
-        inbox.send_async(make(tx)).await.map_err(|_| PartitionError::ShardGone(shard))?;
-        rx.recv_async().await.map_err(|_| PartitionError::ShardGone(shard))
+    fn refuse(&self, call: Call) {
+        crate::handlers::groups::refuse(call);
     }
 }
 
-async fn run_shard(broker: Arc<Broker>, shard: Rc<Shard<DmaStorage>>, handle: ShardHandle) {
-    let id = shard.id;
+fn shard_ctx(broker: Arc<Broker>, shard: Rc<PartitionShard<DmaStorage>>, router: Router) -> Rc<ShardCtx> {
     // A single request of the largest allowed size must always fit.
     let budget = broker.config.request_bytes_in_flight_max.max(broker.config.request_bytes_max);
     let request_bytes = Rc::new(glommio::sync::Semaphore::new(u64::try_from(budget).unwrap_or(u64::MAX)));
-    let groups = crate::group::install(id);
-    let ctx = Rc::new(ShardCtx {
-        broker: broker.clone(),
-        shard,
-        handle,
-        request_bytes,
-        fetch_sessions: Default::default(),
-        groups,
-    });
+    let groups = crate::group::install(shard.id().index());
     {
-        let mut c = ctx.groups.borrow_mut();
+        let mut c = groups.borrow_mut();
         c.broker = Some(broker.clone());
         c.settings = crate::group::GroupSettings::from_config(&broker.config);
     }
+    Rc::new(ShardCtx { broker, shard, router, request_bytes, fetch_sessions: Default::default(), groups })
+}
+
+async fn run_shard(ctx: Rc<ShardCtx>) {
+    let id = ctx.shard.id();
+    let broker = ctx.broker.clone();
     {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let groups = ctx.groups.clone();
             crate::group_store::load(&ctx, &groups).await;
             crate::group_store::persist_loop(&ctx, &groups).await;
-        })
-        .detach();
-    }
-    let inbox = broker.net_receivers.lock().unwrap_or_else(|e| e.into_inner()).get_mut(id).and_then(Option::take);
-    if let Some(inbox) = inbox {
-        let ctx = ctx.clone();
-        glommio::spawn_local(async move {
-            while let Ok(req) = inbox.recv_async().await {
-                let ctx = ctx.clone();
-                glommio::spawn_local(async move { handle_net(&ctx, req).await }).detach();
-            }
         })
         .detach();
     }
@@ -246,90 +207,6 @@ fn bind(addr: std::net::SocketAddr) -> std::io::Result<(TcpListener, std::os::un
     // SAFETY: `fd` is a bound, listening TCP socket whose ownership moves to the listener.
     let listener = unsafe { TcpListener::from_raw_fd(fd) };
     Ok((listener, fd))
-}
-
-async fn handle_net(ctx: &ShardCtx, req: NetRequest) {
-    match req {
-        NetRequest::WaitForData { items, timeout, reply } => {
-            let logs: Vec<_> = items.iter().filter_map(|(tp, off)| ctx.shard.log(tp).map(|l| (l, *off))).collect();
-            // Take the tickets before checking, so an append in between is not missed.
-            let waits: Vec<_> = logs.iter().map(|(l, _)| l.append_notify()).map(|n| (n.ticket(), n)).collect();
-            let ready = logs.is_empty() || logs.iter().any(|(l, off)| l.high_watermark() > *off);
-            if !ready {
-                futures_lite::future::or(wait_any_append(waits), glommio::timer::sleep(timeout)).await;
-            }
-            let _ = reply.send(());
-        }
-        NetRequest::MaxTimestamp { tp, reply } => {
-            let r = match ctx.shard.log(&tp) {
-                None => Err(PartitionError::UnknownPartition(tp)),
-                Some(l) => l.max_timestamp().await.map_err(Into::into),
-            };
-            let _ = reply.send(r);
-        }
-        NetRequest::EndOffsetForEpoch { items, reply } => {
-            let out = items
-                .into_iter()
-                .map(|(tp, epoch)| match ctx.shard.log(&tp) {
-                    None => Err(PartitionError::UnknownPartition(tp)),
-                    Some(l) => Ok(l.end_offset_for_epoch(epoch)),
-                })
-                .collect();
-            let _ = reply.send(out);
-        }
-        NetRequest::LogSizes { reply } => {
-            let out = ctx
-                .shard
-                .partitions()
-                .into_iter()
-                .filter_map(|tp| ctx.shard.log(&tp).map(|l| (tp, l.size_bytes())))
-                .collect();
-            let _ = reply.send(out);
-        }
-        NetRequest::Group(call) => {
-            let groups = ctx.groups.clone();
-            crate::handlers::groups::serve(ctx, &groups, call).await;
-        }
-    }
-}
-
-/// Partitions one task waits on in a long poll. Each listens with a reference to the waiting
-/// task, and glommio counts a task's references in 16 bits: a fetch naming more partitions
-/// waits through helper tasks of this many each.
-const LONG_POLL_PARTITIONS_PER_TASK: usize = 1024;
-
-/// Completes at the first append to any of the logs after its ticket was taken.
-async fn wait_any_append(waits: Vec<(u64, Rc<engine::sync::Notify>)>) {
-    async fn any(waits: &[(u64, Rc<engine::sync::Notify>)]) {
-        let mut futs: Vec<_> = waits.iter().map(|(t, n)| Box::pin(n.listen_since(*t))).collect();
-        std::future::poll_fn(move |cx| {
-            for f in futs.iter_mut() {
-                if f.as_mut().poll(cx).is_ready() {
-                    return std::task::Poll::Ready(());
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await
-    }
-    if waits.len() <= LONG_POLL_PARTITIONS_PER_TASK {
-        return any(&waits).await;
-    }
-    let (tx, rx) = flume::bounded::<()>(1);
-    // Dropping the helpers (when this future completes or is dropped) cancels them.
-    let _helpers: Vec<glommio::Task<()>> = waits
-        .chunks(LONG_POLL_PARTITIONS_PER_TASK)
-        .map(|chunk| {
-            let chunk = chunk.to_vec();
-            let tx = tx.clone();
-            glommio::spawn_local(async move {
-                any(&chunk).await;
-                let _ = tx.try_send(());
-            })
-        })
-        .collect();
-    drop(tx);
-    let _ = rx.recv_async().await;
 }
 
 /// A started request (see [`crate::handlers::Started`]).

@@ -124,7 +124,8 @@ impl Topics {
         Some(meta)
     }
 
-    /// Writes the registry atomically. Blocking file I/O: it runs on admin paths only.
+    /// Writes the registry atomically. Blocking file I/O: on a shard, call it through
+    /// `engine::io::dma::blocking` (see `handlers::admin::persist`).
     pub fn persist(&self) -> std::io::Result<()> {
         let _guard = self.persist_lock.lock().unwrap_or_else(|e| e.into_inner());
         let file = RegistryFile { topics: self.list().iter().map(|t| TopicMeta::clone(t)).collect() };

@@ -7,10 +7,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use engine::shard::{ShardSet, ShardSetConfig};
+use engine::shard::ShardSetConfig;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use net::{Broker, BrokerConfig};
+use replication::{Node, NodeConfig};
 
 #[global_allocator]
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
@@ -59,7 +60,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn start(dir: &std::path::Path) -> (ShardSet, SocketAddr) {
+fn start(dir: &std::path::Path) -> (Node<net::server::Call>, SocketAddr) {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let config = BrokerConfig {
@@ -69,8 +70,8 @@ fn start(dir: &std::path::Path) -> (ShardSet, SocketAddr) {
         ..BrokerConfig::default()
     };
     let shards = ShardSetConfig { shard_count: 2, pin: false, io_memory_bytes: 8 << 20, ..ShardSetConfig::new(dir) };
-    let broker = Broker::new(config, 2).expect("broker");
-    let set = ShardSet::start(shards, Some(broker.service())).expect("shards");
+    let broker = Broker::new(config).expect("broker");
+    let set = Node::start(NodeConfig::new(shards), Some(broker.service())).expect("shards");
     for _ in 0..200 {
         if TcpStream::connect(addr).is_ok() {
             return (set, addr);

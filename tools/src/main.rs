@@ -15,8 +15,9 @@ use std::process::ExitCode;
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
 
 use clap::{Parser, Subcommand};
-use engine::shard::{ShardRequest, ShardSet, ShardSetConfig, TopicPartition};
+use engine::shard::{ShardSetConfig, TopicPartition};
 use net::{Broker, BrokerConfig};
+use replication::{Node, NodeConfig, NodeId, ShardRequest};
 
 #[derive(Parser)]
 #[command(name = "odradek", version, about = "A Kafka-compatible event streaming platform")]
@@ -245,7 +246,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if broker_answers(config.listen) {
         return Err(format!("cannot listen on {}: a Kafka broker already answers there", config.listen));
     }
-    let broker = Broker::new(config.clone(), shard_config.shard_count).map_err(|e| format!("loading topics: {e}"))?;
+    let broker = Broker::new(config.clone()).map_err(|e| format!("loading topics: {e}"))?;
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
         .map_err(|e| format!("installing signal handlers: {e}"))?;
     // Logs of existing topics reopen with their topic's settings (segment.bytes, segment.ms).
@@ -253,22 +254,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     shard_config.log_config_for = Some(engine::shard::LogConfigFor(std::sync::Arc::new(move |tp: &TopicPartition| {
         registry.topics.get(&tp.topic).map(|t| net::handlers::admin::log_config_of(&registry.config, &t.configs))
     })));
-    let set = ShardSet::start(shard_config, Some(broker.service())).map_err(|e| format!("starting shards: {e}"))?;
-    reconcile(&broker, &set)?;
+    let node_config = NodeConfig { node_id: NodeId(config.node_id), ..NodeConfig::new(shard_config) };
+    let node = Node::start(node_config, Some(broker.service())).map_err(|e| format!("starting shards: {e}"))?;
+    reconcile(&broker, &node.router())?;
     eprintln!(
         "odradek serving on {} (advertised {}:{}), data in {}, {} shard(s)",
         config.listen,
         config.advertised_host,
         config.advertised_port,
         config.data_dir.display(),
-        set.handle().shard_count()
+        node.router().shard_count()
     );
     let mut signals = signals;
     if let Some(sig) = signals.forever().next() {
         eprintln!("signal {sig}: shutting down");
     }
     broker.stop_listening();
-    set.shutdown();
+    node.shutdown();
     eprintln!("stopped");
     Ok(())
 }
@@ -294,11 +296,10 @@ fn broker_answers(addr: std::net::SocketAddr) -> bool {
 
 /// Creates any partition the registry lists but the data directory lacks (a crash between
 /// registering a topic and creating its last partition).
-fn reconcile(broker: &Broker, set: &ShardSet) -> Result<(), String> {
-    let handle = set.handle();
+fn reconcile(broker: &Broker, router: &net::server::Router) -> Result<(), String> {
     let mut present = std::collections::BTreeSet::new();
-    for shard in 0..handle.shard_count() {
-        let list = handle.call_blocking(shard, |reply| ShardRequest::List { reply }).map_err(|e| e.to_string())?;
+    for shard in router.shards() {
+        let list = router.call_blocking(shard, |reply| ShardRequest::List { reply }).map_err(|e| e.to_string())?;
         present.extend(list);
     }
     for topic in broker.topics.list() {
@@ -307,17 +308,17 @@ fn reconcile(broker: &Broker, set: &ShardSet) -> Result<(), String> {
             if present.contains(&tp) {
                 continue;
             }
-            let owner = handle.owner(&tp);
+            let owner = router.owner(&tp);
             let config = engine::LogConfig {
                 segment_bytes: u64::try_from(broker.config.segment_bytes).unwrap_or(1 << 30),
                 ..engine::LogConfig::default()
             };
-            let created = handle
+            let created = router
                 .call_blocking(owner, |reply| ShardRequest::CreatePartition { tp, config, reply })
                 .map_err(|e| e.to_string())?;
             // Clients are already served: a topic created meanwhile has its partitions.
             match created {
-                Ok(()) | Err(engine::shard::PartitionError::AlreadyExists(_)) => {}
+                Ok(()) | Err(replication::PartitionError::AlreadyExists(_)) => {}
                 Err(e) => return Err(format!("recreating a partition of {}: {e}", topic.name)),
             }
         }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::shard::{ShardRequest, TopicPartition};
+use crate::server::Request;
+use engine::shard::TopicPartition;
 use engine::LogConfig;
 use uuid::Uuid;
 
@@ -73,7 +74,7 @@ pub async fn create_topic(
         delete_partitions(ctx, name, 0..partitions).await;
         return Err(e);
     }
-    persist(ctx)?;
+    persist(ctx).await?;
     Ok(Arc::new(meta))
 }
 
@@ -90,14 +91,14 @@ pub async fn create_partitions(
     let futs: Vec<_> = range
         .map(|p| {
             let tp = TopicPartition::new(topic, p);
-            let owner = ctx.handle.owner(&tp);
+            let owner = ctx.router.owner(&tp);
             let config = log.clone();
-            async move { ctx.handle.call(owner, |reply| ShardRequest::CreatePartition { tp, config, reply }).await }
+            async move { ctx.router.call(owner, |reply| Request::CreatePartition { tp, config, reply }).await }
         })
         .collect();
     for r in engine::sync::join_windowed(futs, ADMIN_PARTITIONS_IN_FLIGHT_MAX).await {
         match r.and_then(|r| r) {
-            Ok(()) | Err(engine::shard::PartitionError::AlreadyExists(_)) => {}
+            Ok(()) | Err(replication::PartitionError::AlreadyExists(_)) => {}
             Err(e) => return Err((partition_error(&e), e.to_string())),
         }
     }
@@ -108,16 +109,20 @@ pub async fn delete_partitions(ctx: &ShardCtx, topic: &str, range: std::ops::Ran
     let futs: Vec<_> = range
         .map(|p| {
             let tp = TopicPartition::new(topic, p);
-            let owner = ctx.handle.owner(&tp);
-            async move { ctx.handle.call(owner, |reply| ShardRequest::DeletePartition { tp, reply }).await }
+            let owner = ctx.router.owner(&tp);
+            async move { ctx.router.call(owner, |reply| Request::DeletePartition { tp, reply }).await }
         })
         .collect();
     // A partition that is already gone is what we want.
     let _ = engine::sync::join_windowed(futs, ADMIN_PARTITIONS_IN_FLIGHT_MAX).await;
 }
 
-pub fn persist(ctx: &ShardCtx) -> Result<(), AdminError> {
-    ctx.broker.topics.persist().map_err(|e| (code::KAFKA_STORAGE_ERROR, format!("persisting topics: {e}")))
+/// Writes the topic registry, on the shard's blocking thread (never on its reactor).
+pub async fn persist(ctx: &ShardCtx) -> Result<(), AdminError> {
+    let broker = ctx.broker.clone();
+    engine::io::dma::blocking(move || broker.topics.persist())
+        .await
+        .map_err(|e| (code::KAFKA_STORAGE_ERROR, format!("persisting topics: {e}")))
 }
 
 /// The topic, auto-created with the broker's defaults if allowed and enabled.
@@ -145,7 +150,7 @@ pub async fn delete_topic(ctx: &ShardCtx, name: &str) -> Result<Arc<TopicMeta>, 
         .topics
         .remove(name)
         .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
-    persist(ctx)?;
+    persist(ctx).await?;
     delete_partitions(ctx, name, 0..meta.partitions).await;
     Ok(meta)
 }

@@ -245,8 +245,9 @@ pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> D
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// Applies a new set of overrides to a topic (after validating every one).
-fn apply(
+/// Applies a new set of overrides to a topic (after validating every one) and persists the
+/// registry.
+async fn apply(
     ctx: &ShardCtx,
     resource_type: i8,
     name: &str,
@@ -270,14 +271,13 @@ fn apply(
         return Ok(());
     }
     ctx.broker.topics.update(name, |t| t.configs = configs);
-    crate::handlers::admin::persist(ctx)
+    crate::handlers::admin::persist(ctx).await
 }
 
-pub fn alter(ctx: &ShardCtx, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+pub async fn alter(ctx: &ShardCtx, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        {
             let result = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |configs| {
                 // AlterConfigs replaces the whole set of overrides.
                 configs.clear();
@@ -288,18 +288,21 @@ pub fn alter(ctx: &ShardCtx, _version: i16, req: AlterConfigsRequest) -> AlterCo
                     }
                 }
                 Ok(())
-            });
+            })
+            .await;
             let (error_code, msg) = match result {
                 Ok(()) => (code::NONE, None),
                 Err((c, m)) => (c, Some(s(&m))),
             };
-            alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(error_code)
-                .with_error_message(msg)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-        })
-        .collect();
+            responses.push(
+                alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(error_code)
+                    .with_error_message(msg)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name),
+            );
+        }
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -308,16 +311,15 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub fn incremental_alter(
+pub async fn incremental_alter(
     ctx: &ShardCtx,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let broker = ctx.config().clone();
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        {
             let result = apply(ctx, r.resource_type, r.resource_name.as_str(), req.validate_only, |configs| {
                 for c in &r.configs {
                     let name = c.name.to_string();
@@ -354,18 +356,21 @@ pub fn incremental_alter(
                     }
                 }
                 Ok(())
-            });
+            })
+            .await;
             let (error_code, msg) = match result {
                 Ok(()) => (code::NONE, None),
                 Err((c, m)) => (c, Some(s(&m))),
             };
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(error_code)
-                .with_error_message(msg)
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-        })
-        .collect();
+            responses.push(
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(error_code)
+                    .with_error_message(msg)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name),
+            );
+        }
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 

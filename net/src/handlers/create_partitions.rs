@@ -35,7 +35,7 @@ async fn grow(ctx: &ShardCtx, name: &str, count: i32, validate_only: bool) -> Re
     let log = admin::log_config(ctx, &meta.configs);
     admin::create_partitions(ctx, name, meta.partitions..count, &log).await?;
     ctx.broker.topics.update(name, |t| t.partitions = t.partitions.max(count));
-    admin::persist(ctx)
+    admin::persist(ctx).await
 }
 
 pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {

@@ -2,23 +2,25 @@
 
 use std::rc::Rc;
 
-use engine::shard::{PartitionError, ShardRequest, TopicPartition};
+use crate::server::Request;
+use engine::shard::TopicPartition;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use replication::PartitionError;
 
 use crate::errors::{code, partition_error};
 use crate::server::ShardCtx;
 
 async fn delete_before(ctx: &ShardCtx, tp: TopicPartition, offset: i64) -> Result<i64, PartitionError> {
-    let owner = ctx.handle.owner(&tp);
+    let owner = ctx.router.owner(&tp);
     let offset = if offset == -1 {
         let tps = vec![tp.clone()];
-        let o = ctx.handle.call(owner, |reply| ShardRequest::Offsets { tps, reply }).await?;
+        let o = ctx.router.call(owner, |reply| Request::Offsets { tps, reply }).await?;
         o.into_iter().next().ok_or(PartitionError::ShardGone(owner))??.high_watermark
     } else {
         offset
     };
-    ctx.handle.call(owner, |reply| ShardRequest::DeleteBefore { tp, offset, reply }).await?
+    ctx.router.call(owner, |reply| Request::DeleteBefore { tp, offset, reply }).await?
 }
 
 pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {

@@ -9,12 +9,12 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::server::{NetRequest, ShardCtx};
+use crate::server::{Request, ShardCtx};
 
 pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let mut sizes: BTreeMap<String, BTreeMap<i32, u64>> = BTreeMap::new();
-    for owner in 0..ctx.handle.shard_count() {
-        if let Ok(list) = ctx.net_call(owner, |reply| NetRequest::LogSizes { reply }).await {
+    for owner in ctx.router.shards() {
+        if let Ok(list) = ctx.router.call(owner, |reply| Request::LogSizes { reply }).await {
             for (tp, size) in list {
                 sizes.entry(tp.topic.to_string()).or_default().insert(tp.partition, size);
             }
@@ -43,8 +43,16 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeLogDirsReque
         })
         .filter(|t| !t.partitions.is_empty())
         .collect();
-    let dir = std::fs::canonicalize(&ctx.config().data_dir).unwrap_or_else(|_| ctx.config().data_dir.clone());
-    let (total, usable) = disk_bytes(&dir).unwrap_or((-1, -1));
+    // A path lookup and a statvfs: blocking calls, made on the shard's blocking thread.
+    let data_dir = ctx.config().data_dir.clone();
+    let (dir, space) = engine::io::dma::blocking(move || {
+        let dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+        let space = disk_bytes(&dir);
+        Ok((dir, space))
+    })
+    .await
+    .unwrap_or_else(|_| (ctx.config().data_dir.clone(), None));
+    let (total, usable) = space.unwrap_or((-1, -1));
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(dir.display().to_string()))
         .with_topics(topics)

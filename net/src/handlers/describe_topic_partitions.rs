@@ -8,8 +8,10 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use engine::shard::TopicPartition;
+
 use crate::errors::code;
-use crate::handlers::metadata::LEADER_EPOCH;
+use crate::handlers::metadata::leader_epochs;
 use crate::server::ShardCtx;
 
 /// Kafka's cap on partitions in one response (`max.request.partition.size.limit`).
@@ -43,23 +45,26 @@ pub async fn handle(
             continue;
         };
         let first = if name == cursor_topic { cursor_partition.max(0) } else { 0 };
+        let last = meta.partitions.min(first.saturating_add(budget));
+        if last < meta.partitions {
+            next_cursor = Some(Cursor::default().with_topic_name(tn.clone()).with_partition_index(last.max(first)));
+        }
+        let epochs = leader_epochs(ctx, (first..last).map(|p| TopicPartition::new(&meta.name, p)).collect()).await;
         let mut partitions = Vec::new();
-        for p in first..meta.partitions {
-            if budget == 0 {
-                next_cursor = Some(Cursor::default().with_topic_name(tn.clone()).with_partition_index(p));
-                break;
-            }
+        for p in first..last {
             budget -= 1;
-            partitions.push(
-                DescribeTopicPartitionsResponsePartition::default()
-                    .with_partition_index(p)
-                    .with_leader_id(node)
-                    .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
-                    .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new())),
-            );
+            let out = DescribeTopicPartitionsResponsePartition::default()
+                .with_partition_index(p)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+                .with_eligible_leader_replicas(Some(Vec::new()))
+                .with_last_known_elr(Some(Vec::new()));
+            partitions.push(match epochs.get(&TopicPartition::new(&meta.name, p)) {
+                Some(&epoch) => out.with_leader_id(node).with_leader_epoch(epoch),
+                None => {
+                    out.with_leader_id(BrokerId(-1)).with_leader_epoch(-1).with_error_code(code::LEADER_NOT_AVAILABLE)
+                }
+            });
         }
         topics.push(
             DescribeTopicPartitionsResponseTopic::default()

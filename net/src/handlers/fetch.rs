@@ -14,16 +14,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::server::Request;
 use bytes::Bytes;
 use engine::log::LogError;
-use engine::shard::{PartitionError, ReadItem, ShardRequest, TopicPartition};
+use engine::shard::TopicPartition;
 use engine::ReadResult;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use replication::ShardId;
+use replication::{PartitionError, ReadItem};
 
 use crate::errors::{code, partition_error};
-use crate::server::{NetRequest, ShardCtx};
+use crate::server::ShardCtx;
 use uuid::Uuid;
 
 /// Sessionless fetches: Kafka's `FetchMetadata.INVALID_SESSION_ID` with epochs INITIAL / FINAL.
@@ -49,6 +52,8 @@ struct PartKey {
 struct SessionPart {
     fetch_offset: i64,
     partition_max_bytes: i32,
+    /// The leader epoch the client last said it fetches from (-1: unchecked).
+    current_leader_epoch: i32,
     /// What the last response told the client (-2: nothing yet).
     sent_high_watermark: i64,
     sent_log_start_offset: i64,
@@ -107,6 +112,7 @@ struct Slot {
     tp: Option<TopicPartition>,
     fetch_offset: i64,
     bytes_max: usize,
+    current_leader_epoch: i32,
     error: i16,
 }
 
@@ -150,6 +156,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             let part = SessionPart {
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
                 sent_high_watermark: -2,
                 sent_log_start_offset: -2,
             };
@@ -175,6 +182,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
                     Some(known) => {
                         known.fetch_offset = p.fetch_offset;
                         known.partition_max_bytes = p.partition_max_bytes;
+                        known.current_leader_epoch = p.current_leader_epoch;
                     }
                     None => {
                         session.parts.insert(k, p);
@@ -203,7 +211,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
                 None => (None, code::UNKNOWN_TOPIC_OR_PARTITION),
             };
             let bytes_max = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-            Slot { key: key.clone(), tp, fetch_offset: p.fetch_offset, bytes_max, error }
+            let current_leader_epoch = p.current_leader_epoch;
+            Slot { key: key.clone(), tp, fetch_offset: p.fetch_offset, bytes_max, current_leader_epoch, error }
         })
         .collect();
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
@@ -307,17 +316,18 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
 
 /// Reads every valid slot from its owner, one message per owner; `None` for invalid slots.
 async fn read_all(ctx: &ShardCtx, slots: &[Slot]) -> Vec<Option<Result<ReadResult, PartitionError>>> {
-    let shard_count = ctx.handle.shard_count();
+    let shard_count = ctx.router.shard_count();
     let mut per_owner: Vec<(Vec<usize>, Vec<ReadItem>)> = (0..shard_count).map(|_| (Vec::new(), Vec::new())).collect();
     for (i, s) in slots.iter().enumerate() {
         if let (Some(tp), code::NONE) = (&s.tp, s.error) {
-            let owner = ctx.handle.owner(tp);
+            let owner = ctx.router.owner(tp).index();
             per_owner[owner].0.push(i);
             per_owner[owner].1.push(ReadItem {
                 tp: tp.clone(),
                 offset: s.fetch_offset,
                 bytes_max: s.bytes_max,
                 end_offset: None,
+                current_leader_epoch: s.current_leader_epoch,
             });
         }
     }
@@ -326,7 +336,7 @@ async fn read_all(ctx: &ShardCtx, slots: &[Slot]) -> Vec<Option<Result<ReadResul
         .enumerate()
         .filter(|(_, (idx, _))| !idx.is_empty())
         .map(|(owner, (idx, items))| async move {
-            (idx, ctx.handle.call(owner, |reply| ShardRequest::Read { items, reply }).await)
+            (idx, ctx.router.call(ShardId(owner), |reply| Request::Read { items, reply }).await)
         })
         .collect();
     let mut out: Vec<Option<Result<ReadResult, PartitionError>>> = slots.iter().map(|_| None).collect();
@@ -341,7 +351,7 @@ async fn read_all(ctx: &ShardCtx, slots: &[Slot]) -> Vec<Option<Result<ReadResul
                 for i in idx {
                     out[i] = Some(Err(PartitionError::ShardGone(match &e {
                         PartitionError::ShardGone(s) => *s,
-                        _ => 0,
+                        _ => ShardId(0),
                     })));
                 }
             }
@@ -357,11 +367,11 @@ async fn wait_for_data(
     reads: &[Option<Result<ReadResult, PartitionError>>],
     timeout: Duration,
 ) {
-    let shard_count = ctx.handle.shard_count();
+    let shard_count = ctx.router.shard_count();
     let mut per_owner: Vec<Vec<(TopicPartition, i64)>> = (0..shard_count).map(|_| Vec::new()).collect();
     for (s, r) in slots.iter().zip(reads) {
         if let (Some(tp), Some(Ok(r))) = (&s.tp, r) {
-            per_owner[ctx.handle.owner(tp)].push((tp.clone(), s.fetch_offset.max(r.high_watermark)));
+            per_owner[ctx.router.owner(tp).index()].push((tp.clone(), s.fetch_offset.max(r.high_watermark)));
         }
     }
     let (tx, rx) = flume::bounded::<()>(shard_count);
@@ -370,7 +380,7 @@ async fn wait_for_data(
             continue;
         }
         // The owner answers on the shared `tx`: the first answer ends the wait.
-        let _ = ctx.net_send(owner, NetRequest::WaitForData { items, timeout, reply: tx.clone() }).await;
+        let _ = ctx.router.send(ShardId(owner), Request::WaitForData { items, timeout, reply: tx.clone() }).await;
     }
     drop(tx);
     futures_lite::future::or(

@@ -1,5 +1,5 @@
 //! Group APIs: FindCoordinator answers live here with the coordinator's routing; every other
-//! group request travels to the group's coordinator shard as one [`NetRequest::Group`] message
+//! group request travels to the group's coordinator shard as one `Request::Coordinator` call
 //! (requests naming several groups are split per coordinator shard, one message each) and is
 //! served there by [`serve`], which owns the shard's [`crate::group::Coordinator`].
 
@@ -28,7 +28,8 @@ use kafka_protocol::protocol::StrBytes;
 use crate::errors::code;
 use crate::group::{self, gcode, Committed, GroupState, SharedCoordinator};
 use crate::group_store;
-use crate::server::{NetRequest, ShardCtx};
+use crate::server::{Request, ShardCtx};
+use replication::ShardId;
 
 /// A group request on its way to the coordinator shard.
 /// Who sent a group request: the client id and host a coordinator records for members.
@@ -48,24 +49,25 @@ pub struct GroupCall {
 }
 
 /// The shard that coordinates `group_id`: the owner of its `__consumer_offsets` partition.
-pub fn coordinator_shard(ctx: &ShardCtx, group_id: &str) -> usize {
-    ctx.handle.owner(&TopicPartition::new(group::OFFSETS_TOPIC, group::coordinator_partition(group_id)))
+pub fn coordinator_shard(ctx: &ShardCtx, group_id: &str) -> ShardId {
+    ctx.router.owner(&TopicPartition::new(group::OFFSETS_TOPIC, group::coordinator_partition(group_id)))
 }
 
 /// Sends one group request to `shard` and waits for its answer.
 pub async fn call(
     ctx: &ShardCtx,
-    shard: usize,
+    shard: ShardId,
     version: i16,
     caller: Caller<'_>,
     request: RequestKind,
 ) -> Option<ResponseKind> {
     let (client_id, client_host) = (caller.client_id.to_owned(), caller.host.to_owned());
-    ctx.net_call(shard, |reply| {
-        NetRequest::Group(Box::new(GroupCall { version, client_id, client_host, request, reply }))
-    })
-    .await
-    .ok()
+    ctx.router
+        .call(shard, |reply| {
+            Request::Coordinator(Box::new(GroupCall { version, client_id, client_host, request, reply }))
+        })
+        .await
+        .ok()
 }
 
 /// Routes a single-group request to its coordinator.
@@ -155,8 +157,8 @@ pub async fn route(ctx: &Rc<ShardCtx>, version: i16, caller: Caller<'_>, request
 }
 
 /// Splits `groups` by coordinator shard.
-fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTreeMap<usize, Vec<T>> {
-    let mut out: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTreeMap<ShardId, Vec<T>> {
+    let mut out: BTreeMap<ShardId, Vec<T>> = BTreeMap::new();
     for g in groups {
         let shard = coordinator_shard(ctx, id(&g));
         out.entry(shard).or_default().push(g);
@@ -192,7 +194,7 @@ async fn list_all(
     req: ListGroupsRequest,
 ) -> Option<ResponseKind> {
     let mut out = Vec::new();
-    for shard in 0..ctx.handle.shard_count() {
+    for shard in ctx.router.shards() {
         if let Some(ResponseKind::ListGroups(r)) =
             call(ctx, shard, version, caller, RequestKind::ListGroups(req.clone())).await
         {
@@ -290,6 +292,15 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
         co.borrow_mut().mark_dirty(&id);
     }
     let _ = reply.send(response);
+}
+
+/// Answers a call the coordinator's shard cannot admit now (its door is full) with
+/// COORDINATOR_LOAD_IN_PROGRESS, which clients retry.
+pub fn refuse(call: Box<GroupCall>) {
+    let GroupCall { version, request, reply, .. } = *call;
+    if let Some(r) = load_in_progress(request, version) {
+        let _ = reply.send(r);
+    }
 }
 
 /// The COORDINATOR_LOAD_IN_PROGRESS answer to a group request.

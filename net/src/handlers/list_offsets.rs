@@ -2,46 +2,24 @@
 
 use std::rc::Rc;
 
-use engine::shard::{PartitionError, ShardRequest, TopicPartition};
+use engine::shard::TopicPartition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use replication::partition::spec;
+use replication::{ListedOffset, PartitionError};
 
 use crate::errors::{code, partition_error};
-use crate::handlers::metadata::LEADER_EPOCH;
-use crate::server::{NetRequest, ShardCtx};
+use crate::server::{Request, ShardCtx};
 
-const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
-const MAX_TIMESTAMP: i64 = -3;
-const EARLIEST_LOCAL: i64 = -4;
-const LATEST_TIERED: i64 = -5;
-const EARLIEST_PENDING_UPLOAD: i64 = -6;
-
-/// `(offset, timestamp)` for one partition.
-async fn lookup(ctx: &ShardCtx, tp: TopicPartition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
-    let owner = ctx.handle.owner(&tp);
-    match timestamp {
-        LATEST | EARLIEST | EARLIEST_LOCAL | LATEST_TIERED | EARLIEST_PENDING_UPLOAD => {
-            let tps = vec![tp];
-            let offsets = ctx.handle.call(owner, |reply| ShardRequest::Offsets { tps, reply }).await?;
-            let o = offsets.into_iter().next().ok_or(PartitionError::ShardGone(owner))??;
-            Ok(match timestamp {
-                LATEST => (o.high_watermark, -1),
-                // Nothing is tiered: the earliest local offset is the log start.
-                LATEST_TIERED | EARLIEST_PENDING_UPLOAD => (-1, -1),
-                _ => (o.log_start_offset, -1),
-            })
-        }
-        MAX_TIMESTAMP => {
-            let r = ctx.net_call(owner, |reply| NetRequest::MaxTimestamp { tp, reply }).await??;
-            Ok(r.unwrap_or((-1, -1)))
-        }
-        ts => {
-            let r =
-                ctx.handle.call(owner, |reply| ShardRequest::OffsetForTimestamp { tp, timestamp: ts, reply }).await??;
-            Ok(r.unwrap_or((-1, -1)))
-        }
-    }
+/// One partition's answer from its owner, fenced by the client's `current_leader_epoch`.
+async fn lookup(
+    ctx: &ShardCtx,
+    tp: TopicPartition,
+    timestamp: i64,
+    current_leader_epoch: i32,
+) -> Result<Option<ListedOffset>, PartitionError> {
+    let owner = ctx.router.owner(&tp);
+    ctx.router.call(owner, |reply| Request::ListOffset { tp, timestamp, current_leader_epoch, reply }).await?
 }
 
 pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -53,7 +31,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -
             .iter()
             .map(|p| {
                 let meta = meta.clone();
-                let (index, timestamp) = (p.partition_index, p.timestamp);
+                let (index, timestamp, current) = (p.partition_index, p.timestamp, p.current_leader_epoch);
                 async move {
                     let out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(index)
@@ -63,20 +41,23 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -
                     let Some(meta) = meta.filter(|m| index >= 0 && index < m.partitions) else {
                         return out.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
                     };
-                    if timestamp < EARLIEST_PENDING_UPLOAD {
+                    if timestamp < spec::EARLIEST_PENDING_UPLOAD {
                         return out.with_error_code(code::INVALID_REQUEST);
                     }
-                    match lookup(ctx, TopicPartition::new(&meta.name, index), timestamp).await {
-                        Ok((offset, ts)) => out
-                            .with_offset(offset)
-                            .with_timestamp(ts)
-                            .with_leader_epoch(if offset >= 0 && version >= 4 { LEADER_EPOCH } else { -1 }),
+                    // Before v4 the request carries no epoch to check, and the answer none.
+                    let current = if version >= 4 { current } else { -1 };
+                    match lookup(ctx, TopicPartition::new(&meta.name, index), timestamp, current).await {
+                        Ok(Some(o)) => out
+                            .with_offset(o.offset)
+                            .with_timestamp(o.timestamp)
+                            .with_leader_epoch(if version >= 4 { o.leader_epoch } else { -1 }),
+                        Ok(None) => out,
                         Err(e) => out.with_error_code(partition_error(&e)),
                     }
                 }
             })
             .collect();
-        let partitions = engine::sync::join_windowed(futs, engine::shard::REQUEST_PARTITIONS_IN_FLIGHT_MAX).await;
+        let partitions = engine::sync::join_windowed(futs, replication::shard::REQUEST_PARTITIONS_IN_FLIGHT_MAX).await;
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)

@@ -9,13 +9,44 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use std::collections::HashMap;
+
+use engine::shard::TopicPartition;
+use replication::ShardId;
+
 use crate::errors::code;
 use crate::handlers::admin;
-use crate::server::ShardCtx;
+use crate::server::{Request, ShardCtx};
 use crate::topics::TopicMeta;
 
-/// The leader epoch every partition reports: a single node never changes leaders.
-pub const LEADER_EPOCH: i32 = 0;
+/// Each partition's current leader epoch, asked of the owners (one message per owner).
+/// Partitions an owner does not have (yet) are missing from the answer.
+pub async fn leader_epochs(ctx: &ShardCtx, tps: Vec<TopicPartition>) -> HashMap<TopicPartition, i32> {
+    let mut per_owner: Vec<Vec<TopicPartition>> = (0..ctx.router.shard_count()).map(|_| Vec::new()).collect();
+    for tp in tps {
+        per_owner[ctx.router.owner(&tp).index()].push(tp);
+    }
+    let calls = per_owner.into_iter().enumerate().filter(|(_, tps)| !tps.is_empty()).map(|(owner, tps)| async move {
+        let asked = tps.clone();
+        let r = ctx.router.call(ShardId(owner), |reply| Request::Offsets { tps, reply }).await;
+        (asked, r.unwrap_or_default())
+    });
+    let mut out = HashMap::new();
+    for (asked, answers) in engine::sync::join_all(calls.collect()).await {
+        for (tp, a) in asked.into_iter().zip(answers) {
+            if let Ok(o) = a {
+                out.insert(tp, o.leader_epoch.get());
+            }
+        }
+    }
+    out
+}
+
+/// The epoch of every partition of these topics.
+async fn epochs_of(ctx: &ShardCtx, topics: &[Arc<TopicMeta>]) -> HashMap<TopicPartition, i32> {
+    let tps = topics.iter().flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(&t.name, p))).collect();
+    leader_epochs(ctx, tps).await
+}
 
 pub fn broker(ctx: &ShardCtx) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
@@ -24,16 +55,22 @@ pub fn broker(ctx: &ShardCtx) -> MetadataResponseBroker {
         .with_port(ctx.config().advertised_port)
 }
 
-pub fn topic_response(ctx: &ShardCtx, t: &TopicMeta) -> MetadataResponseTopic {
+/// A topic as Metadata describes it; a partition missing from `epochs` has no leader yet
+/// (being created): LEADER_NOT_AVAILABLE, which clients retry.
+pub fn topic_response(ctx: &ShardCtx, t: &TopicMeta, epochs: &HashMap<TopicPartition, i32>) -> MetadataResponseTopic {
     let node = BrokerId(ctx.config().node_id);
     let partitions = (0..t.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
+            let out = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
                 .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_isr_nodes(vec![node]);
+            match epochs.get(&TopicPartition::new(&t.name, p)) {
+                Some(&epoch) => out.with_leader_id(node).with_leader_epoch(epoch),
+                None => {
+                    out.with_leader_id(BrokerId(-1)).with_leader_epoch(-1).with_error_code(code::LEADER_NOT_AVAILABLE)
+                }
+            }
         })
         .collect();
     MetadataResponseTopic::default()
@@ -55,35 +92,35 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: MetadataRequest) -> M
         // v0 has no null: an empty list meant "all topics".
         Some(t) => t.is_empty() && version == 0,
     };
-    let topics: Vec<MetadataResponseTopic> = if all {
+    // Found topics first (their epochs are asked of the owners in one go), errors in place.
+    let mut found: Vec<Result<Arc<TopicMeta>, MetadataResponseTopic>> = Vec::new();
+    if all {
         // Internal topics are listed only when asked for by name (Kafka's clients hide them).
-        ctx.broker
-            .topics
-            .list()
-            .iter()
-            .filter(|t| t.name != crate::group::OFFSETS_TOPIC)
-            .map(|t| topic_response(ctx, t))
-            .collect()
+        found.extend(ctx.broker.topics.list().into_iter().filter(|t| t.name != crate::group::OFFSETS_TOPIC).map(Ok));
     } else {
-        let mut out = Vec::new();
         for t in req.topics.unwrap_or_default() {
             match &t.name {
                 Some(name) => {
-                    let found: Result<Arc<TopicMeta>, i16> =
+                    let meta: Result<Arc<TopicMeta>, i16> =
                         admin::get_or_auto_create(ctx, name.as_str(), allow_auto_create).await;
-                    match found {
-                        Ok(meta) => out.push(topic_response(ctx, &meta)),
-                        Err(e) => out.push(error_topic(Some(name.clone()), uuid::Uuid::nil(), e)),
-                    }
+                    found.push(meta.map_err(|e| error_topic(Some(name.clone()), uuid::Uuid::nil(), e)));
                 }
                 None => match ctx.broker.topics.name_for_id(&t.topic_id).and_then(|n| ctx.broker.topics.get(&n)) {
-                    Some(meta) => out.push(topic_response(ctx, &meta)),
-                    None => out.push(error_topic(None, t.topic_id, code::UNKNOWN_TOPIC_ID)),
+                    Some(meta) => found.push(Ok(meta)),
+                    None => found.push(Err(error_topic(None, t.topic_id, code::UNKNOWN_TOPIC_ID))),
                 },
             }
         }
-        out
-    };
+    }
+    let metas: Vec<Arc<TopicMeta>> = found.iter().filter_map(|f| f.as_ref().ok().cloned()).collect();
+    let epochs = epochs_of(ctx, &metas).await;
+    let topics: Vec<MetadataResponseTopic> = found
+        .into_iter()
+        .map(|f| match f {
+            Ok(meta) => topic_response(ctx, &meta, &epochs),
+            Err(e) => e,
+        })
+        .collect();
     MetadataResponse::default()
         .with_brokers(vec![broker(ctx)])
         .with_cluster_id(Some(StrBytes::from_string(ctx.config().cluster_id.clone())))

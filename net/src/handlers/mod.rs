@@ -181,9 +181,9 @@ async fn dispatch(
         }
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(v, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, v, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, v, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, v, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, v, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, v, r).await)
         }
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(ctx, v, r).await),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(ctx, v, r)),

@@ -7,8 +7,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::errors::{code, partition_error};
-use crate::handlers::metadata::LEADER_EPOCH;
-use crate::server::{NetRequest, ShardCtx};
+use crate::server::{Request, ShardCtx};
+use replication::{EpochQuery, LeaderEpoch};
 
 pub async fn handle(
     ctx: &Rc<ShardCtx>,
@@ -25,17 +25,18 @@ pub async fn handle(
                 partitions.push(out.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };
-            if p.current_leader_epoch > LEADER_EPOCH {
-                // The client knows a newer epoch than the leader: Kafka's UNKNOWN_LEADER_EPOCH.
-                partitions.push(out.with_error_code(74));
-                continue;
-            }
             let tp = TopicPartition::new(&meta.name, p.partition);
-            let owner = ctx.handle.owner(&tp);
-            let items = vec![(tp, p.leader_epoch)];
-            let r = ctx.net_call(owner, |reply| NetRequest::EndOffsetForEpoch { items, reply }).await;
+            let owner = ctx.router.owner(&tp);
+            // The owner fences by `current_leader_epoch` (FENCED_ / UNKNOWN_LEADER_EPOCH).
+            let q = EpochQuery {
+                tp,
+                current_leader_epoch: p.current_leader_epoch,
+                leader_epoch: LeaderEpoch(p.leader_epoch),
+            };
+            let items = vec![q];
+            let r = ctx.router.call(owner, |reply| Request::EndOffsetForEpoch { items, reply }).await;
             partitions.push(match r.map(|v| v.into_iter().next()) {
-                Ok(Some(Ok((epoch, end)))) => out.with_leader_epoch(epoch).with_end_offset(end),
+                Ok(Some(Ok((epoch, end)))) => out.with_leader_epoch(epoch.get()).with_end_offset(end),
                 Ok(Some(Err(e))) | Err(e) => out.with_error_code(partition_error(&e)),
                 Ok(None) => out.with_error_code(code::UNKNOWN_SERVER_ERROR),
             });

@@ -3,15 +3,18 @@
 
 use std::rc::Rc;
 
+use crate::server::Request;
 use bytes::BytesMut;
-use engine::shard::{AppendItem, ShardRequest, TopicPartition};
+use engine::shard::TopicPartition;
 use engine::ValidatedBatches;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use replication::AppendItem;
+use replication::ShardId;
 
 use crate::errors::{batch_error, code, partition_error};
-use crate::handlers::{admin, configs, metadata::LEADER_EPOCH};
+use crate::handlers::{admin, configs};
 use crate::server::ShardCtx;
 
 fn partition_result(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -72,7 +75,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
         None
     };
     let durable = req.acks == -1;
-    let shard_count = ctx.handle.shard_count();
+    let shard_count = ctx.router.shard_count();
     // Results in request order; appends grouped per owner, remembering each one's slot.
     let mut topics_out: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
     let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> = (0..shard_count).map(|_| Vec::new()).collect();
@@ -130,9 +133,9 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                 continue;
             }
             let tp = TopicPartition::new(&meta.name, p.index);
-            let owner = ctx.handle.owner(&tp);
+            let owner = ctx.router.owner(&tp).index();
             parts.push(partition_result(p.index, code::NONE, None));
-            per_owner[owner].push((ti, pi, AppendItem { tp, batches, leader_epoch: LEADER_EPOCH, durable }));
+            per_owner[owner].push((ti, pi, AppendItem { tp, batches, durable }));
         }
         topics_out.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(parts));
     }
@@ -142,7 +145,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
         .filter(|(_, items)| !items.is_empty())
         .map(|(owner, items)| {
             let (slots, items): (Vec<_>, Vec<_>) = items.into_iter().map(|(t, p, item)| ((t, p), item)).unzip();
-            async move { (slots, ctx.handle.call(owner, |reply| ShardRequest::Append { items, reply }).await) }
+            async move { (slots, ctx.router.call(ShardId(owner), |reply| Request::Append { items, reply }).await) }
         })
         .collect();
     for (slots, results) in engine::sync::join_all(calls).await {

@@ -8,7 +8,7 @@ pub async fn sweep(ctx: &ShardCtx) {
     let now = engine::now_ms();
     for tp in ctx.shard.partitions() {
         let Some(meta) = ctx.broker.topics.get(&tp.topic) else { continue };
-        let Some(log) = ctx.shard.log(&tp) else { continue };
+        let Some(partition) = ctx.shard.partition(&tp) else { continue };
         let policy = configs::effective(ctx.config(), &meta.configs, "cleanup.policy").unwrap_or_default();
         if !policy.split(',').any(|p| p.trim() == "delete") {
             continue;
@@ -17,10 +17,8 @@ pub async fn sweep(ctx: &ShardCtx) {
         let bytes = configs::effective_i64(ctx.config(), &meta.configs, "retention.bytes")
             .filter(|&v| v >= 0)
             .and_then(|v| u64::try_from(v).ok());
-        if let Some(cut) = log.retention_offset(now, ms, bytes) {
-            // A failure poisons the log, which reports it to its next caller.
-            let _ = log.delete_before(cut, now).await;
-        }
+        // A failure poisons the log, which reports it to its next caller.
+        let _ = partition.apply_retention(now, ms, bytes).await;
         glommio::yield_if_needed().await;
     }
 }

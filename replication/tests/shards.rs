@@ -4,7 +4,12 @@
 use std::path::PathBuf;
 
 use engine::records::simple_batch;
-use engine::shard::{AppendItem, ReadItem, ShardRequest, ShardSet, ShardSetConfig, TopicPartition};
+use engine::shard::{ShardSetConfig, TopicPartition};
+use replication::{AppendItem, Node, NodeConfig, ReadItem, Router};
+
+/// These tests make no coordinator calls.
+enum NoCall {}
+type ShardRequest = replication::ShardRequest<NoCall>;
 use engine::{LogConfig, ValidatedBatches};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -26,8 +31,8 @@ fn config(dir: &std::path::Path) -> ShardSetConfig {
 #[test]
 fn append_and_read_across_shards_then_recover() {
     let dir = temp_dir("shards");
-    let set = ShardSet::start(config(&dir), None).expect("start");
-    let h = set.handle();
+    let set = Node::<NoCall>::start(NodeConfig::new(config(&dir)), None).expect("start");
+    let h = set.router();
     let tps: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new("orders-eu", p)).collect();
     for tp in &tps {
         let owner = h.owner(tp);
@@ -41,7 +46,7 @@ fn append_and_read_across_shards_then_recover() {
     // Several appends per partition, batched per owner, durable.
     let mut sent = Vec::new();
     for round in 0..20 {
-        for owner in 0..h.shard_count() {
+        for owner in h.shards() {
             let items: Vec<AppendItem> = tps
                 .iter()
                 .filter(|tp| h.owner(tp) == owner)
@@ -51,7 +56,6 @@ fn append_and_read_across_shards_then_recover() {
                     AppendItem {
                         tp: tp.clone(),
                         batches: ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid"),
-                        leader_epoch: 0,
                         durable: true,
                     }
                 })
@@ -67,13 +71,19 @@ fn append_and_read_across_shards_then_recover() {
             }
         }
     }
-    let check = |h: &engine::shard::ShardHandle| {
+    let check = |h: &Router<NoCall>| {
         for tp in &tps {
             let owner = h.owner(tp);
             let mut got = Vec::new();
             let mut offset = 0;
             loop {
-                let items = vec![ReadItem { tp: tp.clone(), offset, bytes_max: 8192, end_offset: None }];
+                let items = vec![ReadItem {
+                    tp: tp.clone(),
+                    offset,
+                    bytes_max: 8192,
+                    end_offset: None,
+                    current_leader_epoch: -1,
+                }];
                 let r = h.call_blocking(owner, |reply| ShardRequest::Read { items, reply }).expect("call");
                 let r = r.into_iter().next().expect("one result").expect("read");
                 if r.chunks.is_empty() {
@@ -97,10 +107,10 @@ fn append_and_read_across_shards_then_recover() {
     check(&h);
     set.shutdown();
 
-    let set = ShardSet::start(config(&dir), None).expect("restart");
-    let h = set.handle();
+    let set = Node::<NoCall>::start(NodeConfig::new(config(&dir)), None).expect("restart");
+    let h = set.router();
     let mut owned = Vec::new();
-    for s in 0..h.shard_count() {
+    for s in h.shards() {
         owned.extend(h.call_blocking(s, |reply| ShardRequest::List { reply }).expect("list"));
     }
     owned.sort();

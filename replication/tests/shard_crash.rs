@@ -15,8 +15,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::records::{decode_records, BatchBuilder, Record};
-use engine::shard::{AppendItem, ReadItem, ShardHandle, ShardRequest, ShardSet, ShardSetConfig, TopicPartition};
+use engine::shard::{ShardSetConfig, TopicPartition};
 use engine::{Compression, LogConfig, ValidatedBatches};
+use replication::{AppendItem, Node, NodeConfig, ReadItem, Router};
+
+/// These tests make no coordinator calls.
+enum NoCall {}
+type ShardRequest = replication::ShardRequest<NoCall>;
+type ShardHandle = Router<NoCall>;
 
 const CHILD_DIR_ENV: &str = "ODRADEK_SHARD_CRASH_DIR";
 const CHILD_RUN_ENV: &str = "ODRADEK_SHARD_CRASH_RUN";
@@ -78,13 +84,13 @@ fn tp(p: i32) -> TopicPartition {
 fn shard_crash_child() {
     let (Ok(dir), Ok(run)) = (std::env::var(CHILD_DIR_ENV), std::env::var(CHILD_RUN_ENV)) else { return };
     let run: u64 = run.parse().expect("run");
-    let set = ShardSet::start(shard_config(Path::new(&dir)), None).expect("start");
-    let h = set.handle();
+    let set = Node::<NoCall>::start(NodeConfig::new(shard_config(Path::new(&dir))), None).expect("start");
+    let h = set.router();
     for p in 0..PARTITIONS {
         let owner = h.owner(&tp(p));
         let config = shard_config(Path::new(&dir)).log;
         match h.call_blocking(owner, |reply| ShardRequest::CreatePartition { tp: tp(p), config, reply }) {
-            Ok(Ok(())) | Ok(Err(engine::shard::PartitionError::AlreadyExists(_))) => {}
+            Ok(Ok(())) | Ok(Err(replication::PartitionError::AlreadyExists(_))) => {}
             other => panic!("create: {other:?}"),
         }
     }
@@ -113,7 +119,7 @@ fn write_forever(h: &ShardHandle, run: u64, writer: u64) {
         let mut parts = parts;
         parts.sort_unstable();
         parts.dedup();
-        for owner in 0..h.shard_count() {
+        for owner in h.shards() {
             let mine: Vec<i32> = parts.iter().copied().filter(|&p| h.owner(&tp(p)) == owner).collect();
             if mine.is_empty() {
                 continue;
@@ -131,7 +137,6 @@ fn write_forever(h: &ShardHandle, run: u64, writer: u64) {
                     AppendItem {
                         tp: tp(p),
                         batches: ValidatedBatches::new(b.build(), usize::MAX).expect("valid"),
-                        leader_epoch: 0,
                         durable,
                     }
                 })
@@ -192,8 +197,8 @@ fn run_child_and_kill(dir: &Path, run: u64, after: Duration, acks: &mut Acks) {
 
 /// Reopens the shards and checks every partition; returns the total number of offsets.
 fn verify(dir: &Path, acks: &Acks) -> i64 {
-    let set = ShardSet::start(shard_config(dir), None).expect("restart");
-    let h = set.handle();
+    let set = Node::<NoCall>::start(NodeConfig::new(shard_config(dir)), None).expect("restart");
+    let h = set.router();
     let mut total = 0;
     let mut by_partition: HashMap<i32, HashMap<i64, (BatchId, i64)>> = HashMap::new();
     for p in 0..PARTITIONS {
@@ -201,12 +206,13 @@ fn verify(dir: &Path, acks: &Acks) -> i64 {
         let mut offset = 0;
         let found = by_partition.entry(p).or_default();
         loop {
-            let items = vec![ReadItem { tp: tp(p), offset, bytes_max: 1 << 20, end_offset: None }];
+            let items =
+                vec![ReadItem { tp: tp(p), offset, bytes_max: 1 << 20, end_offset: None, current_leader_epoch: -1 }];
             let r = h.call_blocking(owner, |reply| ShardRequest::Read { items, reply }).expect("call");
             let r = match r.into_iter().next().expect("one result") {
                 Ok(r) => r,
                 // Never created (the first child was killed before creating it).
-                Err(engine::shard::PartitionError::UnknownPartition(_)) => break,
+                Err(replication::PartitionError::UnknownPartition(_)) => break,
                 Err(e) => panic!("partition {p}: no corrupt batch is served: {e}"),
             };
             if r.chunks.is_empty() {

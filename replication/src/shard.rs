@@ -1,0 +1,356 @@
+//! One shard's partitions, and the one typed request enum every caller uses to reach them.
+//!
+//! Lives on: one shard (`!Send`); [`ShardRequest`] crosses cores.
+//!
+//! [`PartitionShard`] is the partition registry of one core, over the engine's storage shard
+//! (which keeps the logs, their group commit and memory budget). Everything asked of a shard,
+//! by its own connections or another core, is a [`ShardRequest`] through its door
+//! ([`crate::door`]), which admits work against named limits before spawning it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use engine::batch::ValidatedBatches;
+use engine::commit::CommitWait;
+use engine::io::Storage;
+use engine::log::{AppendInfo, Durability, LogConfig, LogError, ReadResult};
+use engine::shard::{Shard, TopicPartition};
+use thiserror::Error;
+
+use crate::ids::{LeaderEpoch, NodeId, ShardId};
+use crate::partition::{EpochError, ListedOffset, Partition, PartitionOffsets};
+
+/// Partitions of one request a shard appends to or reads from at the same time. A request may
+/// name tens of thousands; each in-flight one can hold I/O (a roll, a disk read), and one task
+/// must never wait on an unbounded number of I/O operations (see `engine::sync::join_windowed`).
+pub const REQUEST_PARTITIONS_IN_FLIGHT_MAX: usize = 32;
+
+#[derive(Debug, Error)]
+pub enum PartitionError {
+    #[error("unknown partition {0:?}")]
+    UnknownPartition(TopicPartition),
+    #[error("partition {0:?} already exists")]
+    AlreadyExists(TopicPartition),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("shard {0} is gone")]
+    ShardGone(ShardId),
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
+}
+
+/// A reply channel: one value back to the asking core.
+pub type Reply<T> = flume::Sender<T>;
+
+pub struct AppendItem {
+    pub tp: TopicPartition,
+    pub batches: ValidatedBatches,
+    /// Also wait for the data to be synced (acks=all on a log with `Durability::Always`).
+    /// Without it the reply still waits until the data is written to the device (acks=0/1).
+    pub durable: bool,
+}
+
+pub struct ReadItem {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub bytes_max: usize,
+    /// Read up to this offset (exclusive); `None` for the high watermark.
+    pub end_offset: Option<i64>,
+    /// The leader epoch the client believes current (-1: unchecked); see
+    /// [`Partition::check_epoch`].
+    pub current_leader_epoch: i32,
+}
+
+/// One partition of an OffsetForLeaderEpoch request.
+pub struct EpochQuery {
+    pub tp: TopicPartition,
+    /// The client's view of the current leader epoch (-1: unchecked).
+    pub current_leader_epoch: i32,
+    /// The epoch whose end offset is asked.
+    pub leader_epoch: LeaderEpoch,
+}
+
+/// Everything one core can ask of the core that owns the partitions named in it: one message
+/// per owner per client request, never one per record. `X` is the higher layer's coordinator
+/// call (consumer groups live on the shard that owns their `__consumer_offsets` partition).
+pub enum ShardRequest<X> {
+    CreatePartition {
+        tp: TopicPartition,
+        config: LogConfig,
+        reply: Reply<Result<(), PartitionError>>,
+    },
+    DeletePartition {
+        tp: TopicPartition,
+        reply: Reply<Result<(), PartitionError>>,
+    },
+    Append {
+        items: Vec<AppendItem>,
+        reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
+    },
+    Read {
+        items: Vec<ReadItem>,
+        reply: Reply<Vec<Result<ReadResult, PartitionError>>>,
+    },
+    Offsets {
+        tps: Vec<TopicPartition>,
+        reply: Reply<Vec<Result<PartitionOffsets, PartitionError>>>,
+    },
+    /// ListOffsets for one partition (see [`Partition::list_offset`]), fenced by
+    /// `current_leader_epoch` (-1: unchecked).
+    ListOffset {
+        tp: TopicPartition,
+        timestamp: i64,
+        current_leader_epoch: i32,
+        reply: Reply<Result<Option<ListedOffset>, PartitionError>>,
+    },
+    /// OffsetForLeaderEpoch: `(epoch, end offset)` per item, each fenced by its
+    /// `current_leader_epoch`.
+    EndOffsetForEpoch {
+        items: Vec<EpochQuery>,
+        reply: Reply<Vec<Result<(LeaderEpoch, i64), PartitionError>>>,
+    },
+    DeleteBefore {
+        tp: TopicPartition,
+        offset: i64,
+        reply: Reply<Result<i64, PartitionError>>,
+    },
+    TruncateTo {
+        tp: TopicPartition,
+        offset: i64,
+        reply: Reply<Result<(), PartitionError>>,
+    },
+    /// Partitions this shard owns.
+    List {
+        reply: Reply<Vec<TopicPartition>>,
+    },
+    /// Partitions this shard owns with their size in bytes.
+    LogSizes {
+        reply: Reply<Vec<(TopicPartition, u64)>>,
+    },
+    /// Reply once any listed partition's high watermark passes the given offset, or after
+    /// `timeout` (a long poll; answered at once when the shard has too many).
+    WaitForData {
+        items: Vec<(TopicPartition, i64)>,
+        timeout: Duration,
+        reply: Reply<()>,
+    },
+    /// What the door has admitted (tests and operators).
+    DoorStats {
+        reply: Reply<crate::door::DoorStats>,
+    },
+    /// A call to a coordinator on this shard.
+    Coordinator(X),
+    /// Close every log cleanly and stop the shard.
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+/// See the module docs.
+pub struct PartitionShard<S: Storage> {
+    id: ShardId,
+    node: NodeId,
+    /// This node's start count: the least leader epoch of every partition it leads now.
+    generation: LeaderEpoch,
+    store: Rc<Shard<S>>,
+    partitions: RefCell<HashMap<TopicPartition, Rc<Partition<S>>>>,
+}
+
+impl<S: Storage> PartitionShard<S> {
+    /// Leads every partition `store` recovered (`loaded`), in a new epoch of at least
+    /// `generation` (see [`Partition::lead`]).
+    pub fn new(store: Rc<Shard<S>>, loaded: Vec<TopicPartition>, node: NodeId, generation: LeaderEpoch) -> Rc<Self> {
+        let mut partitions = HashMap::with_capacity(loaded.len());
+        for tp in loaded {
+            if let Some(log) = store.log(&tp) {
+                partitions.insert(tp.clone(), Rc::new(Partition::lead(tp, log, node, generation)));
+            }
+        }
+        Rc::new(Self { id: ShardId(store.id), node, generation, store, partitions: RefCell::new(partitions) })
+    }
+
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+    pub fn now_ms(&self) -> i64 {
+        self.store.now_ms()
+    }
+
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition<S>>> {
+        self.partitions.borrow().get(tp).cloned()
+    }
+
+    /// The partitions this shard owns, sorted.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<_> = self.partitions.borrow().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    fn get(&self, tp: &TopicPartition) -> Result<Rc<Partition<S>>, PartitionError> {
+        self.partition(tp).ok_or_else(|| PartitionError::UnknownPartition(tp.clone()))
+    }
+
+    pub async fn create(&self, tp: TopicPartition, config: LogConfig) -> Result<(), PartitionError> {
+        if self.partition(&tp).is_some() {
+            return Err(PartitionError::AlreadyExists(tp));
+        }
+        match self.store.create_log(tp.clone(), config).await? {
+            None => Err(PartitionError::AlreadyExists(tp)),
+            Some(log) => {
+                let partition = Partition::lead(tp.clone(), log, self.node, self.generation);
+                self.partitions.borrow_mut().insert(tp, Rc::new(partition));
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete(&self, tp: TopicPartition) -> Result<(), PartitionError> {
+        self.partitions.borrow_mut().remove(&tp);
+        match self.store.remove_log(&tp) {
+            None => Err(PartitionError::UnknownPartition(tp)),
+            Some(log) => log.delete().await.map_err(Into::into),
+        }
+    }
+
+    /// Appends to the partitions of one request and returns once each append is written to the
+    /// device (and synced where `durable` asks it of a `Durability::Always` log). The
+    /// partitions progress together, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`] at a time,
+    /// and all wait on one group write/commit of the shard.
+    pub async fn append(&self, items: Vec<AppendItem>) -> Vec<Result<AppendInfo, PartitionError>> {
+        let now = self.store.now_ms();
+        let committer = self.store.committer();
+        let futs: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let partition = self.get(&item.tp);
+                async move {
+                    let partition = partition?;
+                    let info = partition.append(item.batches, now).await?;
+                    let log = partition.log().clone();
+                    let sync = item.durable && log.config().durability == Durability::Always;
+                    // Asked at once, not after the whole request: the shard's write buffers
+                    // drain only through the committer, and later items may wait for room.
+                    committer.request(&log, info.last_offset + 1, sync);
+                    Ok::<_, PartitionError>((info, CommitWait { log, offset: info.last_offset + 1, sync }))
+                }
+            })
+            .collect();
+        let mut results = Vec::with_capacity(futs.len());
+        let mut waits = Vec::with_capacity(futs.len());
+        for r in engine::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await {
+            results.push(r.map(|(info, wait)| {
+                waits.push(wait);
+                info
+            }));
+        }
+        // One outcome per appended item, in order: a failed write or sync replaces its info.
+        let mut committed = committer.wait(&waits).await.into_iter();
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            if let Some(Err(e)) = committed.next() {
+                *r = Err(e.into());
+            }
+        }
+        results
+    }
+
+    /// Reads from the partitions of one request, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`]
+    /// at a time.
+    pub async fn read(&self, items: Vec<ReadItem>) -> Vec<Result<ReadResult, PartitionError>> {
+        let futs: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let partition = self.get(&item.tp);
+                async move {
+                    let partition = partition?;
+                    partition.check_epoch(item.current_leader_epoch)?;
+                    Ok(partition.read(item.offset, item.bytes_max, item.end_offset).await?)
+                }
+            })
+            .collect();
+        engine::sync::join_windowed(futs, REQUEST_PARTITIONS_IN_FLIGHT_MAX).await
+    }
+
+    /// Serves a partition request. Long polls, coordinator calls, door statistics and shutdown
+    /// are the door's ([`crate::door`]); given one, this answers as if the shard had nothing.
+    pub async fn serve<X>(&self, req: ShardRequest<X>) {
+        let now = self.store.now_ms();
+        match req {
+            ShardRequest::CreatePartition { tp, config, reply } => {
+                let _ = reply.send(self.create(tp, config).await);
+            }
+            ShardRequest::DeletePartition { tp, reply } => {
+                let _ = reply.send(self.delete(tp).await);
+            }
+            ShardRequest::Append { items, reply } => {
+                let _ = reply.send(self.append(items).await);
+            }
+            ShardRequest::Read { items, reply } => {
+                let _ = reply.send(self.read(items).await);
+            }
+            ShardRequest::Offsets { tps, reply } => {
+                let _ = reply.send(tps.iter().map(|tp| self.get(tp).map(|p| p.offsets())).collect());
+            }
+            ShardRequest::ListOffset { tp, timestamp, current_leader_epoch, reply } => {
+                let r = async {
+                    let p = self.get(&tp)?;
+                    p.check_epoch(current_leader_epoch)?;
+                    Ok(p.list_offset(timestamp).await?)
+                };
+                let _ = reply.send(r.await);
+            }
+            ShardRequest::EndOffsetForEpoch { items, reply } => {
+                let out = items.into_iter().map(|q| {
+                    let p = self.get(&q.tp)?;
+                    p.check_epoch(q.current_leader_epoch)?;
+                    Ok(p.end_offset_for_epoch(q.leader_epoch))
+                });
+                let _ = reply.send(out.collect());
+            }
+            ShardRequest::DeleteBefore { tp, offset, reply } => {
+                let r = match self.get(&tp) {
+                    Ok(p) => p.delete_before(offset, now).await.map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            ShardRequest::TruncateTo { tp, offset, reply } => {
+                let r = match self.get(&tp) {
+                    Ok(p) => p.truncate_to(offset, now).await.map_err(Into::into),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            ShardRequest::List { reply } => {
+                let _ = reply.send(self.partitions());
+            }
+            ShardRequest::LogSizes { reply } => {
+                let out =
+                    self.partitions().into_iter().filter_map(|tp| self.partition(&tp).map(|p| (tp, p.size_bytes())));
+                let _ = reply.send(out.collect());
+            }
+            ShardRequest::WaitForData { reply, .. } => {
+                let _ = reply.send(());
+            }
+            ShardRequest::DoorStats { reply } => {
+                let _ = reply.send(Default::default());
+            }
+            ShardRequest::Coordinator(_) => {}
+            ShardRequest::Shutdown { reply } => {
+                self.close().await;
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Closes every log cleanly; the shard serves nothing after this.
+    pub async fn close(&self) {
+        self.partitions.borrow_mut().clear();
+        self.store.close_all().await;
+    }
+}
