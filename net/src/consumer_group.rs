@@ -52,10 +52,9 @@ impl Default for Settings {
 /// Used when a member gives no rebalance timeout (Kafka's `max.poll.interval.ms` default).
 pub const REBALANCE_TIMEOUT_DEFAULT_MS: i32 = 300_000;
 
-pub const FENCED_MEMBER_EPOCH: i16 = 110;
-pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
-pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
-pub const STALE_MEMBER_EPOCH: i16 = 113;
+pub use crate::errors::code::{
+    FENCED_MEMBER_EPOCH, INVALID_REGULAR_EXPRESSION, STALE_MEMBER_EPOCH, UNSUPPORTED_ASSIGNOR,
+};
 
 /// The server assignors, the default first.
 pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
@@ -478,13 +477,13 @@ pub fn heartbeat(
         id
     } else {
         let Some(m) = group.members.get(&member_id) else {
-            return error(group, crate::group::gcode::UNKNOWN_MEMBER_ID, "unknown member");
+            return error(group, crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member");
         };
         if req.member_epoch != m.epoch {
             return error(group, FENCED_MEMBER_EPOCH, "stale member epoch");
         }
         let Some(m) = group.members.get_mut(&member_id) else {
-            return error(group, crate::group::gcode::UNKNOWN_MEMBER_ID, "unknown member");
+            return error(group, crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member");
         };
         let mut changed = false;
         if let Some(n) = &req.subscribed_topic_names {
@@ -521,7 +520,7 @@ pub fn heartbeat(
         group.members.values().filter(|m| m.id != member_id).flat_map(|m| m.owned.iter().copied()).collect();
     let group_epoch = group.epoch;
     if !group.members.contains_key(&member_id) {
-        return error(group, crate::group::gcode::UNKNOWN_MEMBER_ID, "unknown member");
+        return error(group, crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member");
     }
     let Some(m) = group.members.get_mut(&member_id) else {
         return ConsumerGroupHeartbeatResponse::default();

@@ -16,7 +16,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,25 +47,8 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// How often expired sessions are looked for.
 pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Kafka error codes only groups use.
-pub mod gcode {
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-}
-use gcode::*;
+// Group error codes live with all the others in `crate::errors::code`.
+use crate::errors::code::*;
 
 /// Java's `String.hashCode` over UTF-16 code units, as Kafka hashes group ids.
 pub fn java_string_hash(s: &str) -> i32 {
@@ -147,10 +130,12 @@ pub struct Group {
     pub offsets: BTreeMap<(String, i32), Committed>,
     /// Tags the rebalance a timer belongs to, so a stale timer does nothing.
     rebalance_id: u64,
+    /// The coordinator holding this group, for the rebalance timer to find it again.
+    coordinator: Weak<RefCell<Coordinator>>,
 }
 
 impl Group {
-    fn new(id: String) -> Self {
+    fn new(id: String, coordinator: Weak<RefCell<Coordinator>>) -> Self {
         Self {
             id,
             state: GroupState::Empty,
@@ -163,6 +148,7 @@ impl Group {
             statics: HashMap::new(),
             offsets: BTreeMap::new(),
             rebalance_id: 0,
+            coordinator,
         }
     }
 
@@ -332,6 +318,8 @@ pub struct JoinArgs {
 ///
 /// Lives on: one core, behind `Rc<RefCell<_>>`; no borrow is held across an await.
 pub struct Coordinator {
+    /// This coordinator's own handle (set by [`install`]), given to the groups it creates.
+    this: Weak<RefCell<Coordinator>>,
     pub groups: HashMap<String, Group>,
     shard_id: usize,
     member_seq: u64,
@@ -392,6 +380,7 @@ fn sync_error(code: i16) -> SyncGroupResponse {
 impl Coordinator {
     pub fn new(shard_id: usize) -> Self {
         Self {
+            this: Weak::new(),
             groups: HashMap::new(),
             shard_id,
             member_seq: 0,
@@ -476,7 +465,8 @@ fn join_start(
         if c.groups.len() >= GROUPS_PER_SHARD_MAX {
             return Ok(join_error(&member_id, code::COORDINATOR_NOT_AVAILABLE));
         }
-        c.groups.insert(group_id.clone(), Group::new(group_id.clone()));
+        let this = c.this.clone();
+        c.groups.insert(group_id.clone(), Group::new(group_id.clone(), this));
     }
     let new_id = if member_id.is_empty() { Some(c.new_member_id(&args.client_id)) } else { None };
     let Some(group) = c.groups.get_mut(&group_id) else {
@@ -543,7 +533,7 @@ fn join_start(
                         if let Some(m) = group.members.get_mut(&new_id) {
                             m.join_reply = Some(tx);
                         }
-                        prepare_rebalance(shared(), group);
+                        prepare_rebalance(group.coordinator.upgrade(), group);
                         return Err(rx);
                     }
                 }
@@ -607,24 +597,18 @@ fn join_start(
             drop(tx);
             return Ok(resp);
         }
-        _ => prepare_rebalance(shared(), group),
+        _ => prepare_rebalance(group.coordinator.upgrade(), group),
     }
     Err(rx)
 }
 
-// The rebalance timer needs the shared coordinator; it is installed per shard by `install`.
-thread_local! {
-    static SHARED: RefCell<Option<SharedCoordinator>> = const { RefCell::new(None) };
-}
-
-fn shared() -> Option<SharedCoordinator> {
-    SHARED.with(|c| c.borrow().clone())
-}
-
 /// Creates this shard's coordinator and starts its session-expiry sweep.
 pub fn install(shard_id: usize) -> SharedCoordinator {
-    let co = Rc::new(RefCell::new(Coordinator::new(shard_id)));
-    SHARED.with(|c| *c.borrow_mut() = Some(co.clone()));
+    let co = Rc::new_cyclic(|this| {
+        let mut c = Coordinator::new(shard_id);
+        c.this = this.clone();
+        RefCell::new(c)
+    });
     let sweep = co.clone();
     glommio::spawn_local(async move {
         loop {
@@ -677,7 +661,7 @@ fn after_member_joined(group: &mut Group) {
         GroupState::PreparingRebalance => {
             try_complete_join(group);
         }
-        _ => prepare_rebalance(shared(), group),
+        _ => prepare_rebalance(group.coordinator.upgrade(), group),
     }
 }
 
@@ -798,7 +782,7 @@ fn remove_member_entry(group: &mut Group, id: &str) {
 fn remove_member(group: &mut Group, id: &str) {
     remove_member_entry(group, id);
     match group.state {
-        GroupState::Stable | GroupState::CompletingRebalance => prepare_rebalance(shared(), group),
+        GroupState::Stable | GroupState::CompletingRebalance => prepare_rebalance(group.coordinator.upgrade(), group),
         GroupState::PreparingRebalance => {
             try_complete_join(group);
         }
@@ -1006,7 +990,7 @@ impl Coordinator {
             if self.groups.len() >= GROUPS_PER_SHARD_MAX {
                 return None;
             }
-            self.groups.insert(id.to_owned(), Group::new(id.to_owned()));
+            self.groups.insert(id.to_owned(), Group::new(id.to_owned(), self.this.clone()));
         }
         self.groups.get_mut(id)
     }
@@ -1153,7 +1137,7 @@ mod tests {
     #[test]
     fn simple_consumer_commits_only_while_group_is_empty() {
         assert_eq!(check_commit(None, -1, "", None), code::NONE);
-        let mut g = Group::new("g".into());
+        let mut g = Group::new("g".into(), Weak::new());
         assert_eq!(check_commit(Some(&g), -1, "", None), code::NONE);
         g.state = GroupState::Stable;
         assert_eq!(check_commit(Some(&g), -1, "", None), UNKNOWN_MEMBER_ID);

@@ -43,6 +43,7 @@ pub struct Broker {
     /// Every shard's listening socket, so shutdown can stop accepting first.
     listener_fds: Mutex<Vec<std::os::unix::io::RawFd>>,
     stopping: std::sync::atomic::AtomicBool,
+    pub producer_ids: crate::handlers::init_producer_id::ProducerIds,
 }
 
 impl Broker {
@@ -54,6 +55,7 @@ impl Broker {
             connections: AtomicUsize::new(0),
             listener_fds: Mutex::new(Vec::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            producer_ids: crate::handlers::init_producer_id::ProducerIds::seeded_from_clock(),
         }))
     }
 

@@ -23,7 +23,7 @@ fn lookup(key_type: i8, key: &str) -> (i16, Option<StrBytes>) {
         );
     }
     if key.is_empty() {
-        return (crate::group::gcode::INVALID_GROUP_ID, Some(StrBytes::from_static_str("empty group id")));
+        return (crate::errors::code::INVALID_GROUP_ID, Some(StrBytes::from_static_str("empty group id")));
     }
     (code::NONE, None)
 }

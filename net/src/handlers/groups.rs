@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::errors::code;
-use crate::group::{self, gcode, Committed, GroupState, SharedCoordinator};
+use crate::group::{self, Committed, GroupState, SharedCoordinator};
 use crate::group_store;
 use crate::server::{Request, ShardCtx};
 use replication::ShardId;
@@ -257,11 +257,11 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
             let mut c = co.borrow_mut();
             let group_id = r.group_id.to_string();
             let resp = if group_id.is_empty() {
-                ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::INVALID_GROUP_ID)
+                ConsumerGroupHeartbeatResponse::default().with_error_code(code::INVALID_GROUP_ID)
             } else if c.group(&group_id).is_some_and(|g| !g.members.is_empty()) {
                 // A classic group with members keeps its protocol (Kafka's online migration
                 // is not supported).
-                ConsumerGroupHeartbeatResponse::default().with_error_code(gcode::INCONSISTENT_GROUP_PROTOCOL)
+                ConsumerGroupHeartbeatResponse::default().with_error_code(code::INCONSISTENT_GROUP_PROTOCOL)
             } else {
                 let id = c.new_member_id(&client_id);
                 let settings = c.settings.consumer;
@@ -305,7 +305,7 @@ pub fn refuse(call: Box<GroupCall>) {
 
 /// The COORDINATOR_LOAD_IN_PROGRESS answer to a group request.
 fn load_in_progress(request: RequestKind, version: i16) -> Option<ResponseKind> {
-    let e = gcode::COORDINATOR_LOAD_IN_PROGRESS;
+    let e = code::COORDINATOR_LOAD_IN_PROGRESS;
     Some(match request {
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
             kafka_protocol::messages::JoinGroupResponse::default()
@@ -395,7 +395,7 @@ fn consumer_describe(
             };
             ConsumerDescribed::default()
                 .with_group_id(id)
-                .with_error_code(gcode::GROUP_ID_NOT_FOUND)
+                .with_error_code(code::GROUP_ID_NOT_FOUND)
                 .with_error_message(Some(s(&msg)))
                 .with_group_state(s("Dead"))
         })
@@ -409,12 +409,12 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
         co.borrow().consumer_groups.get(&group_id).map(|cg| match cg.members.get(req.member_id.as_str()) {
             // A KIP-848 group in the map has members: like Kafka, commits from outside the group
             // (generation -1, no member id) are only taken while it is empty.
-            None => gcode::UNKNOWN_MEMBER_ID,
+            None => code::UNKNOWN_MEMBER_ID,
             Some(m) if m.epoch != req.generation_id_or_member_epoch => crate::consumer_group::STALE_MEMBER_EPOCH,
             Some(_) => code::NONE,
         });
     let err = if group_id.is_empty() {
-        gcode::INVALID_GROUP_ID
+        code::INVALID_GROUP_ID
     } else if let Some(e) = consumer_check {
         e
     } else {
@@ -438,7 +438,7 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
             } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions) {
                 code::UNKNOWN_TOPIC_OR_PARTITION
             } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
-                gcode::OFFSET_METADATA_TOO_LARGE
+                code::OFFSET_METADATA_TOO_LARGE
             } else {
                 let c = Committed { offset: p.committed_offset, leader_epoch: p.committed_leader_epoch, metadata };
                 accepted.push((ti, pi, (t.name.to_string(), p.partition_index), c));
@@ -585,7 +585,7 @@ async fn offset_delete(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetDelete
         c.group(&group_id).is_some() || c.consumer_groups.contains_key(&group_id)
     };
     if !known {
-        return OffsetDeleteResponse::default().with_error_code(gcode::GROUP_ID_NOT_FOUND);
+        return OffsetDeleteResponse::default().with_error_code(code::GROUP_ID_NOT_FOUND);
     }
     let refused: Vec<bool> = req.topics.iter().map(|t| subscribed(t.name.as_str())).collect();
     let keys: Vec<(String, i32)> = req
@@ -613,7 +613,7 @@ async fn offset_delete(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetDelete
         .into_iter()
         .zip(refused)
         .map(|(t, refused)| {
-            let code = if refused { gcode::GROUP_SUBSCRIBED_TO_TOPIC } else { code::NONE };
+            let code = if refused { code::GROUP_SUBSCRIBED_TO_TOPIC } else { code::NONE };
             let partitions = t
                 .partitions
                 .iter()
@@ -641,12 +641,12 @@ fn describe(co: &SharedCoordinator, version: i16, req: DescribeGroupsRequest) ->
                 let out = DescribedGroup::default()
                     .with_group_id(id)
                     .with_group_state(s("Dead"))
-                    .with_error_code(gcode::GROUP_ID_NOT_FOUND);
+                    .with_error_code(code::GROUP_ID_NOT_FOUND);
                 return if version >= 6 { out.with_error_message(Some(s(&msg))) } else { out };
             }
             let Some(g) = c.group(id.as_str()) else {
                 let out = DescribedGroup::default().with_group_id(id).with_group_state(s("Dead"));
-                return if version >= 6 { out.with_error_code(gcode::GROUP_ID_NOT_FOUND) } else { out };
+                return if version >= 6 { out.with_error_code(code::GROUP_ID_NOT_FOUND) } else { out };
             };
             let stable = g.state == GroupState::Stable;
             let protocol = g.protocol.clone().unwrap_or_default();
@@ -685,9 +685,9 @@ async fn delete(ctx: &ShardCtx, co: &SharedCoordinator, req: DeleteGroupsRequest
     for id in req.groups_names {
         let active_consumer_group = co.borrow().consumer_groups.contains_key(id.as_str());
         let keys: Result<Vec<(String, i32)>, i16> = match co.borrow().group(id.as_str()) {
-            _ if active_consumer_group => Err(gcode::NON_EMPTY_GROUP),
-            None => Err(gcode::GROUP_ID_NOT_FOUND),
-            Some(g) if g.state != GroupState::Empty => Err(gcode::NON_EMPTY_GROUP),
+            _ if active_consumer_group => Err(code::NON_EMPTY_GROUP),
+            None => Err(code::GROUP_ID_NOT_FOUND),
+            Some(g) if g.state != GroupState::Empty => Err(code::NON_EMPTY_GROUP),
             Some(g) => Ok(g.offsets.keys().cloned().collect()),
         };
         let code = match keys {
@@ -703,7 +703,7 @@ async fn delete(ctx: &ShardCtx, co: &SharedCoordinator, req: DeleteGroupsRequest
                             c.mark_dirty(id.as_str());
                             code::NONE
                         } else {
-                            gcode::NON_EMPTY_GROUP
+                            code::NON_EMPTY_GROUP
                         }
                     }
                     Err(e) => e,

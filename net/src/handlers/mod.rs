@@ -179,7 +179,7 @@ async fn dispatch(
             let caller = groups::Caller { client_id: header.client_id.as_deref().unwrap_or(""), host: peer };
             return groups::route(ctx, v, caller, r).await;
         }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(v, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(ctx, v, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, v, r)),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, v, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {

@@ -148,7 +148,8 @@ pub fn is_inactive(desc: &GroupDescription) -> bool {
 }
 
 fn group_not_found(group: &str) -> Error {
-    Error::Kafka { code: 69, name: "GROUP_ID_NOT_FOUND".into(), context: format!("group {group:?}"), message: None }
+    let code = kafka_protocol::error::ResponseError::GroupIdNotFound.code();
+    Error::Kafka { code, name: "GROUP_ID_NOT_FOUND".into(), context: format!("group {group:?}"), message: None }
 }
 
 /// Topic, partition, committed offset, log end offset, index of the owning member.

@@ -112,24 +112,41 @@ impl Error {
             Error::Unsupported { .. } => Some("this broker is too old (or too new) for the operation"),
             Error::Protocol { .. } => Some("is --bootstrap-server a Kafka broker's listener?"),
             Error::Invalid(_) => None,
-            Error::Kafka { code, .. } => match code {
-                3 | 100 => Some("list topics with `odradek topic list`, create one with `odradek topic create`"),
-                36 => Some("the topic exists already: see it with `odradek topic describe`"),
-                37 => Some("the partition count must be at least 1 (and can only grow)"),
-                38 => Some("the replication factor must be between 1 and the number of brokers"),
-                40 => Some("check the config name and value: `odradek config describe` lists them"),
-                1 => Some("the offset is outside the log: see the log start/end with `odradek topic describe`"),
-                10 => Some("the record is larger than the topic's max.message.bytes"),
-                14..=16 => Some("the group coordinator is not ready; retry in a moment"),
-                25 | 22 | 27 => Some("the group is in use by active members; stop them first"),
-                68 => Some("the group still has active members; stop its consumers first"),
-                69 => Some("list groups with `odradek group list`"),
-                86 => Some("a consumer of the group is subscribed to the topic; stop it first"),
-                9 | 5 | 6 => Some("the partition has no leader right now; retry in a moment"),
-                42 => Some("the config resource is not valid for this operation"),
-                87 => Some("check the record's key, value and headers"),
-                _ => None,
-            },
+            Error::Kafka { code, .. } => {
+                use ResponseError as E;
+                match ResponseError::try_from_code(*code)? {
+                    E::UnknownTopicOrPartition | E::UnknownTopicId => {
+                        Some("list topics with `odradek topic list`, create one with `odradek topic create`")
+                    }
+                    E::TopicAlreadyExists => Some("the topic exists already: see it with `odradek topic describe`"),
+                    E::InvalidPartitions => Some("the partition count must be at least 1 (and can only grow)"),
+                    E::InvalidReplicationFactor => {
+                        Some("the replication factor must be between 1 and the number of brokers")
+                    }
+                    E::InvalidConfig => Some("check the config name and value: `odradek config describe` lists them"),
+                    E::OffsetOutOfRange => {
+                        Some("the offset is outside the log: see the log start/end with `odradek topic describe`")
+                    }
+                    E::MessageTooLarge => Some("the record is larger than the topic's max.message.bytes"),
+                    E::CoordinatorLoadInProgress | E::CoordinatorNotAvailable | E::NotCoordinator => {
+                        Some("the group coordinator is not ready; retry in a moment")
+                    }
+                    E::UnknownMemberId | E::IllegalGeneration | E::RebalanceInProgress => {
+                        Some("the group is in use by active members; stop them first")
+                    }
+                    E::NonEmptyGroup => Some("the group still has active members; stop its consumers first"),
+                    E::GroupIdNotFound => Some("list groups with `odradek group list`"),
+                    E::GroupSubscribedToTopic => {
+                        Some("a consumer of the group is subscribed to the topic; stop it first")
+                    }
+                    E::ReplicaNotAvailable | E::LeaderNotAvailable | E::NotLeaderOrFollower => {
+                        Some("the partition has no leader right now; retry in a moment")
+                    }
+                    E::InvalidRequest => Some("the config resource is not valid for this operation"),
+                    E::InvalidRecord => Some("check the record's key, value and headers"),
+                    _ => None,
+                }
+            }
         }
     }
 }
