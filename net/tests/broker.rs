@@ -61,6 +61,10 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &std::path::Path) -> (Node<net::server::Call>, SocketAddr) {
+    start_with(dir, replication::DoorLimits::default())
+}
+
+fn start_with(dir: &std::path::Path, door: replication::DoorLimits) -> (Node<net::server::Call>, SocketAddr) {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let config = BrokerConfig {
@@ -71,7 +75,7 @@ fn start(dir: &std::path::Path) -> (Node<net::server::Call>, SocketAddr) {
     };
     let shards = ShardSetConfig { shard_count: 2, pin: false, io_memory_bytes: 8 << 20, ..ShardSetConfig::new(dir) };
     let broker = Broker::new(config).expect("broker");
-    let set = Node::start(NodeConfig::new(shards), Some(broker.service())).expect("shards");
+    let set = Node::start(NodeConfig { door, ..NodeConfig::new(shards) }, Some(broker.service())).expect("shards");
     for _ in 0..200 {
         if TcpStream::connect(addr).is_ok() {
             return (set, addr);
@@ -202,6 +206,67 @@ fn newest_versions_round_trip() {
     );
     assert_eq!(deleted.responses[0].error_code, 0);
     assert_eq!(fetch(&mut c, 0).responses[0].partitions[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+    drop(c);
+    set.shutdown();
+}
+
+/// Fetches that a full door does not admit as long polls still wait out their max_wait (on
+/// their own timer) and answer empty, without polling the owner again and again meanwhile.
+#[test]
+fn fetches_past_the_long_poll_limit_wait_out_their_time_without_spinning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let door = replication::DoorLimits { long_polls_max: 1, ..replication::DoorLimits::default() };
+    let (set, addr) = start_with(dir.path(), door);
+    let mut c = Client::connect(addr);
+    let create = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("quiet"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(create.topics[0].error_code, 0);
+    let router = set.router();
+    let owner = router.owner(&engine::shard::TopicPartition::new("quiet", 0));
+    let stats = || router.call_blocking(owner, |reply| replication::ShardRequest::DoorStats { reply }).expect("stats");
+    let before = stats();
+    let fetchers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let req = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(800)
+                    .with_min_bytes(1)
+                    .with_max_bytes(1 << 20)
+                    .with_session_id(0)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name("quiet")).with_partitions(
+                        vec![fetch_request::FetchPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(-1)
+                            .with_fetch_offset(0)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(1 << 20)],
+                    )]);
+                let t = std::time::Instant::now();
+                let r = c.call(12, &req);
+                let elapsed = t.elapsed();
+                let p = &r.responses[0].partitions[0];
+                assert_eq!((r.error_code, p.error_code, p.high_watermark), (0, 0, 0));
+                assert!(p.records.as_ref().is_none_or(|b| b.is_empty()));
+                elapsed
+            })
+        })
+        .collect();
+    for f in fetchers {
+        let elapsed = f.join().expect("fetcher");
+        assert!(elapsed >= Duration::from_millis(700), "a fetch answered after {elapsed:?}, not its max_wait");
+    }
+    let after = stats();
+    assert!(after.long_polls_cut_short - before.long_polls_cut_short >= 1, "{before:?} {after:?}");
+    // Each fetch reads at most twice (before waiting, after); a spin would read thousands of times.
+    assert!(after.data_admitted - before.data_admitted <= 16, "{before:?} {after:?}");
     drop(c);
     set.shutdown();
 }

@@ -10,7 +10,8 @@
 //!   connections, which hold their request bytes meanwhile. Partition work never waits on
 //!   another door, so a full door always drains.
 //! - **long polls**: at most [`DoorLimits::long_polls_max`] waiting; past that a poll is
-//!   answered at once (the fetch reads what there is and the client polls again).
+//!   answered `false` at once, and the fetch waits out its time on its own timer (no wake-up on
+//!   data from this owner) instead of polling the owner again.
 //! - **coordinator calls**: at most [`DoorLimits::coordinator_in_flight_max`]; past that the
 //!   service refuses the call with its retriable error. They never hold the pump: a coordinator
 //!   appends to its own shard's partitions through this same door.
@@ -47,6 +48,8 @@ impl Default for DoorLimits {
 /// What the door has admitted so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DoorStats {
+    /// Partition requests admitted so far.
+    pub data_admitted: u64,
     pub data_in_flight: usize,
     pub data_in_flight_peak: usize,
     pub long_polls: usize,
@@ -110,7 +113,7 @@ pub async fn run<S: Storage, X: 'static>(
                 drop(slot);
                 if counters.stats.get().long_polls >= limits.long_polls_max {
                     counters.update(|s| s.long_polls_cut_short += 1);
-                    let _ = reply.send(());
+                    let _ = reply.send(false);
                     continue;
                 }
                 counters.update(|s| {
@@ -120,7 +123,7 @@ pub async fn run<S: Storage, X: 'static>(
                 let (shard, counters) = (shard.clone(), counters.clone());
                 glommio::spawn_local(async move {
                     wait_for_data(&shard, &items, timeout).await;
-                    let _ = reply.send(());
+                    let _ = reply.send(true);
                     counters.update(|s| s.long_polls -= 1);
                 })
                 .detach();
@@ -143,6 +146,7 @@ pub async fn run<S: Storage, X: 'static>(
             }
             req => {
                 counters.update(|s| {
+                    s.data_admitted += 1;
                     s.data_in_flight += 1;
                     s.data_in_flight_peak = s.data_in_flight_peak.max(s.data_in_flight);
                 });

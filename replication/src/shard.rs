@@ -129,12 +129,13 @@ pub enum ShardRequest<X> {
     LogSizes {
         reply: Reply<Vec<(TopicPartition, u64)>>,
     },
-    /// Reply once any listed partition's high watermark passes the given offset, or after
-    /// `timeout` (a long poll; answered at once when the shard has too many).
+    /// Reply `true` once any listed partition's high watermark passes the given offset, or
+    /// after `timeout` (a long poll); `false` at once when the shard has too many long polls
+    /// waiting (the caller then waits out its time without the owner's wake-up).
     WaitForData {
         items: Vec<(TopicPartition, i64)>,
         timeout: Duration,
-        reply: Reply<()>,
+        reply: Reply<bool>,
     },
     /// What the door has admitted (tests and operators).
     DoorStats {
@@ -335,7 +336,7 @@ impl<S: Storage> PartitionShard<S> {
                 let _ = reply.send(out.collect());
             }
             ShardRequest::WaitForData { reply, .. } => {
-                let _ = reply.send(());
+                let _ = reply.send(true);
             }
             ShardRequest::DoorStats { reply } => {
                 let _ = reply.send(Default::default());

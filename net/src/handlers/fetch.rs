@@ -374,7 +374,7 @@ async fn wait_for_data(
             per_owner[ctx.router.owner(tp).index()].push((tp.clone(), s.fetch_offset.max(r.high_watermark)));
         }
     }
-    let (tx, rx) = flume::bounded::<()>(shard_count);
+    let (tx, rx) = flume::bounded::<bool>(shard_count);
     for (owner, items) in per_owner.into_iter().enumerate() {
         if items.is_empty() {
             continue;
@@ -385,7 +385,17 @@ async fn wait_for_data(
     drop(tx);
     futures_lite::future::or(
         async {
-            let _ = rx.recv_async().await;
+            loop {
+                match rx.recv_async().await {
+                    // Woken by data, or the owner's own timeout.
+                    Ok(true) => return,
+                    // That owner's door was full: another owner may still wake us.
+                    Ok(false) => continue,
+                    // Every owner is accounted for (or gone): wait out the time, never spin
+                    // between reads and refused polls.
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
         },
         glommio::timer::sleep(timeout),
     )
