@@ -19,6 +19,10 @@
 //! - turns start as soon as one finishes (no rounds, no timer): a log appended to while its
 //!   turn runs is queued again and written right after.
 //!
+//! Under `Durability::Always` every turn also syncs, whoever asked: a log's high watermark
+//! covers only synced offsets (see [`crate::log`]), so acks=1 data becomes readable one sync
+//! after it is written. The turn wakes write-only waiters before it syncs.
+//!
 //! Nothing acknowledged waits in memory: the longest a byte stays unwritten is the time the
 //! device takes for the turns queued before it.
 
@@ -95,9 +99,10 @@ impl<S: Storage> Committer<S> {
             while turns.len() < COMMIT_LOGS_IN_FLIGHT_MAX {
                 let Some(log) = self.queue.borrow_mut().pop_front() else { break };
                 let now = (self.clock)();
+                let me = self.clone();
                 // A failed turn poisons its log; waiters see that in `commit_status`.
                 turns.push(Box::pin(async move {
-                    let _ = log.commit_once(now).await;
+                    let _ = log.commit_once(now, &me.progress).await;
                 }));
             }
             let mut finished = false;

@@ -8,6 +8,12 @@
 //! `durable_offset` say which offsets are on the device and which are synced; the tail cache
 //! holds at least every batch at or above `flushed_offset`, so reads never need bytes that are
 //! only in a write buffer.
+//!
+//! The high watermark (what consumers may read) is the log's own on a single node, by
+//! [`HwRule`]: under a durability policy that syncs (`Always`, `IntervalMs`) it covers only
+//! synced offsets, so no consumer reads a record a power loss could take back; under `Never`
+//! it follows the log end, as Kafka's does on one broker. Replication takes it over
+//! ([`PartitionLog::set_high_watermark`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -223,11 +229,23 @@ impl Drop for TailCache {
     }
 }
 
+/// Who moves a log's high watermark (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HwRule {
+    /// Follows the log end offset (`Durability::Never`).
+    LogEnd,
+    /// Follows the synced offset.
+    Durable,
+    /// Set from outside (replication).
+    External,
+}
+
 struct Inner<F: SegmentFile> {
     /// By base offset; the last one is the active segment. Never empty.
     segments: BTreeMap<i64, Segment<F>>,
     log_start_offset: i64,
     high_watermark: i64,
+    hw_rule: HwRule,
     flushed_offset: i64,
     durable_offset: i64,
     cache: TailCache,
@@ -256,6 +274,18 @@ impl<F: SegmentFile> Inner<F> {
     }
     fn log_end_offset(&self) -> i64 {
         self.active().next_offset
+    }
+    /// Offsets below `offset` are synced; under [`HwRule::Durable`] the high watermark moves
+    /// with them. Returns true if it moved (long polls must be woken).
+    fn mark_durable(&mut self, offset: i64) -> bool {
+        self.durable_offset = self.durable_offset.max(offset);
+        if self.hw_rule != HwRule::Durable {
+            return false;
+        }
+        let hw = self.durable_offset.min(self.log_end_offset());
+        let moved = hw > self.high_watermark;
+        self.high_watermark = self.high_watermark.max(hw);
+        moved
     }
     fn check(&self) -> Result<(), LogError> {
         if let Some(p) = &self.poisoned {
@@ -316,8 +346,6 @@ pub struct PartitionLog<S: Storage> {
     storage: S,
     dir: PathBuf,
     config: LogConfig,
-    /// When true (single node), the high watermark follows the log end offset.
-    hw_follows_leo: Cell<bool>,
     inner: RefCell<Inner<S::File>>,
     io: LocalMutex,
     /// Woken on every append (long-poll fetches wait on it).
@@ -350,6 +378,31 @@ pub struct RecoveryReport {
     pub deleted_segments: Vec<i64>,
 }
 
+/// Readies the recovered active segment of a log being opened: its index files go (they are
+/// rewritten only at a clean close, and the segment is rescanned at every open), and after a
+/// crash its tail is synced before it counts as durable and readable.
+async fn reopen_active<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    active: &Segment<S::File>,
+    names: &[String],
+    durability: Durability,
+) -> Result<(), LogError> {
+    let b = active.base_offset;
+    let index = segment::index_path(dir, b);
+    // The index exists only after a clean close. After a crash, what the last process wrote may
+    // not be synced yet, unless recovery synced it when it cut the file (a tail that ends
+    // exactly at a batch needs no cut: a block-aligned one, or a roll cut short between
+    // trimming the file and syncing it).
+    let clean = index.file_name().is_some_and(|n| names.iter().any(|m| n == m.as_str()));
+    if !clean && !active.synced_at_open && active.size > 0 && durability != Durability::Never {
+        active.file.sync().await?;
+    }
+    storage.remove(&index).await?;
+    storage.remove(&segment::time_index_path(dir, b)).await?;
+    Ok(())
+}
+
 impl<S: Storage> PartitionLog<S> {
     /// Opens (creating if needed) the log in `dir`, recovering it as described in the crate docs.
     /// It has a budget of its own, without a limit (see [`open_with_budget`](Self::open_with_budget)).
@@ -372,13 +425,14 @@ impl<S: Storage> PartitionLog<S> {
     ) -> Result<(Rc<Self>, RecoveryReport), LogError> {
         storage.create_dir_all(dir).await?;
         let mut bases: Vec<i64> = Vec::new();
-        for name in storage.list(dir).await? {
+        let names = storage.list(dir).await?;
+        for name in &names {
             if let Some(stem) = name.strip_suffix(".log") {
                 if let Ok(b) = stem.parse::<i64>() {
                     bases.push(b);
                 }
             } else if name.ends_with(".tmp") {
-                storage.remove(&dir.join(&name)).await?;
+                storage.remove(&dir.join(name)).await?;
             }
         }
         bases.sort_unstable();
@@ -458,14 +512,13 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         if let Some(active) = segments.values().next_back() {
-            let b = active.base_offset;
-            storage.remove(&segment::index_path(dir, b)).await?;
-            storage.remove(&segment::time_index_path(dir, b)).await?;
+            reopen_active(&storage, dir, active, &names, config.durability).await?;
         }
         let inner = Inner {
             segments,
             log_start_offset,
             high_watermark: leo,
+            hw_rule: if config.durability == Durability::Never { HwRule::LogEnd } else { HwRule::Durable },
             flushed_offset: leo,
             durable_offset: leo,
             cache: TailCache::new(budget.clone()),
@@ -481,7 +534,6 @@ impl<S: Storage> PartitionLog<S> {
             storage,
             dir: dir.to_path_buf(),
             config,
-            hw_follows_leo: Cell::new(true),
             inner: RefCell::new(inner),
             io: LocalMutex::default(),
             appended: Rc::new(Notify::new()),
@@ -544,8 +596,8 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Replication takes over the high watermark (the log stops moving it to the end).
     pub fn set_high_watermark(&self, hw: i64) {
-        self.hw_follows_leo.set(false);
         let mut inner = self.inner.borrow_mut();
+        inner.hw_rule = HwRule::External;
         let leo = inner.log_end_offset();
         inner.high_watermark = hw.clamp(inner.log_start_offset, leo);
         drop(inner);
@@ -665,7 +717,7 @@ impl<S: Storage> PartitionLog<S> {
                     bytes: frozen.slice(start..start + b.size as usize),
                 });
             }
-            if self.hw_follows_leo.get() {
+            if inner.hw_rule == HwRule::LogEnd {
                 inner.high_watermark = next;
             }
             inner.evict(self.config.tail_cache_bytes_max);
@@ -779,18 +831,21 @@ impl<S: Storage> PartitionLog<S> {
         // Before the next segment exists: epochs first met in this one are in the checkpoint
         // from here on, and until here the recovery scan of this (last) segment finds them.
         self.persist_epochs().await?;
-        let (o, t) = {
+        let (o, t, hw_moved) = {
             let mut inner = self.inner.borrow_mut();
             inner.mark_written(old_base, up_to, self.config.tail_cache_bytes_max);
             // A sealed segment keeps no write buffer (not even its partial last block).
             inner.active_mut().release_buffers();
             inner.recount_buffers();
             inner.flushed_offset = inner.flushed_offset.max(next);
-            inner.durable_offset = inner.durable_offset.max(next);
+            let moved = inner.mark_durable(next);
             inner.last_sync_ms = now_ms;
             let seg = inner.active();
-            (seg.index.encode_offsets(), seg.index.encode_times())
+            (seg.index.encode_offsets(), seg.index.encode_times(), moved)
         };
+        if hw_moved {
+            self.appended.notify_all();
+        }
         let r1 = self.storage.write_small(&segment::index_path(&self.dir, old_base), &o).await;
         let r2 = self.storage.write_small(&segment::time_index_path(&self.dir, old_base), &t).await;
         if let Err(e) = r1.and(r2) {
@@ -890,9 +945,14 @@ impl<S: Storage> PartitionLog<S> {
             if let Err(e) = file.sync().await {
                 return Err(self.poison("fdatasync", &e));
             }
-            let mut inner = self.inner.borrow_mut();
-            inner.durable_offset = inner.durable_offset.max(target);
-            inner.last_sync_ms = now_ms;
+            let moved = {
+                let mut inner = self.inner.borrow_mut();
+                inner.last_sync_ms = now_ms;
+                inner.mark_durable(target)
+            };
+            if moved {
+                self.appended.notify_all();
+            }
         }
         Ok(())
     }
@@ -928,11 +988,17 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// The committer's turn on this log: writes (and syncs) what was asked so far. Whatever is
-    /// asked from now on needs another turn (the log may be queued again meanwhile).
-    pub(crate) async fn commit_once(&self, now_ms: i64) -> Result<(), LogError> {
+    /// asked from now on needs another turn (the log may be queued again meanwhile). With a
+    /// sync to do, `written` is woken between the write and the sync, so whoever waits only for
+    /// the write (acks=1) does not wait for the sync too.
+    pub(crate) async fn commit_once(&self, now_ms: i64, written: &Notify) -> Result<(), LogError> {
         let mut w = self.commit_want.get();
         w.queued = false;
         self.commit_want.set(w);
+        if w.sync_to > self.durable_offset() {
+            self.flush_to(w.write_to, i64::MIN, now_ms).await?;
+            written.notify_all();
+        }
         self.flush_to(w.write_to, w.sync_to, now_ms).await
     }
 
@@ -965,6 +1031,13 @@ impl<S: Storage> PartitionLog<S> {
         let mut inner = self.inner.borrow_mut();
         let flushed = inner.flushed_offset;
         inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+    }
+
+    /// Writes everything appended so far to the device, without syncing it.
+    pub async fn write_out(&self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        let now = self.inner.borrow().last_sync_ms;
+        self.flush_to(leo, i64::MIN, now).await
     }
 
     /// Writes and syncs everything appended so far.

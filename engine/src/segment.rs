@@ -77,6 +77,8 @@ pub struct Segment<F: SegmentFile> {
     /// `(epoch, first offset)` of each leader epoch the recovery scan met, in order: the log
     /// rebuilds its epoch checkpoint from them (it is written at roll and close, not per append).
     pub scanned_epochs: Vec<(i32, i64)>,
+    /// Opening it cut the file and synced it (so everything it holds is synced).
+    pub synced_at_open: bool,
 }
 
 /// Writes taken from a segment, to be issued in order and then recorded with `mark_written`.
@@ -122,6 +124,7 @@ impl<F: SegmentFile> Segment<F> {
             sealed: std::collections::VecDeque::new(),
             unwritten_batches: std::collections::VecDeque::new(),
             scanned_epochs: Vec::new(),
+            synced_at_open: false,
         }
     }
 
@@ -184,6 +187,7 @@ impl<F: SegmentFile> Segment<F> {
         if file_size != end {
             seg.file.truncate(end).await?;
             seg.file.sync().await?;
+            seg.synced_at_open = true;
         }
         if seg.size > 0 {
             seg.first_append_ms = Some(now_ms);

@@ -270,3 +270,66 @@ fn fetches_past_the_long_poll_limit_wait_out_their_time_without_spinning() {
     drop(c);
     set.shutdown();
 }
+
+/// acks=1 records become readable only once synced (the high watermark covers synced offsets
+/// under the default durability); the committer syncs them without anyone asking, and the sync
+/// wakes a long poll that waits for them.
+#[test]
+fn acks_1_records_reach_a_waiting_long_poll_once_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (set, addr) = start(dir.path());
+    let mut c = Client::connect(addr);
+    let create = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("acks1"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(create.topics[0].error_code, 0);
+    let fetcher = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(15_000)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name("acks1")).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20),
+            ])]);
+        let t = std::time::Instant::now();
+        (c.call(11, &req), t.elapsed())
+    });
+    // Let the fetch start waiting first.
+    std::thread::sleep(Duration::from_millis(300));
+    let batch = engine::records::simple_batch(3, 64, engine::now_ms());
+    let produced = c.call(
+        9,
+        &ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
+            produce_request::TopicProduceData::default().with_name(name("acks1")).with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch.clone())),
+            ]),
+        ]),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let (fetched, waited) = fetcher.join().expect("fetcher");
+    assert!(waited < Duration::from_secs(10), "the sync did not wake the long poll: it waited {waited:?}");
+    let p = &fetched.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 3));
+    let records = p.records.clone().expect("records");
+    assert_eq!(&records[16..], &batch[16..], "the long poll got the batch, not an empty answer at max_wait");
+    let offsets = c.call(
+        7,
+        &ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(name("acks1"))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]),
+    );
+    assert_eq!(offsets.topics[0].partitions[0].offset, 3);
+    drop(c);
+    set.shutdown();
+}

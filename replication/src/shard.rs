@@ -234,10 +234,13 @@ impl<S: Storage> PartitionShard<S> {
                     let partition = partition?;
                     let info = partition.append(item.batches, now).await?;
                     let log = partition.log().clone();
-                    let sync = item.durable && log.config().durability == Durability::Always;
+                    let always = log.config().durability == Durability::Always;
                     // Asked at once, not after the whole request: the shard's write buffers
                     // drain only through the committer, and later items may wait for room.
-                    committer.request(&log, info.last_offset + 1, sync);
+                    // Under `Always` the sync is asked whatever the acks: the high watermark
+                    // covers only synced offsets, so consumers see acks=1 data after it.
+                    committer.request(&log, info.last_offset + 1, always);
+                    let sync = item.durable && always;
                     Ok::<_, PartitionError>((info, CommitWait { log, offset: info.last_offset + 1, sync }))
                 }
             })

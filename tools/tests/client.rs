@@ -145,9 +145,21 @@ fn pipelined_requests_with_the_sans_io_codec() {
                 .with_timestamp(-1)],
         ),
     ]);
-    sock.write_all(&codec::encode_request(lv, 99, None, &req).expect("encode")).expect("write");
-    let (id, resp) =
-        codec::decode_response::<ListOffsetsResponse>(lv, codec::read_frame(&mut sock, 1 << 20).expect("frame"))
-            .expect("decode");
-    assert_eq!((id, resp.topics[0].partitions[0].offset), (99, 10));
+    // The latest offset is the high watermark: acks=1 records count once the shard's group
+    // commit has synced them, which it does without being asked, a moment after the acks.
+    let mut latest = Vec::new();
+    for attempt in 0..200 {
+        sock.write_all(&codec::encode_request(lv, 99 + attempt, None, &req).expect("encode")).expect("write");
+        let (id, resp) =
+            codec::decode_response::<ListOffsetsResponse>(lv, codec::read_frame(&mut sock, 1 << 20).expect("frame"))
+                .expect("decode");
+        assert_eq!(id, 99 + attempt);
+        latest.push(resp.topics[0].partitions[0].offset);
+        if latest.last() == Some(&10) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(latest.last(), Some(&10), "the high watermark never reached the log end: {latest:?}");
+    assert!(latest.windows(2).all(|w| w[0] <= w[1]), "the high watermark went back: {latest:?}");
 }
