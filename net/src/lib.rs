@@ -21,8 +21,10 @@
 //! - [`frame`]: size-prefixed frames, size checked before allocation.
 //! - [`api`]: the table of supported APIs and versions that drives ApiVersions.
 //! - [`handlers`]: one module per API.
+//! - [`coordinator`]: the group coordinators (classic and KIP-848) and their persistence.
 //! - [`errors`]: engine errors to Kafka error codes, in one place.
 //! - [`topics`]: the persisted topic registry.
+//! - [`view`]: each shard's view of the topics with typed configs (changes arrive by message).
 //! - [`config`]: broker settings and limits.
 //! - [`alloc`]: the process allocator that keeps hostile element counts from aborting it.
 //!
@@ -48,14 +50,13 @@
 pub mod alloc;
 pub mod api;
 pub mod config;
-pub mod consumer_group;
+pub mod coordinator;
 pub mod errors;
 pub mod frame;
-pub mod group;
-pub mod group_store;
 pub mod handlers;
 pub mod server;
 pub mod topics;
+pub mod view;
 
 pub use config::BrokerConfig;
 pub use server::Broker;

@@ -23,8 +23,13 @@ use crate::frame::{self, FrameError};
 use crate::handlers::groups::GroupCall;
 use crate::topics::Topics;
 
-/// The call a shard's door carries to its group coordinator.
-pub type Call = Box<GroupCall>;
+/// What a shard's door carries to the broker's services on that shard.
+pub enum Call {
+    /// A request for a group this shard coordinates.
+    Group(Box<GroupCall>),
+    /// A topic's new state for this shard's metadata view.
+    Topic(crate::view::TopicChange),
+}
 /// Every shard's door, as the broker's handlers use it.
 pub type Router = replication::Router<Call>;
 /// What one shard asks of another, through its door.
@@ -94,8 +99,10 @@ pub struct ShardCtx {
     /// Request bytes this shard may hold (`request_bytes_in_flight_max`).
     request_bytes: Rc<glommio::sync::Semaphore>,
     pub fetch_sessions: crate::handlers::fetch::FetchSessions,
-    /// The groups this shard coordinates (see [`crate::group`]).
-    pub groups: crate::group::SharedCoordinator,
+    /// The groups this shard coordinates (see [`crate::coordinator::group`]).
+    pub groups: crate::coordinator::group::SharedCoordinator,
+    /// This shard's view of the topics and their typed configs.
+    pub view: crate::view::MetadataView,
 }
 
 impl ShardCtx {
@@ -112,14 +119,31 @@ struct Groups {
 impl CoordinatorService<Call> for Groups {
     fn serve(&self, call: Call) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
         let ctx = self.ctx.clone();
-        Box::pin(async move {
-            let groups = ctx.groups.clone();
-            crate::handlers::groups::serve(&ctx, &groups, call).await;
-        })
+        match call {
+            Call::Group(call) => Box::pin(async move {
+                let groups = ctx.groups.clone();
+                crate::handlers::groups::serve(&ctx, &groups, call).await;
+            }),
+            Call::Topic(change) => {
+                self.apply(change);
+                Box::pin(async {})
+            }
+        }
     }
 
     fn refuse(&self, call: Call) {
-        crate::handlers::groups::refuse(call);
+        match call {
+            Call::Group(call) => crate::handlers::groups::refuse(call),
+            // Never refused: it is applied at once, and a view that missed it would be stale.
+            Call::Topic(change) => self.apply(change),
+        }
+    }
+}
+
+impl Groups {
+    fn apply(&self, change: crate::view::TopicChange) {
+        self.ctx.view.apply(&change.name, change.revision, change.meta);
+        let _ = change.reply.send(());
     }
 }
 
@@ -127,13 +151,14 @@ fn shard_ctx(broker: Arc<Broker>, shard: Rc<PartitionShard<DmaStorage>>, router:
     // A single request of the largest allowed size must always fit.
     let budget = broker.config.request_bytes_in_flight_max.max(broker.config.request_bytes_max);
     let request_bytes = Rc::new(glommio::sync::Semaphore::new(u64::try_from(budget).unwrap_or(u64::MAX)));
-    let groups = crate::group::install(shard.id().index());
+    let groups = crate::coordinator::group::install(shard.id().index());
     {
         let mut c = groups.borrow_mut();
         c.broker = Some(broker.clone());
-        c.settings = crate::group::GroupSettings::from_config(&broker.config);
+        c.settings = crate::coordinator::group::GroupSettings::from_config(&broker.config);
     }
-    Rc::new(ShardCtx { broker, shard, router, request_bytes, fetch_sessions: Default::default(), groups })
+    let view = crate::view::MetadataView::load(broker.clone());
+    Rc::new(ShardCtx { broker, shard, router, request_bytes, fetch_sessions: Default::default(), groups, view })
 }
 
 async fn run_shard(ctx: Rc<ShardCtx>) {
@@ -143,8 +168,8 @@ async fn run_shard(ctx: Rc<ShardCtx>) {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
             let groups = ctx.groups.clone();
-            crate::group_store::load(&ctx, &groups).await;
-            crate::group_store::persist_loop(&ctx, &groups).await;
+            crate::coordinator::store::load(&ctx, &groups).await;
+            crate::coordinator::store::persist_loop(&ctx, &groups).await;
         })
         .detach();
     }

@@ -39,6 +39,10 @@ struct RegistryFile {
 struct Inner {
     by_name: BTreeMap<String, Arc<TopicMeta>>,
     by_id: HashMap<Uuid, String>,
+    /// Bumped by every change: the shards' views ([`crate::view`]) apply a topic's state only
+    /// if it is newer than what they hold, so changes delivered out of order cannot undo
+    /// later ones.
+    revision: u64,
 }
 
 pub struct Topics {
@@ -103,6 +107,7 @@ impl Topics {
         }
         inner.by_id.insert(meta.id, meta.name.clone());
         inner.by_name.insert(meta.name.clone(), Arc::new(meta));
+        inner.revision += 1;
         true
     }
 
@@ -110,6 +115,7 @@ impl Topics {
         let mut inner = self.lock();
         let meta = inner.by_name.remove(name)?;
         inner.by_id.remove(&meta.id);
+        inner.revision += 1;
         Some(meta)
     }
 
@@ -121,7 +127,20 @@ impl Topics {
         f(&mut meta);
         let meta = Arc::new(meta);
         inner.by_name.insert(name.to_string(), meta.clone());
+        inner.revision += 1;
         Some(meta)
+    }
+
+    /// A topic's entry now (`None`: no such topic) and the registry's revision it is part of.
+    pub fn snapshot(&self, name: &str) -> (u64, Option<Arc<TopicMeta>>) {
+        let inner = self.lock();
+        (inner.revision, inner.by_name.get(name).cloned())
+    }
+
+    /// Every topic now, and the registry's revision.
+    pub fn snapshot_all(&self) -> (u64, Vec<Arc<TopicMeta>>) {
+        let inner = self.lock();
+        (inner.revision, inner.by_name.values().cloned().collect())
     }
 
     /// Writes the registry atomically. Blocking file I/O: on a shard, call it through

@@ -333,3 +333,68 @@ fn acks_1_records_reach_a_waiting_long_poll_once_synced() {
     drop(c);
     set.shutdown();
 }
+
+/// Topic changes reach every shard's view before the admin request is answered: a config
+/// change takes effect on every connection (whichever shard accepted it) at once, without a
+/// restart, and so does a new topic.
+#[test]
+fn topic_and_config_changes_reach_every_shard_before_the_answer() {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (set, addr) = start(dir.path());
+    let mut admin = Client::connect(addr);
+    // Connections land on shards by SO_REUSEPORT's hash of their ports: 16 of them reach both
+    // of the 2 shards but with odds of 2^-15.
+    let mut conns: Vec<Client> = (0..16).map(|_| Client::connect(addr)).collect();
+    let create = admin.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("limits"))
+            .with_num_partitions(2)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(create.topics[0].error_code, 0);
+    let batch = engine::records::simple_batch(1, 2000, engine::now_ms());
+    let produce = |c: &mut Client| {
+        let r = c.call(
+            9,
+            &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+                produce_request::TopicProduceData::default().with_name(name("limits")).with_partition_data(vec![
+                    produce_request::PartitionProduceData::default().with_index(1).with_records(Some(batch.clone())),
+                ]),
+            ]),
+        );
+        r.responses[0].partition_responses[0].error_code
+    };
+    let alter = |c: &mut Client, value: Option<&str>| {
+        let op = if value.is_some() { 0 } else { 1 }; // SET, DELETE
+        let r = c.call(
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("limits"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("max.message.bytes"))
+                    .with_config_operation(op)
+                    .with_value(value.map(|v| StrBytes::from_string(v.to_string())))])]),
+        );
+        assert_eq!(r.responses[0].error_code, 0);
+    };
+    let codes = |conns: &mut Vec<Client>| conns.iter_mut().map(&produce).collect::<Vec<i16>>();
+    assert_eq!(codes(&mut conns), vec![0; 16], "a topic created on one shard is known on all");
+    alter(&mut admin, Some("1000"));
+    assert_eq!(codes(&mut conns), vec![10; 16], "MESSAGE_TOO_LARGE on every shard, no restart");
+    alter(&mut admin, None);
+    assert_eq!(codes(&mut conns), vec![0; 16], "the broker default again");
+    let deleted = admin.call(4, &DeleteTopicsRequest::default().with_topic_names(vec![name("limits")]));
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let md = conns[15].call(
+        9,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("limits")))]))
+            .with_allow_auto_topic_creation(false),
+    );
+    assert_eq!(md.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION after the delete");
+    drop(conns);
+    set.shutdown();
+}

@@ -2,6 +2,7 @@
 //! the registry entry and the partition logs on their owning shards.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::server::Request;
@@ -13,6 +14,7 @@ use crate::errors::{code, partition_error};
 use crate::handlers::configs;
 use crate::server::ShardCtx;
 use crate::topics::{valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
+use crate::view::TopicView;
 
 /// A failed admin operation: Kafka error code and message.
 pub type AdminError = (i16, String);
@@ -71,10 +73,13 @@ pub async fn create_topic(
     }
     if let Err(e) = create_partitions(ctx, name, 0..partitions, &log).await {
         ctx.broker.topics.remove(name);
+        // A shard may have seen it meanwhile (`MetadataView::refresh`).
+        crate::view::publish(ctx, name).await;
         delete_partitions(ctx, name, 0..partitions).await;
         return Err(e);
     }
     persist(ctx).await?;
+    crate::view::publish(ctx, name).await;
     Ok(Arc::new(meta))
 }
 
@@ -125,9 +130,14 @@ pub async fn persist(ctx: &ShardCtx) -> Result<(), AdminError> {
         .map_err(|e| (code::KAFKA_STORAGE_ERROR, format!("persisting topics: {e}")))
 }
 
-/// The topic, auto-created with the broker's defaults if allowed and enabled.
-pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Result<Arc<TopicMeta>, i16> {
-    if let Some(t) = ctx.broker.topics.get(name) {
+/// The topic as this shard's view has it, auto-created with the broker's defaults if allowed
+/// and enabled.
+pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Result<Rc<TopicView>, i16> {
+    if let Some(t) = ctx.view.get(name) {
+        return Ok(t);
+    }
+    // Made by another shard whose message has not arrived yet?
+    if let Some(t) = ctx.view.refresh(name) {
         return Ok(t);
     }
     if !(allow && ctx.config().auto_create_topics) {
@@ -137,9 +147,10 @@ pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Resu
         return Err(code::INVALID_TOPIC_EXCEPTION);
     }
     match create_topic(ctx, name, ctx.config().num_partitions, BTreeMap::new(), false).await {
-        Ok(t) => Ok(t),
-        // Created concurrently by another connection: use it.
-        Err((code::TOPIC_ALREADY_EXISTS, _)) => ctx.broker.topics.get(name).ok_or(code::LEADER_NOT_AVAILABLE),
+        // Created here, or concurrently by another connection: use it.
+        Ok(_) | Err((code::TOPIC_ALREADY_EXISTS, _)) => {
+            ctx.view.get(name).or_else(|| ctx.view.refresh(name)).ok_or(code::LEADER_NOT_AVAILABLE)
+        }
         Err((c, _)) => Err(c),
     }
 }
@@ -150,6 +161,8 @@ pub async fn delete_topic(ctx: &ShardCtx, name: &str) -> Result<Arc<TopicMeta>, 
         .topics
         .remove(name)
         .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    // No shard serves it from here on.
+    crate::view::publish(ctx, name).await;
     persist(ctx).await?;
     delete_partitions(ctx, name, 0..meta.partitions).await;
     Ok(meta)

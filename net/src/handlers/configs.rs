@@ -271,6 +271,8 @@ async fn apply(
         return Ok(());
     }
     ctx.broker.topics.update(name, |t| t.configs = configs);
+    // Takes effect on every shard before the client hears it did.
+    crate::view::publish(ctx, name).await;
     crate::handlers::admin::persist(ctx).await
 }
 

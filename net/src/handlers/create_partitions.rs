@@ -35,6 +35,7 @@ async fn grow(ctx: &ShardCtx, name: &str, count: i32, validate_only: bool) -> Re
     let log = admin::log_config(ctx, &meta.configs);
     admin::create_partitions(ctx, name, meta.partitions..count, &log).await?;
     ctx.broker.topics.update(name, |t| t.partitions = t.partitions.max(count));
+    crate::view::publish(ctx, name).await;
     admin::persist(ctx).await
 }
 

@@ -26,7 +26,7 @@ async fn delete_before(ctx: &ShardCtx, tp: TopicPartition, offset: i64) -> Resul
 pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = ctx.broker.topics.get(t.name.as_str());
+        let meta = ctx.view.meta(t.name.as_str());
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let out =

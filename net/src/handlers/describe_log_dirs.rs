@@ -26,7 +26,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeLogDirsReque
     };
     let topics = sizes
         .into_iter()
-        .filter(|(t, _)| ctx.broker.topics.get(t).is_some())
+        .filter(|(t, _)| ctx.view.meta(t).is_some())
         .map(|(topic, parts)| {
             let partitions = parts
                 .into_iter()

@@ -25,7 +25,7 @@ pub async fn handle(
     let node = BrokerId(ctx.config().node_id);
     let mut budget = req.response_partition_limit.clamp(1, PARTITIONS_PER_RESPONSE_MAX);
     let mut names: Vec<String> = if req.topics.is_empty() {
-        ctx.broker.topics.list().iter().map(|t| t.name.clone()).collect()
+        ctx.view.metas().iter().map(|t| t.name.clone()).collect()
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
     };
@@ -36,7 +36,7 @@ pub async fn handle(
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= cursor_topic) {
         let tn = TopicName(StrBytes::from_string(name.clone()));
-        let Some(meta) = ctx.broker.topics.get(&name) else {
+        let Some(meta) = ctx.view.meta(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_name(Some(tn))

@@ -200,11 +200,10 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
     let slots: Vec<Slot> = parts
         .iter()
         .map(|(key, p)| {
-            let name = if by_id { ctx.broker.topics.name_for_id(&key.topic_id) } else { Some(key.topic.to_string()) };
-            let meta = name.as_deref().and_then(|n| ctx.broker.topics.get(n));
-            let (tp, error) = match &meta {
-                Some(m) if key.partition >= 0 && key.partition < m.partitions => {
-                    (Some(TopicPartition::new(&m.name, key.partition)), code::NONE)
+            let topic = if by_id { ctx.view.by_id(&key.topic_id) } else { ctx.view.get(key.topic.as_str()) };
+            let (tp, error) = match &topic {
+                Some(t) if key.partition >= 0 && key.partition < t.partitions() => {
+                    (Some(TopicPartition::new(t.name(), key.partition)), code::NONE)
                 }
                 Some(_) => (None, code::UNKNOWN_TOPIC_OR_PARTITION),
                 None if by_id => (None, code::UNKNOWN_TOPIC_ID),

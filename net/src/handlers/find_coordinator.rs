@@ -1,5 +1,5 @@
 //! FindCoordinator: on a single node this broker coordinates every group (key type 0). Inside
-//! the broker the group's coordinator is one shard (see [`crate::group::coordinator_partition`]);
+//! the broker the group's coordinator is one shard (see [`crate::coordinator::group::coordinator_partition`]);
 //! transactions (key type 1) come with a later issue and get COORDINATOR_NOT_AVAILABLE.
 //!
 //! As in Kafka, the first group lookup creates `__consumer_offsets`, so that cost is paid here,
@@ -30,7 +30,7 @@ fn lookup(key_type: i8, key: &str) -> (i16, Option<StrBytes>) {
 
 pub async fn handle(ctx: &ShardCtx, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let offsets_topic =
-        if req.key_type == KEY_TYPE_GROUP { crate::group_store::ensure_topic(ctx).await } else { Ok(()) };
+        if req.key_type == KEY_TYPE_GROUP { crate::coordinator::store::ensure_topic(ctx).await } else { Ok(()) };
     let lookup = |key_type: i8, key: &str| match offsets_topic {
         Err(e) => (e, Some(StrBytes::from_static_str("the offsets topic cannot be created"))),
         Ok(()) => lookup(key_type, key),

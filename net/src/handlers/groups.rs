@@ -1,7 +1,7 @@
 //! Group APIs: FindCoordinator answers live here with the coordinator's routing; every other
 //! group request travels to the group's coordinator shard as one `Request::Coordinator` call
 //! (requests naming several groups are split per coordinator shard, one message each) and is
-//! served there by [`serve`], which owns the shard's [`crate::group::Coordinator`].
+//! served there by [`serve`], which owns the shard's [`crate::coordinator::group::Coordinator`].
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -25,9 +25,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::coordinator::group::{self, Committed, GroupState, SharedCoordinator};
+use crate::coordinator::store as group_store;
 use crate::errors::code;
-use crate::group::{self, Committed, GroupState, SharedCoordinator};
-use crate::group_store;
 use crate::server::{Request, ShardCtx};
 use replication::ShardId;
 
@@ -64,7 +64,13 @@ pub async fn call(
     let (client_id, client_host) = (caller.client_id.to_owned(), caller.host.to_owned());
     ctx.router
         .call(shard, |reply| {
-            Request::Coordinator(Box::new(GroupCall { version, client_id, client_host, request, reply }))
+            Request::Coordinator(crate::server::Call::Group(Box::new(GroupCall {
+                version,
+                client_id,
+                client_host,
+                request,
+                reply,
+            })))
         })
         .await
         .ok()
@@ -271,8 +277,8 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
                 // Expired sessions go here too, not only in the periodic sweep, so a member
                 // never meets a partition still held by a member already gone.
                 cg.expire(std::time::Instant::now(), &ctx.broker.topics);
-                let client = crate::consumer_group::Client { id: &client_id, host: &client_host };
-                let resp = crate::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, client, || id);
+                let client = crate::coordinator::consumer_group::Client { id: &client_id, host: &client_host };
+                let resp = crate::coordinator::consumer_group::heartbeat(cg, &r, &ctx.broker.topics, client, || id);
                 let member = resp.member_id.as_deref().unwrap_or(r.member_id.as_str());
                 // Steady-state heartbeats change nothing persisted: only real changes are written.
                 let changed = cg.fingerprint(member) != before || r.member_epoch == 0;
@@ -410,7 +416,9 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
             // A KIP-848 group in the map has members: like Kafka, commits from outside the group
             // (generation -1, no member id) are only taken while it is empty.
             None => code::UNKNOWN_MEMBER_ID,
-            Some(m) if m.epoch != req.generation_id_or_member_epoch => crate::consumer_group::STALE_MEMBER_EPOCH,
+            Some(m) if m.epoch != req.generation_id_or_member_epoch => {
+                crate::coordinator::consumer_group::STALE_MEMBER_EPOCH
+            }
             Some(_) => code::NONE,
         });
     let err = if group_id.is_empty() {
@@ -429,7 +437,7 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
     let mut accepted: Vec<(usize, usize, (String, i32), Committed)> = Vec::new();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
     for (ti, t) in req.topics.into_iter().enumerate() {
-        let meta = ctx.broker.topics.get(t.name.as_str());
+        let meta = ctx.view.meta(t.name.as_str());
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for (pi, p) in t.partitions.into_iter().enumerate() {
             let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();

@@ -25,7 +25,7 @@ async fn lookup(
 pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = ctx.broker.topics.get(t.name.as_str());
+        let meta = ctx.view.meta(t.name.as_str());
         let futs: Vec<_> = t
             .partitions
             .iter()

@@ -76,7 +76,7 @@ pub fn topic_response(ctx: &ShardCtx, t: &TopicMeta, epochs: &HashMap<TopicParti
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(t.id)
-        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
+        .with_is_internal(t.name == crate::coordinator::group::OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 
@@ -96,16 +96,18 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: MetadataRequest) -> M
     let mut found: Vec<Result<Arc<TopicMeta>, MetadataResponseTopic>> = Vec::new();
     if all {
         // Internal topics are listed only when asked for by name (Kafka's clients hide them).
-        found.extend(ctx.broker.topics.list().into_iter().filter(|t| t.name != crate::group::OFFSETS_TOPIC).map(Ok));
+        found.extend(
+            ctx.view.metas().into_iter().filter(|t| t.name != crate::coordinator::group::OFFSETS_TOPIC).map(Ok),
+        );
     } else {
         for t in req.topics.unwrap_or_default() {
             match &t.name {
                 Some(name) => {
                     let meta: Result<Arc<TopicMeta>, i16> =
-                        admin::get_or_auto_create(ctx, name.as_str(), allow_auto_create).await;
+                        admin::get_or_auto_create(ctx, name.as_str(), allow_auto_create).await.map(|t| t.meta.clone());
                     found.push(meta.map_err(|e| error_topic(Some(name.clone()), uuid::Uuid::nil(), e)));
                 }
-                None => match ctx.broker.topics.name_for_id(&t.topic_id).and_then(|n| ctx.broker.topics.get(&n)) {
+                None => match ctx.view.meta_by_id(&t.topic_id) {
                     Some(meta) => found.push(Ok(meta)),
                     None => found.push(Err(error_topic(None, t.topic_id, code::UNKNOWN_TOPIC_ID))),
                 },

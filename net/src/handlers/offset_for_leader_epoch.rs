@@ -17,7 +17,7 @@ pub async fn handle(
 ) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let meta = ctx.broker.topics.get(t.topic.as_str());
+        let meta = ctx.view.meta(t.topic.as_str());
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let out = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);

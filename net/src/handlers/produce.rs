@@ -14,7 +14,7 @@ use replication::AppendItem;
 use replication::ShardId;
 
 use crate::errors::{batch_error, code, partition_error};
-use crate::handlers::{admin, configs};
+use crate::handlers::admin;
 use crate::server::ShardCtx;
 
 fn partition_result(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -95,7 +95,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                 }
                 Ok(m) => m,
             };
-            if p.index < 0 || p.index >= meta.partitions {
+            if p.index < 0 || p.index >= meta.partitions() {
                 parts.push(partition_result(p.index, code::UNKNOWN_TOPIC_OR_PARTITION, None));
                 continue;
             }
@@ -103,9 +103,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                 parts.push(partition_result(p.index, code::CORRUPT_MESSAGE, Some("no record batches".into())));
                 continue;
             };
-            let broker = ctx.config();
-            let max_bytes = configs::effective_i64(broker, &meta.configs, "max.message.bytes").unwrap_or(i64::MAX);
-            let max_bytes = usize::try_from(max_bytes.max(0)).unwrap_or(usize::MAX);
+            let cfg = &meta.config;
+            let max_bytes = cfg.max_message_bytes;
             let mut batches = match ValidatedBatches::new(BytesMut::from(&records[..]), max_bytes) {
                 Ok(b) => b,
                 Err(e) => {
@@ -113,13 +112,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                     continue;
                 }
             };
-            let after =
-                configs::effective_i64(broker, &meta.configs, "message.timestamp.after.max.ms").unwrap_or(i64::MAX);
-            let before =
-                configs::effective_i64(broker, &meta.configs, "message.timestamp.before.max.ms").unwrap_or(i64::MAX);
-            let log_append_time =
-                configs::effective(broker, &meta.configs, "message.timestamp.type").as_deref() == Some("LogAppendTime");
-            if log_append_time {
+            let (after, before) = (cfg.timestamp_after_max_ms, cfg.timestamp_before_max_ms);
+            if cfg.log_append_time {
                 match stamp_append_time(batches, now, max_bytes) {
                     Ok(b) => batches = b,
                     Err(e) => {
@@ -132,7 +126,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                 parts.push(partition_result(p.index, code::INVALID_TIMESTAMP, Some(msg)));
                 continue;
             }
-            let tp = TopicPartition::new(&meta.name, p.index);
+            let tp = TopicPartition::new(meta.name(), p.index);
             let owner = ctx.router.owner(&tp).index();
             parts.push(partition_result(p.index, code::NONE, None));
             per_owner[owner].push((ti, pi, AppendItem { tp, batches, durable }));

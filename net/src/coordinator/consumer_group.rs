@@ -1,7 +1,7 @@
 //! KIP-848 consumer groups (`group.protocol=consumer`): ConsumerGroupHeartbeat with
 //! server-side assignment, and ConsumerGroupDescribe.
 //!
-//! Lives on: the group's coordinator shard, inside [`crate::group::Coordinator`].
+//! Lives on: the group's coordinator shard, inside [`crate::coordinator::group::Coordinator`].
 //!
 //! Every heartbeat carries the member's subscription and (when changed) the partitions it owns.
 //! The coordinator keeps a target assignment per group epoch and reconciles each member towards
@@ -20,7 +20,7 @@
 //!
 //! A member's session ends when it stops heartbeating for its session timeout; a member that
 //! does not give up revoked partitions within its rebalance timeout is fenced. Membership is
-//! persisted by [`crate::group_store`] (a [`Snapshot`] per group).
+//! persisted by [`crate::coordinator::store`] (a [`Snapshot`] per group).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};

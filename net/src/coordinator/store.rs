@@ -1,7 +1,7 @@
 //! Committed offsets persisted in `__consumer_offsets`, and rebuilt from it at start-up.
 //!
 //! Lives on: the coordinator shard of the groups concerned (a group's records go to its own
-//! partition, [`crate::group::coordinator_partition`], which that shard owns).
+//! partition, [`crate::coordinator::group::coordinator_partition`], which that shard owns).
 //!
 //! ## Record format (Odradek's own; not Kafka's binary schema)
 //!
@@ -35,11 +35,11 @@ use engine::{Compression, ValidatedBatches};
 use replication::{AppendItem, PartitionError, ReadItem};
 use serde::{Deserialize, Serialize};
 
-use crate::consumer_group::{ConsumerGroup, Snapshot};
-use crate::errors::code;
-use crate::group::{
+use crate::coordinator::consumer_group::{ConsumerGroup, Snapshot};
+use crate::coordinator::group::{
     ClassicSnapshot, Committed, Coordinator, SharedCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
 };
+use crate::errors::code;
 use crate::handlers::admin;
 use crate::server::ShardCtx;
 
@@ -129,7 +129,10 @@ pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
                     continue;
                 }
                 let record = membership_record(&id, value);
-                by_partition.entry(crate::group::coordinator_partition(&id)).or_default().push((id, hash, record));
+                by_partition
+                    .entry(crate::coordinator::group::coordinator_partition(&id))
+                    .or_default()
+                    .push((id, hash, record));
             }
         }
         for (partition, entries) in by_partition {

@@ -11,7 +11,7 @@
 //! member of an empty group joins at once (issue 4: "no needless initial delay").
 //!
 //! Committed offsets live in memory on the coordinator shard and in `__consumer_offsets`
-//! ([`crate::group_store`]), from which they are rebuilt at start-up.
+//! ([`crate::coordinator::store`]), from which they are rebuilt at start-up.
 //! Limits: [`GROUPS_PER_SHARD_MAX`], [`MEMBERS_PER_GROUP_MAX`], [`OFFSET_METADATA_BYTES_MAX`].
 
 use std::cell::RefCell;
@@ -30,7 +30,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use serde::{Deserialize, Serialize};
 
-use crate::consumer_group::ConsumerGroup;
+use crate::coordinator::consumer_group::ConsumerGroup;
 use crate::errors::code;
 
 /// The internal topic holding committed offsets; its partition count decides coordinators.
@@ -329,7 +329,7 @@ pub struct Coordinator {
     pub consumer_groups: HashMap<String, ConsumerGroup>,
     /// Groups whose membership changed since it was last persisted.
     pub dirty: BTreeSet<String>,
-    /// Wakes the shard's membership writer ([`crate::group_store::persist_loop`]).
+    /// Wakes the shard's membership writer ([`crate::coordinator::store::persist_loop`]).
     pub persist: Rc<engine::sync::Notify>,
     /// Hash of the membership record last written per group.
     pub written: HashMap<String, u64>,
@@ -343,7 +343,7 @@ pub struct Coordinator {
 pub struct GroupSettings {
     pub session_timeout_ms_min: i32,
     pub session_timeout_ms_max: i32,
-    pub consumer: crate::consumer_group::Settings,
+    pub consumer: crate::coordinator::consumer_group::Settings,
 }
 
 impl GroupSettings {
@@ -351,7 +351,7 @@ impl GroupSettings {
         Self {
             session_timeout_ms_min: c.group_session_timeout_ms_min,
             session_timeout_ms_max: c.group_session_timeout_ms_max,
-            consumer: crate::consumer_group::Settings {
+            consumer: crate::coordinator::consumer_group::Settings {
                 session_timeout: Duration::from_millis(c.group_consumer_session_timeout_ms),
                 heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
             },
