@@ -150,8 +150,7 @@ impl<S: Storage> Shard<S> {
             if owner(&tp, self.shard_count) != self.id {
                 continue;
             }
-            let config =
-                self.config_for.as_ref().and_then(|f| (f.0)(&tp)).unwrap_or_else(|| self.default_config.clone());
+            let config = self.config_for.as_ref().and_then(|f| (f.0)(&tp)).unwrap_or_else(|| self.default_config);
             self.open_log(tp.clone(), config).await?;
             loaded.push(tp);
         }
@@ -363,9 +362,8 @@ impl ShardSet {
                         glommio::spawn_local(f).detach();
                     });
                     let budget = MemoryBudget::new(cfg.memory_bytes_per_shard);
-                    let shard =
-                        Shard::new(id, n, storage, &cfg.data_dir, cfg.log.clone(), spawner, crate::now_ms, budget)
-                            .with_config_for(cfg.log_config_for.clone());
+                    let shard = Shard::new(id, n, storage, &cfg.data_dir, cfg.log, spawner, crate::now_ms, budget)
+                        .with_config_for(cfg.log_config_for.clone());
                     let loaded = match shard.load(&cfg.placement).await {
                         Ok(loaded) => loaded,
                         Err(e) => {

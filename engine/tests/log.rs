@@ -113,7 +113,7 @@ fn reopen_after_clean_close_and_after_crash_keeps_durable_data() {
     // but what survives is a clean prefix.
     let storage2 = MemStorage::new();
     let cfg = LogConfig { durability: Durability::Never, ..small_config() };
-    let log = open(&storage2, cfg.clone());
+    let log = open(&storage2, cfg);
     let durable = block_on(async {
         for tag in 0..40u32 {
             log.append(batch(tag, 3, 5_000), 0, 2_000).await.expect("append");
@@ -360,7 +360,7 @@ fn leader_epochs_survive_a_crash_without_their_checkpoint() {
     // scan of the active segment finds the epochs again from the batch headers.
     let storage = MemStorage::new();
     let config = LogConfig { segment_bytes: 1 << 20, ..small_config() };
-    let log = open(&storage, config.clone());
+    let log = open(&storage, config);
     block_on(async {
         for (tag, epoch) in [(1u32, 0), (2, 0), (3, 3), (4, 3), (5, 5)] {
             log.append(batch(tag, 2, 1_000), epoch, 2_000).await.expect("append");
@@ -369,7 +369,7 @@ fn leader_epochs_survive_a_crash_without_their_checkpoint() {
     assert_eq!(log.segment_count(), 1);
     drop(log);
     storage.crash(|_, _| 0);
-    let log = open(&storage, config.clone());
+    let log = open(&storage, config);
     assert_eq!(log.log_end_offset(), 10);
     assert_eq!(log.latest_epoch(), Some(5));
     assert_eq!(log.end_offset_for_epoch(0), (0, 4));
@@ -391,15 +391,9 @@ fn logs_sharing_a_budget_stay_within_it_and_give_everything_back_when_dropped() 
     let logs: Vec<_> = (0..4)
         .map(|i| {
             let dir = format!("/data/b-{i}");
-            block_on(PartitionLog::open_with_budget(
-                storage.clone(),
-                Path::new(&dir),
-                config.clone(),
-                1_000,
-                budget.clone(),
-            ))
-            .expect("open")
-            .0
+            block_on(PartitionLog::open_with_budget(storage.clone(), Path::new(&dir), config, 1_000, budget.clone()))
+                .expect("open")
+                .0
         })
         .collect();
     block_on(async {

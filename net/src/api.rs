@@ -1,9 +1,15 @@
-//! The one table of supported APIs and their version ranges. ApiVersions is generated from it,
-//! and a request for a key or version outside it is refused before decoding.
+//! The one table of supported APIs: their version ranges and handlers. ApiVersions is
+//! generated from it, a request for a key or version outside it is refused before decoding, and
+//! the handler of every decoded request is found in it.
 //!
 //! Ranges follow what Apache Kafka 4.0 advertises, restricted to what the handlers implement.
 
-use kafka_protocol::messages::ApiKey;
+use std::rc::Rc;
+
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+
+use crate::handlers;
+use crate::server::ShardCtx;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ApiSpec {
@@ -16,42 +22,78 @@ const fn api(key: ApiKey, version_min: i16, version_max: i16) -> ApiSpec {
     ApiSpec { key, version_min, version_max }
 }
 
-/// Every API the broker serves.
-pub const APIS: &[ApiSpec] = &[
-    // Kafka 4 removed Produce v0-2 but still advertises v0: librdkafka decides whether the
-    // broker supports idempotence and message format v2 from ranges starting at 0 (KIP-896).
-    // Requests below v3 are still refused (the decoder does not support them).
-    api(ApiKey::Produce, 0, 12),
-    api(ApiKey::Fetch, 4, 17),
-    api(ApiKey::ListOffsets, 1, 9),
-    api(ApiKey::Metadata, 0, 12),
-    api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::DescribeLogDirs, 1, 4),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::DescribeCluster, 0, 1),
-    api(ApiKey::DescribeTopicPartitions, 0, 0),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::OffsetDelete, 0, 0),
-    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
-    api(ApiKey::ConsumerGroupDescribe, 0, 1),
-];
+/// The one table of every API the broker serves: its key, version range and handler. It
+/// makes [`APIS`] (which ApiVersions answers from and requests are checked against before
+/// decoding) and [`dispatch`] (which runs the handler), so the two cannot disagree.
+///
+/// Handler kinds: `sync` and `async` take `(ctx, version, request)` and return the response;
+/// `group` APIs go to their coordinator shard through `handlers::groups::route`.
+macro_rules! api_table {
+    ($( $key:ident $min:literal ..= $max:literal => $kind:ident $($handler:ident)::* ;)*) => {
+        /// Every API the broker serves.
+        pub const APIS: &[ApiSpec] = &[$( api(ApiKey::$key, $min, $max), )*];
+
+        /// Runs a decoded request's handler; `None`: no handler for it.
+        pub async fn dispatch(
+            ctx: &Rc<ShardCtx>,
+            header: &RequestHeader,
+            request: RequestKind,
+            peer: &str,
+        ) -> Option<ResponseKind> {
+            let v = header.request_api_version;
+            match request {
+                $( RequestKind::$key(r) => api_table!(@call $kind $key $($handler)::*, ctx, header, v, r, peer), )*
+                _ => None,
+            }
+        }
+    };
+    (@call sync $key:ident $($h:ident)::*, $ctx:ident, $header:ident, $v:ident, $r:ident, $peer:ident) => {
+        Some(ResponseKind::$key(handlers::$($h)::*($ctx, $v, $r)))
+    };
+    (@call async $key:ident $($h:ident)::*, $ctx:ident, $header:ident, $v:ident, $r:ident, $peer:ident) => {
+        Some(ResponseKind::$key(handlers::$($h)::*($ctx, $v, $r).await))
+    };
+    (@call group $key:ident $($h:ident)::*, $ctx:ident, $header:ident, $v:ident, $r:ident, $peer:ident) => {{
+        let caller = handlers::groups::Caller { client_id: $header.client_id.as_deref().unwrap_or(""), host: $peer };
+        handlers::$($h)::*($ctx, $v, caller, RequestKind::$key($r)).await
+    }};
+}
+
+// Kafka 4 removed Produce v0-2 but still advertises v0: librdkafka decides whether the broker
+// supports idempotence and message format v2 from ranges starting at 0 (KIP-896). Requests
+// below v3 are still refused (the decoder does not support them).
+api_table! {
+    Produce 0..=12 => async produce::handle;
+    Fetch 4..=17 => async fetch::handle;
+    ListOffsets 1..=9 => async list_offsets::handle;
+    Metadata 0..=12 => async metadata::handle;
+    FindCoordinator 0..=6 => async find_coordinator::handle;
+    ApiVersions 0..=4 => sync api_versions::handle;
+    CreateTopics 2..=7 => async create_topics::handle;
+    DeleteTopics 1..=6 => async delete_topics::handle;
+    DeleteRecords 0..=2 => async delete_records::handle;
+    InitProducerId 0..=5 => sync init_producer_id::handle;
+    OffsetForLeaderEpoch 2..=4 => async offset_for_leader_epoch::handle;
+    DescribeConfigs 1..=4 => sync configs::describe;
+    AlterConfigs 0..=2 => async configs::alter;
+    DescribeLogDirs 1..=4 => async describe_log_dirs::handle;
+    CreatePartitions 0..=3 => async create_partitions::handle;
+    IncrementalAlterConfigs 0..=1 => async configs::incremental_alter;
+    DescribeCluster 0..=1 => sync describe_cluster::handle;
+    DescribeTopicPartitions 0..=0 => async describe_topic_partitions::handle;
+    OffsetCommit 2..=9 => group groups::route;
+    OffsetFetch 1..=9 => group groups::route;
+    JoinGroup 0..=9 => group groups::route;
+    Heartbeat 0..=4 => group groups::route;
+    LeaveGroup 0..=5 => group groups::route;
+    SyncGroup 0..=5 => group groups::route;
+    DescribeGroups 0..=5 => group groups::route;
+    ListGroups 0..=5 => group groups::route;
+    DeleteGroups 0..=2 => group groups::route;
+    OffsetDelete 0..=0 => group groups::route;
+    ConsumerGroupHeartbeat 0..=1 => group groups::route;
+    ConsumerGroupDescribe 0..=1 => group groups::route;
+}
 
 /// The spec for a key, if served.
 pub fn spec(key: i16) -> Option<&'static ApiSpec> {

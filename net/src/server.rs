@@ -142,7 +142,17 @@ impl CoordinatorService<Call> for Groups {
 
 impl Groups {
     fn apply(&self, change: crate::view::TopicChange) {
-        self.ctx.view.apply(&change.name, change.revision, change.meta);
+        let ctx = &self.ctx;
+        if let Some(topic) = ctx.view.apply(&change.name, change.revision, change.meta) {
+            // Config changes apply to the open logs of the topic this shard owns.
+            let log = crate::handlers::admin::log_config_of(ctx.config(), &topic.meta.configs);
+            for p in 0..topic.partitions() {
+                let tp = engine::shard::TopicPartition::new(topic.name(), p);
+                if let Some(partition) = ctx.shard.partition(&tp) {
+                    partition.set_roll_limits(log.segment_bytes, log.segment_ms);
+                }
+            }
+        }
         let _ = change.reply.send(());
     }
 }

@@ -398,3 +398,59 @@ fn topic_and_config_changes_reach_every_shard_before_the_answer() {
     drop(conns);
     set.shutdown();
 }
+
+/// `segment.bytes` altered on a topic applies to its open logs at once (no restart): the next
+/// appends roll at the new size.
+#[test]
+fn segment_bytes_change_applies_to_open_logs() {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (set, addr) = start(dir.path());
+    let mut c = Client::connect(addr);
+    let create = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name("rolling"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(create.topics[0].error_code, 0);
+    let produce = |c: &mut Client, n: usize| {
+        for _ in 0..n {
+            let batch = engine::records::simple_batch(1, 3000, engine::now_ms());
+            let r = c.call(
+                9,
+                &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+                    produce_request::TopicProduceData::default().with_name(name("rolling")).with_partition_data(vec![
+                        produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch)),
+                    ]),
+                ]),
+            );
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        }
+    };
+    let segments = || {
+        let mut n = 0;
+        for e in std::fs::read_dir(dir.path().join("rolling-0")).expect("partition dir") {
+            n += usize::from(e.expect("entry").file_name().to_string_lossy().ends_with(".log"));
+        }
+        n
+    };
+    produce(&mut c, 3);
+    assert_eq!(segments(), 1, "the default segment.bytes holds them all");
+    let r = c.call(
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("rolling"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("segment.bytes"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("4096")))])]),
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    produce(&mut c, 4);
+    // Each ~3 KB batch after the change starts a new segment once the active one holds one.
+    assert_eq!(segments(), 5, "segment.bytes=4096 rolls the open log");
+    set.shutdown();
+}

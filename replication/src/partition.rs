@@ -105,8 +105,12 @@ impl<S: Storage> Partition<S> {
     pub fn replicas(&self) -> &[NodeId] {
         &self.replicas
     }
-    pub fn config(&self) -> &LogConfig {
+    pub fn config(&self) -> LogConfig {
         self.log.config()
+    }
+    /// A topic config change on the open log (see `PartitionLog::set_roll_limits`).
+    pub fn set_roll_limits(&self, segment_bytes: u64, segment_ms: i64) {
+        self.log.set_roll_limits(segment_bytes, segment_ms);
     }
 
     pub fn offsets(&self) -> PartitionOffsets {

@@ -241,11 +241,11 @@ impl Sim {
     }
 
     fn create_partitions(&mut self) {
-        let (router, tps, config) = (self.life().router.clone(), self.tps.clone(), self.spec.config.clone());
+        let (router, tps, config) = (self.life().router.clone(), self.tps.clone(), self.spec.config);
         let model = self.model.clone();
         self.run_until(async move {
             for tp in tps {
-                let (t, config) = (tp.clone(), config.clone());
+                let (t, config) = (tp.clone(), config);
                 let r = router.call(router.owner(&tp), |reply| Req::CreatePartition { tp: t, config, reply }).await;
                 if !matches!(r, Ok(Ok(()))) {
                     model

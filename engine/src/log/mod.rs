@@ -60,7 +60,7 @@ pub enum TimestampType {
 }
 
 /// Per-log settings. Every buffer and cache has its limit here.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -274,7 +274,8 @@ const EPOCH_FILE: &str = "leader-epoch-checkpoint";
 pub struct PartitionLog<S: Storage> {
     storage: S,
     dir: PathBuf,
-    config: LogConfig,
+    /// Fixed at open but for what [`PartitionLog::set_roll_limits`] changes.
+    config: Cell<LogConfig>,
     inner: RefCell<Inner<S::File>>,
     io: LocalMutex,
     /// Woken on every append (long-poll fetches wait on it).
@@ -311,8 +312,17 @@ impl<S: Storage> PartitionLog<S> {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.config.get()
+    }
+
+    /// Applies a topic's new `segment.bytes` and `segment.ms` to the open log: its next
+    /// appends roll by them. (Buffer and cache sizes stay as opened.)
+    pub fn set_roll_limits(&self, segment_bytes: u64, segment_ms: i64) {
+        let mut c = self.config.get();
+        c.segment_bytes = segment_bytes;
+        c.segment_ms = segment_ms;
+        self.config.set(c);
     }
     pub fn log_start_offset(&self) -> i64 {
         self.inner.borrow().log_start_offset
@@ -369,7 +379,7 @@ impl<S: Storage> PartitionLog<S> {
     pub fn trim_cache(&self) {
         let mut inner = self.inner.borrow_mut();
         let flushed = inner.flushed_offset;
-        inner.cache.evict(self.config.tail_cache_bytes_max, flushed);
+        inner.cache.evict(self.config.get().tail_cache_bytes_max, flushed);
     }
 
     /// OffsetForLeaderEpoch: `(epoch, end offset)`.

@@ -209,7 +209,7 @@ impl<S: Storage> PartitionLog<S> {
         let log = Rc::new(Self {
             storage,
             dir: dir.to_path_buf(),
-            config,
+            config: Cell::new(config),
             inner: RefCell::new(inner),
             io: LocalMutex::default(),
             appended: Rc::new(Notify::new()),

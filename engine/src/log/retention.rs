@@ -30,7 +30,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         // Put everything on the device first so segments can be cut in place.
         let (_, base, up_to) = self.write_active_pending().await?;
-        self.inner.borrow_mut().mark_written(base, up_to, self.config.tail_cache_bytes_max);
+        self.inner.borrow_mut().mark_written(base, up_to, self.config.get().tail_cache_bytes_max);
         // Whole segments at or after the offset go.
         let doomed: Vec<i64> = {
             let inner = self.inner.borrow();
@@ -75,8 +75,8 @@ impl<S: Storage> PartitionLog<S> {
                 &self.storage,
                 &self.dir,
                 offset,
-                self.config.index_interval_bytes,
-                self.config.write_chunk_bytes,
+                self.config.get().index_interval_bytes,
+                self.config.get().write_chunk_bytes,
             )
             .await
             {

@@ -35,7 +35,7 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let info = self.append_buffered(batches, leader_epoch, now_ms).await?;
-        if self.config.durability == Durability::Always {
+        if self.config.get().durability == Durability::Always {
             self.sync_to(info.last_offset + 1).await?;
         }
         Ok(info)
@@ -50,14 +50,14 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let size = batches.len_bytes() as u64;
-        if size > self.config.segment_bytes {
-            return Err(LogError::BatchLargerThanSegment { size, segment_bytes: self.config.segment_bytes });
+        if size > self.config.get().segment_bytes {
+            return Err(LogError::BatchLargerThanSegment { size, segment_bytes: self.config.get().segment_bytes });
         }
         self.make_room(&batches, size, now_ms).await?;
         let info = {
             let mut inner = self.inner.borrow_mut();
             let (mut bytes, metas) = batches.into_parts();
-            let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+            let log_append = self.config.get().timestamp_type == TimestampType::LogAppendTime;
             let first_offset = inner.log_end_offset();
             let mut next = first_offset;
             let mut scanned = Vec::with_capacity(metas.len());
@@ -98,7 +98,7 @@ impl<S: Storage> PartitionLog<S> {
             if inner.hw_rule == HwRule::LogEnd {
                 inner.high_watermark = next;
             }
-            inner.evict(self.config.tail_cache_bytes_max);
+            inner.evict(self.config.get().tail_cache_bytes_max);
             AppendInfo {
                 base_offset: first_offset,
                 last_offset,
@@ -113,7 +113,7 @@ impl<S: Storage> PartitionLog<S> {
         // A new epoch's checkpoint entry is written at the next roll or close, not here (a
         // small synced file per partition per new epoch stalled the first append to thousands
         // of partitions); recovery rebuilds it from the batch headers of the active segment.
-        if self.inner.borrow().active().unwritten_bytes() >= self.config.write_behind_bytes {
+        if self.inner.borrow().active().unwritten_bytes() >= self.config.get().write_behind_bytes {
             self.write_behind.notify_all();
         }
         Ok(info)
@@ -131,7 +131,7 @@ impl<S: Storage> PartitionLog<S> {
                 (inner.check(), inner.active().unwritten_bytes())
             };
             check?;
-            if unwritten + size <= self.config.write_buffer_bytes_max {
+            if unwritten + size <= self.config.get().write_buffer_bytes_max {
                 break;
             }
             let leo = self.log_end_offset();
@@ -168,8 +168,8 @@ impl<S: Storage> PartitionLog<S> {
         if a.size == 0 {
             return false;
         }
-        let too_big = a.size + incoming > self.config.segment_bytes;
-        let too_old = a.first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        let too_big = a.size + incoming > self.config.get().segment_bytes;
+        let too_old = a.first_append_ms.is_some_and(|t| now_ms - t >= self.config.get().segment_ms);
         // Relative offsets are u32 in the index.
         let overflow = a.next_offset + span - a.base_offset > i64::from(u32::MAX);
         too_big || too_old || overflow
@@ -255,7 +255,7 @@ impl<S: Storage> PartitionLog<S> {
         self.persist_epochs().await?;
         let (o, t, hw_moved) = {
             let mut inner = self.inner.borrow_mut();
-            inner.mark_written(old_base, up_to, self.config.tail_cache_bytes_max);
+            inner.mark_written(old_base, up_to, self.config.get().tail_cache_bytes_max);
             // A sealed segment keeps no write buffer (not even its partial last block).
             inner.active_mut().release_buffers();
             inner.recount_buffers();
@@ -277,8 +277,8 @@ impl<S: Storage> PartitionLog<S> {
             &self.storage,
             &self.dir,
             next,
-            self.config.index_interval_bytes,
-            self.config.write_chunk_bytes,
+            self.config.get().index_interval_bytes,
+            self.config.get().write_chunk_bytes,
         )
         .await
         {
@@ -290,7 +290,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let mut inner = self.inner.borrow_mut();
         inner.segments.insert(next, fresh);
-        inner.evict(self.config.tail_cache_bytes_max);
+        inner.evict(self.config.get().tail_cache_bytes_max);
         Ok(())
     }
 
@@ -317,7 +317,7 @@ impl<S: Storage> PartitionLog<S> {
             debug_assert!(buf.as_bytes().len() % crate::io::ALIGN == 0);
             file.write_at(buf, pos)
         });
-        crate::sync::try_join_windowed(futs, self.config.writes_in_flight_max.max(1)).await
+        crate::sync::try_join_windowed(futs, self.config.get().writes_in_flight_max.max(1)).await
     }
 
     /// Writes everything buffered to the device unless offsets below `write_to` already are,
@@ -356,7 +356,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         {
             let mut inner = self.inner.borrow_mut();
-            inner.mark_written(base, up_to, self.config.tail_cache_bytes_max);
+            inner.mark_written(base, up_to, self.config.get().tail_cache_bytes_max);
             inner.flushed_offset = inner.flushed_offset.max(target);
             debug_assert!(target <= inner.log_end_offset());
         }
@@ -473,7 +473,7 @@ impl<S: Storage> PartitionLog<S> {
             let a = inner.active();
             (a.file.clone(), a.base_offset)
         };
-        let window = self.config.writes_in_flight_max.max(1);
+        let window = self.config.get().writes_in_flight_max.max(1);
         let mut inflight: VecDeque<(Pin<Box<_>>, u64, bool)> = VecDeque::new();
         let mut inflight_bytes = 0usize;
         let result: io::Result<()> = std::future::poll_fn(|cx| loop {
@@ -516,7 +516,7 @@ impl<S: Storage> PartitionLog<S> {
                 written_to = inflight.pop_front().map(|(_, end, _)| end);
             }
             if let Some(end) = written_to {
-                self.inner.borrow_mut().mark_written(base, end, self.config.tail_cache_bytes_max);
+                self.inner.borrow_mut().mark_written(base, end, self.config.get().tail_cache_bytes_max);
             }
             if !progressed {
                 return Poll::Pending;
@@ -550,7 +550,7 @@ impl<S: Storage> PartitionLog<S> {
             if stop {
                 return;
             }
-            if unwritten >= self.config.write_behind_bytes && !self.io.is_locked() {
+            if unwritten >= self.config.get().write_behind_bytes && !self.io.is_locked() {
                 let before = self.stats.get().writes;
                 if self.stream_sealed().await.is_err() {
                     return;
@@ -566,7 +566,7 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Periodic work the owner calls (e.g. every few ms): the interval-durability sync.
     pub async fn tick(&self, now_ms: i64) -> Result<(), LogError> {
-        if let Durability::IntervalMs(ms) = self.config.durability {
+        if let Durability::IntervalMs(ms) = self.config.get().durability {
             let due = {
                 let inner = self.inner.borrow();
                 inner.durable_offset < inner.log_end_offset() && now_ms - inner.last_sync_ms >= ms as i64

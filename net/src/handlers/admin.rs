@@ -97,7 +97,7 @@ pub async fn create_partitions(
         .map(|p| {
             let tp = TopicPartition::new(topic, p);
             let owner = ctx.router.owner(&tp);
-            let config = log.clone();
+            let config = *log;
             async move { ctx.router.call(owner, |reply| Request::CreatePartition { tp, config, reply }).await }
         })
         .collect();

@@ -123,10 +123,31 @@ fn error_response(error: i16) -> FetchResponse {
 pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> FetchResponse {
     let by_id = version >= 13;
     let sessions = &ctx.fetch_sessions;
-    let mode = match (req.session_id, req.session_epoch) {
+    let mode = match session_mode(sessions, req.session_id, req.session_epoch) {
+        Ok(m) => m,
+        Err(code) => return error_response(code),
+    };
+    let mut parts = match session_parts(sessions, &mode, by_id, req.topics, &req.forgotten_topics_data) {
+        Ok(p) => p,
+        Err(code) => return error_response(code),
+    };
+    let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config().fetch_bytes_max);
+    let slots = resolve(ctx, &parts, by_id);
+    let reads = read_until_ready(ctx, &slots, req.max_wait_ms, req.min_bytes).await;
+    let read_committed = req.isolation_level == READ_COMMITTED;
+    let incremental = matches!(mode, Mode::Incremental(_));
+    let topics_out = responses(&slots, reads, &mut parts, request_bytes_max, read_committed, incremental);
+    let session_id = close_turn(sessions, mode, version, parts);
+    FetchResponse::default().with_error_code(code::NONE).with_session_id(session_id).with_responses(topics_out)
+}
+
+/// How the request's session id and epoch relate to this shard's session cache; `Err`: the
+/// error the whole fetch is answered with.
+fn session_mode(sessions: &FetchSessions, session_id: i32, session_epoch: i32) -> Result<Mode, i16> {
+    Ok(match (session_id, session_epoch) {
         (SESSIONLESS_ID, EPOCH_FINAL) => Mode::Sessionless,
         (SESSIONLESS_ID, EPOCH_INITIAL) => Mode::Open,
-        (SESSIONLESS_ID, _) => return error_response(code::INVALID_FETCH_SESSION_EPOCH),
+        (SESSIONLESS_ID, _) => return Err(code::INVALID_FETCH_SESSION_EPOCH),
         (id, EPOCH_FINAL) => {
             // Closing a session; this request is a full, sessionless one.
             sessions.sessions.borrow_mut().remove(&id);
@@ -137,15 +158,27 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             Mode::Open
         }
         (id, epoch) => match sessions.sessions.borrow().get(&id) {
-            None => return error_response(code::FETCH_SESSION_ID_NOT_FOUND),
-            Some(s) if s.epoch != epoch => return error_response(code::INVALID_FETCH_SESSION_EPOCH),
+            None => return Err(code::FETCH_SESSION_ID_NOT_FOUND),
+            Some(s) if s.epoch != epoch => return Err(code::INVALID_FETCH_SESSION_EPOCH),
             Some(_) => Mode::Incremental(id),
         },
-    };
-    // The partitions this request covers, in order, with their fetch positions.
+    })
+}
+
+type Parts = Vec<(PartKey, SessionPart)>;
+
+/// The partitions this fetch covers, in order, with their fetch positions: the request's, or
+/// for an incremental fetch the session's updated by the request.
+fn session_parts(
+    sessions: &FetchSessions,
+    mode: &Mode,
+    by_id: bool,
+    topics: Vec<kafka_protocol::messages::fetch_request::FetchTopic>,
+    forgotten: &[kafka_protocol::messages::fetch_request::ForgottenTopic],
+) -> Result<Parts, i16> {
     let mut named: BTreeMap<PartKey, SessionPart> = BTreeMap::new();
     let mut order: Vec<PartKey> = Vec::new();
-    for t in req.topics {
+    for t in topics {
         let topic = if by_id { TopicName(StrBytes::new()) } else { t.topic };
         for p in t.partitions {
             let key = PartKey {
@@ -165,12 +198,12 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             }
         }
     }
-    let mut parts: Vec<(PartKey, SessionPart)> = match mode {
+    Ok(match *mode {
         Mode::Sessionless | Mode::Open => order.into_iter().filter_map(|k| named.remove(&k).map(|p| (k, p))).collect(),
         Mode::Incremental(id) => {
             let mut cache = sessions.sessions.borrow_mut();
-            let Some(session) = cache.get_mut(&id) else { return error_response(code::FETCH_SESSION_ID_NOT_FOUND) };
-            for t in &req.forgotten_topics_data {
+            let Some(session) = cache.get_mut(&id) else { return Err(code::FETCH_SESSION_ID_NOT_FOUND) };
+            for t in forgotten {
                 for p in &t.partitions {
                     let topic = if by_id { TopicName(StrBytes::new()) } else { t.topic.clone() };
                     let topic_id = if by_id { t.topic_id } else { Uuid::nil() };
@@ -191,13 +224,16 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             }
             if session.parts.len() > PARTITIONS_PER_SESSION_MAX {
                 cache.remove(&id);
-                return error_response(code::INVALID_REQUEST);
+                return Err(code::INVALID_REQUEST);
             }
             session.parts.iter().map(|(k, p)| (k.clone(), p.clone())).collect()
         }
-    };
-    let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config().fetch_bytes_max);
-    let slots: Vec<Slot> = parts
+    })
+}
+
+/// Each part's topic and partition from this shard's view, or the error it is answered with.
+fn resolve(ctx: &ShardCtx, parts: &Parts, by_id: bool) -> Vec<Slot> {
+    parts
         .iter()
         .map(|(key, p)| {
             let topic = if by_id { ctx.view.by_id(&key.topic_id) } else { ctx.view.get(key.topic.as_str()) };
@@ -213,26 +249,44 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             let current_leader_epoch = p.current_leader_epoch;
             Slot { key: key.clone(), tp, fetch_offset: p.fetch_offset, bytes_max, current_leader_epoch, error }
         })
-        .collect();
-    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
+        .collect()
+}
+
+type Reads = Vec<Option<Result<ReadResult, PartitionError>>>;
+
+/// Reads the slots, and while less than `min_bytes` came back and no error, waits for data
+/// (a long poll on the owners) until `max_wait_ms` runs out.
+async fn read_until_ready(ctx: &ShardCtx, slots: &[Slot], max_wait_ms: i32, min_bytes: i32) -> Reads {
+    let wait = Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
     let deadline = Instant::now() + wait;
     // min_bytes 0 (or less) answers at once, data or not, as Kafka does.
-    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
-    let reads = loop {
-        let reads = read_all(ctx, &slots).await;
+    let min_bytes = usize::try_from(min_bytes).unwrap_or(0);
+    loop {
+        let reads = read_all(ctx, slots).await;
         let bytes: usize =
             reads.iter().map(|r| r.as_ref().map_or(0, |r| r.as_ref().map_or(0, ReadResult::bytes))).sum();
         let errors = slots.iter().any(|s| s.error != code::NONE) || reads.iter().any(|r| matches!(r, Some(Err(_))));
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline || slots.is_empty() {
-            break reads;
+            return reads;
         }
-        wait_for_data(ctx, &slots, &reads, deadline - now).await;
+        wait_for_data(ctx, slots, &reads, deadline - now).await;
         if Instant::now() >= deadline {
-            break read_all(ctx, &slots).await;
+            return read_all(ctx, slots).await;
         }
-    };
-    let incremental = matches!(mode, Mode::Incremental(_));
+    }
+}
+
+/// The response's topics: one entry per slot in order (for an incremental fetch only those
+/// with news), records within `request_bytes_max` but the first, which goes out whole.
+fn responses(
+    slots: &[Slot],
+    reads: Reads,
+    parts: &mut Parts,
+    request_bytes_max: usize,
+    read_committed: bool,
+    incremental: bool,
+) -> Vec<FetchableTopicResponse> {
     let mut total = 0usize;
     let mut topics_out: Vec<FetchableTopicResponse> = Vec::new();
     for ((slot, read), (_, part)) in slots.iter().zip(reads).zip(parts.iter_mut()) {
@@ -251,7 +305,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
                 pd.high_watermark = r.high_watermark;
                 pd.last_stable_offset = r.high_watermark;
                 pd.log_start_offset = r.log_start_offset;
-                if req.isolation_level == READ_COMMITTED {
+                if read_committed {
                     pd.aborted_transactions = Some(Vec::new());
                 }
                 let n = r.bytes();
@@ -291,7 +345,12 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             t.partitions.push(pd);
         }
     }
-    let session_id = match mode {
+    topics_out
+}
+
+/// The session id to answer with, after opening or advancing the session.
+fn close_turn(sessions: &FetchSessions, mode: Mode, version: i16, parts: Parts) -> i32 {
+    match mode {
         Mode::Sessionless => SESSIONLESS_ID,
         // Out of room (or too many partitions): the client carries on with full fetches.
         Mode::Open if version >= 7 => sessions.open(parts.into_iter().collect()).unwrap_or(SESSIONLESS_ID),
@@ -309,8 +368,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
             }
             id
         }
-    };
-    FetchResponse::default().with_error_code(code::NONE).with_session_id(session_id).with_responses(topics_out)
+    }
 }
 
 /// Reads every valid slot from its owner, one message per owner; `None` for invalid slots.

@@ -122,7 +122,7 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<S
         // acks=0: the client expects no response at all. On an error Kafka closes the
         // connection instead, so the client notices and refreshes its metadata.
         return Ok(Some(Box::pin(async move {
-            match dispatch(&ctx, &header, request, &peer).await {
+            match api::dispatch(&ctx, &header, request, &peer).await {
                 Some(ResponseKind::Produce(r))
                     if r.responses.iter().any(|t| t.partition_responses.iter().any(|p| p.error_code != 0)) =>
                 {
@@ -136,7 +136,7 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<S
     let correlation_id = header.correlation_id;
     let response_header_version = spec.key.response_header_version(version);
     Ok(Some(Box::pin(async move {
-        let Some(response) = dispatch(&ctx, &header, request, &peer).await else {
+        let Some(response) = api::dispatch(&ctx, &header, request, &peer).await else {
             eprintln!("no handler for API {key} v{version}");
             return Err(());
         };
@@ -146,55 +146,4 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<S
         .map(Some)
         .ok_or(())
     })))
-}
-
-async fn dispatch(
-    ctx: &Rc<ShardCtx>,
-    header: &RequestHeader,
-    request: RequestKind,
-    peer: &str,
-) -> Option<ResponseKind> {
-    let v = header.request_api_version;
-    Some(match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, v, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, v, r).await),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, v, r).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(ctx, v, r).await),
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, v, r).await),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, v, r).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, v, r).await),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, v, r).await),
-        r @ (RequestKind::JoinGroup(_)
-        | RequestKind::SyncGroup(_)
-        | RequestKind::Heartbeat(_)
-        | RequestKind::LeaveGroup(_)
-        | RequestKind::OffsetCommit(_)
-        | RequestKind::OffsetFetch(_)
-        | RequestKind::OffsetDelete(_)
-        | RequestKind::DescribeGroups(_)
-        | RequestKind::DeleteGroups(_)
-        | RequestKind::ListGroups(_)
-        | RequestKind::ConsumerGroupHeartbeat(_)
-        | RequestKind::ConsumerGroupDescribe(_)) => {
-            let caller = groups::Caller { client_id: header.client_id.as_deref().unwrap_or(""), host: peer };
-            return groups::route(ctx, v, caller, r).await;
-        }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(ctx, v, r)),
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, v, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, v, r).await),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, v, r).await)
-        }
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(ctx, v, r).await),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(ctx, v, r)),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, v, r).await)
-        }
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(ctx, v, r).await),
-        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, v, r).await),
-        RequestKind::DescribeTopicPartitions(r) => {
-            ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(ctx, v, r).await)
-        }
-        _ => return None,
-    })
 }

@@ -48,7 +48,7 @@ impl NodeSpec {
             .map(|id| {
                 let budget = MemoryBudget::new(SHARD_MEMORY_BYTES);
                 let dir = Path::new(DATA_DIR);
-                Shard::new(id, SHARDS, self.storage.clone(), dir, self.config.clone(), spawner.clone(), clock, budget)
+                Shard::new(id, SHARDS, self.storage.clone(), dir, self.config, spawner.clone(), clock, budget)
             })
             .collect()
     }
