@@ -29,7 +29,8 @@ def test_every_shipped_scenario_is_valid():
         assert sc["name"] + ".toml" == f
         names.add(sc["name"])
         assert sc["description"].strip()
-    assert names == {"few-producers", "many-producers", "keyed", "unkeyed", "long-run", "retention", "backlog-drain"}
+    assert names == {"few-producers", "many-producers", "keyed", "unkeyed", "long-run", "retention", "backlog-drain",
+                     "e2e-latency"}
 
 
 def test_shipped_scenarios_say_what_the_issue_asks():
@@ -46,6 +47,10 @@ def test_shipped_scenarios_say_what_the_issue_asks():
     sc, ph = phases("backlog-drain")
     assert [[p["name"] for p in s["phases"]] for s in sc["steps"]] == [["fill"], ["write", "drain"]]
     assert ph[2]["drain"] == ["fill", "write"]
+    # End-to-end latency at a fixed rate, acks=1 and acks=all (the high watermark's price).
+    _, ph = phases("e2e-latency")
+    assert [(p["kind"], p["bench"]["acks"], p["bench"]["rate"]) for p in ph] == [("e2e", "1", 20000),
+                                                                                 ("e2e", "all", 20000)]
 
 
 def test_scale_applies_to_durations_and_counts_and_drain_sums_them():
