@@ -77,7 +77,8 @@ fn start_with(dir: &std::path::Path, door: replication::DoorLimits) -> (Node<net
     let broker = Broker::new(config).expect("broker");
     let set = Node::start(NodeConfig { door, ..NodeConfig::new(shards) }, Some(broker.service())).expect("shards");
     for _ in 0..200 {
-        if TcpStream::connect(addr).is_ok() {
+        // A connection to itself (the kernel chose the free port as the source) is no listener.
+        if TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok()) {
             return (set, addr);
         }
         std::thread::sleep(Duration::from_millis(20));

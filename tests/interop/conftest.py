@@ -56,8 +56,12 @@ class Broker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.read_log()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    # A free ephemeral port can be picked as the probe's own source port: the
+                    # socket then connects to itself, and nothing listens yet.
+                    if s.getsockname() != s.getpeername():
+                        return self
+                    time.sleep(0.05)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("broker did not start listening: " + self.read_log())

@@ -15,6 +15,13 @@ pub struct Broker {
     _dir: tempfile::TempDir,
 }
 
+/// Whether something listens at `addr`. A connect to a free ephemeral port on loopback can
+/// succeed on its own: the kernel may pick that very port as the source, and the socket
+/// connects to itself (TCP simultaneous open). Such a connection is not a listener.
+pub fn listening(addr: &str) -> bool {
+    TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -34,7 +41,7 @@ impl Broker {
             .expect("start broker");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if TcpStream::connect(&bootstrap).is_ok() {
+            if listening(&bootstrap) {
                 return Broker { child, bootstrap, _dir: dir };
             }
             std::thread::sleep(Duration::from_millis(30));
@@ -47,7 +54,13 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        // Did it die before its test ended? Say so, with its log, when the test failed.
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self._dir.path().join("broker.log")).unwrap_or_default();
+            eprintln!("broker {} (exited on its own: {exited:?}) log:\n{log}", self.bootstrap);
+        }
     }
 }
