@@ -291,6 +291,8 @@ pub struct BatchMeta {
     pub record_count: i32,
     pub max_timestamp: i64,
     pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
     pub attributes: i16,
 }
 
@@ -318,6 +320,8 @@ impl ValidatedBatches {
                 record_count: h.record_count.get(),
                 max_timestamp: h.max_timestamp.get(),
                 producer_id: h.producer_id.get(),
+                producer_epoch: h.producer_epoch.get(),
+                base_sequence: h.base_sequence.get(),
                 attributes: h.attributes.get(),
             });
             pos += v.size();

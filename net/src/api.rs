@@ -72,7 +72,7 @@ api_table! {
     CreateTopics 2..=7 => async create_topics::handle;
     DeleteTopics 1..=6 => async delete_topics::handle;
     DeleteRecords 0..=2 => async delete_records::handle;
-    InitProducerId 0..=5 => sync init_producer_id::handle;
+    InitProducerId 0..=5 => async init_producer_id::handle;
     OffsetForLeaderEpoch 2..=4 => async offset_for_leader_epoch::handle;
     DescribeConfigs 1..=4 => sync configs::describe;
     AlterConfigs 0..=2 => async configs::alter;

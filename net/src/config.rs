@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     /// evenly over the shards (`None`: an eighth of the machine's memory). Produce waits for
     /// writes rather than pass it; caches shrink to stay within it.
     pub log_memory_bytes: Option<usize>,
+    /// `producer.id.expiration.ms`: a partition forgets an idempotent producer that stored
+    /// nothing in it for this long (a retry after that may be stored again).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for BrokerConfig {
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 1000,
             log_memory_bytes: None,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use engine::batch::BatchError;
 use engine::log::LogError;
-use replication::{EpochError, PartitionError};
+use replication::{EpochError, PartitionError, ProducerError};
 
 /// Kafka error codes the broker returns (Kafka's `Errors.java` numbering).
 pub mod code {
@@ -41,6 +41,9 @@ pub mod code {
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    // Idempotent and transactional producers.
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     // KIP-848 consumer groups.
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
@@ -97,5 +100,9 @@ pub fn partition_error(e: &PartitionError) -> i16 {
         PartitionError::ShardGone(_) => code::NOT_LEADER_OR_FOLLOWER,
         PartitionError::Epoch(EpochError::Fenced { .. }) => code::FENCED_LEADER_EPOCH,
         PartitionError::Epoch(EpochError::Unknown { .. }) => code::UNKNOWN_LEADER_EPOCH,
+        PartitionError::Producer(ProducerError::InvalidEpoch { .. }) => code::INVALID_PRODUCER_EPOCH,
+        PartitionError::Producer(ProducerError::OutOfOrder { .. } | ProducerError::NewEpochNotAtZero { .. }) => {
+            code::OUT_OF_ORDER_SEQUENCE_NUMBER
+        }
     }
 }

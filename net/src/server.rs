@@ -54,13 +54,14 @@ pub struct Broker {
 impl Broker {
     pub fn new(config: BrokerConfig) -> std::io::Result<Arc<Self>> {
         let topics = Topics::load(&config.data_dir)?;
+        let producer_ids = crate::handlers::init_producer_id::ProducerIds::load(&config.data_dir)?;
         Ok(Arc::new(Self {
             config,
             topics,
             connections: AtomicUsize::new(0),
             listener_fds: Mutex::new(Vec::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
-            producer_ids: crate::handlers::init_producer_id::ProducerIds::seeded_from_clock(),
+            producer_ids,
         }))
     }
 

@@ -23,6 +23,7 @@ pub mod door;
 pub mod ids;
 pub mod node;
 pub mod partition;
+pub mod producer;
 pub mod router;
 pub mod shard;
 
@@ -30,5 +31,6 @@ pub use door::{CoordinatorService, DoorLimits, DoorStats};
 pub use ids::{LeaderEpoch, NodeId, ProducerId, ShardId};
 pub use node::{Node, NodeConfig, ServiceFactory, ShardServices};
 pub use partition::{EpochError, ListedOffset, Partition, PartitionOffsets, Role};
+pub use producer::{ProducerError, ProducerState};
 pub use router::{Placement, Router};
 pub use shard::{AppendItem, EpochQuery, PartitionError, PartitionShard, ReadItem, ShardRequest};

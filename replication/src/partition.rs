@@ -4,16 +4,28 @@
 //! Lives on: its owning shard (`!Send`). Handlers never reach the log; they send a
 //! [`crate::ShardRequest`] to the owner, whose [`crate::PartitionShard`] calls these methods.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use engine::batch::ValidatedBatches;
+use engine::batch::{BatchMeta, BatchView, ValidatedBatches};
 use engine::io::Storage;
 use engine::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
 use engine::shard::TopicPartition;
-use engine::sync::Notify;
+use engine::sync::{LocalMutex, Notify};
 
 use crate::ids::{LeaderEpoch, NodeId};
+use crate::producer::{self, BatchRange, ProducerState, Verdict};
+use crate::shard::PartitionError;
+
+/// Bytes read at a time when rebuilding producer state from the log.
+const PRODUCER_SCAN_BYTES: usize = 1 << 20;
+/// A partition whose producers changed writes a snapshot of them once its log has grown by this
+/// much since the last one (or rolled a segment), so a restart after a crash rereads at most
+/// about this much of the log to rebuild them.
+pub const PRODUCER_SNAPSHOT_BYTES: u64 = 64 << 20;
+/// Snapshot files kept: the newest and one before it, in case the newest lies beyond what a
+/// crash left of the log.
+const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 
 /// What this node is for the partition. A single node leads every partition it has; followers
 /// come with partition replication.
@@ -68,6 +80,39 @@ pub struct Partition<S: Storage> {
     role: Cell<Role>,
     leader_epoch: Cell<LeaderEpoch>,
     replicas: Vec<NodeId>,
+    producers: Producers,
+}
+
+/// The partition's idempotent producers (see [`crate::producer`]) and their snapshots.
+struct Producers {
+    state: RefCell<ProducerState>,
+    /// Loading the state and writing snapshots, one at a time.
+    io: LocalMutex,
+    /// The state reflects the whole log. A recovered partition loads it at its first
+    /// idempotent append (so start-up reads nothing for partitions nobody writes to).
+    loaded: Cell<bool>,
+    /// The state changed since the last snapshot.
+    dirty: Cell<bool>,
+    /// The log's size and active segment when the last snapshot was written.
+    snapshot_size: Cell<u64>,
+    snapshot_segment: Cell<i64>,
+}
+
+impl Producers {
+    fn new(loaded: bool) -> Self {
+        Self {
+            state: RefCell::new(ProducerState::default()),
+            io: LocalMutex::default(),
+            loaded: Cell::new(loaded),
+            dirty: Cell::new(false),
+            snapshot_size: Cell::new(0),
+            snapshot_segment: Cell::new(0),
+        }
+    }
+}
+
+fn has_producer(metas: &[BatchMeta]) -> bool {
+    metas.iter().any(|m| m.producer_id >= 0)
 }
 
 impl<S: Storage> Partition<S> {
@@ -75,11 +120,35 @@ impl<S: Storage> Partition<S> {
     /// node's start count, so every restart is a leadership change, as with Kafka) or one past
     /// the log's latest epoch, whichever is higher, so a partition's epochs only grow. The new
     /// epoch starts at the log end.
+    /// A partition recovered from disk loads its producers' state from its snapshot and log at
+    /// its first idempotent append; a new one (`fresh`) has none.
     pub fn lead(tp: TopicPartition, log: Rc<PartitionLog<S>>, node: NodeId, generation: LeaderEpoch) -> Self {
+        Self::lead_with(tp, log, node, generation, false)
+    }
+
+    /// [`lead`](Self::lead) for a partition just created, whose log is empty.
+    pub fn lead_new(tp: TopicPartition, log: Rc<PartitionLog<S>>, node: NodeId, generation: LeaderEpoch) -> Self {
+        Self::lead_with(tp, log, node, generation, true)
+    }
+
+    fn lead_with(
+        tp: TopicPartition,
+        log: Rc<PartitionLog<S>>,
+        node: NodeId,
+        generation: LeaderEpoch,
+        fresh: bool,
+    ) -> Self {
         let next = log.latest_epoch().map_or(0, |e| e.saturating_add(1));
         let epoch = LeaderEpoch(generation.get().max(next).max(0));
         log.begin_epoch(epoch.get());
-        Self { tp, log, role: Cell::new(Role::Leader), leader_epoch: Cell::new(epoch), replicas: vec![node] }
+        Self {
+            tp,
+            log,
+            role: Cell::new(Role::Leader),
+            leader_epoch: Cell::new(epoch),
+            replicas: vec![node],
+            producers: Producers::new(fresh),
+        }
     }
 
     /// Kafka's check of a request's `current_leader_epoch` (-1: the client does not say).
@@ -134,8 +203,171 @@ impl<S: Storage> Partition<S> {
 
     /// Appends as the leader: offsets assigned, batches stamped with the current leader epoch,
     /// buffered for the shard's committer (the caller waits for the commit it needs).
-    pub async fn append(&self, batches: ValidatedBatches, now_ms: i64) -> Result<AppendInfo, LogError> {
-        self.log.append_buffered(batches, self.leader_epoch.get().get(), now_ms).await
+    ///
+    /// Batches of idempotent producers are judged against the partition's producer state at the
+    /// moment their offsets are assigned: a resent batch is answered with the offsets it was
+    /// stored at (and the caller's commit wait then waits for those), a gap or a stale epoch is
+    /// refused with [`PartitionError::Producer`] and nothing is stored.
+    pub async fn append(&self, batches: ValidatedBatches, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+        let idempotent = has_producer(batches.batches());
+        if idempotent {
+            self.load_producers(now_ms).await?;
+        }
+        let state = &self.producers.state;
+        let gate = |first_offset: i64, metas: &[BatchMeta]| {
+            if !idempotent {
+                return Ok(());
+            }
+            match state.borrow_mut().check_and_record(metas, first_offset, now_ms) {
+                Ok(Verdict::Append) => Ok(()),
+                Ok(Verdict::Duplicate(range)) => Err(Ok(range)),
+                Err(e) => Err(Err(e)),
+            }
+        };
+        match self.log.append_buffered_gated(batches, self.leader_epoch.get().get(), now_ms, gate).await? {
+            Ok(info) => {
+                if idempotent {
+                    self.producers.dirty.set(true);
+                }
+                Ok(info)
+            }
+            Err(Ok(dup)) => Ok(AppendInfo {
+                base_offset: dup.first_offset,
+                last_offset: dup.last_offset,
+                log_append_time_ms: -1,
+                log_start_offset: self.log.log_start_offset(),
+            }),
+            Err(Err(e)) => Err(PartitionError::Producer(e)),
+        }
+    }
+
+    /// The producers' state (tests and DescribeProducers), loading it if needed.
+    pub async fn producer_state(&self, now_ms: i64) -> Result<ProducerState, LogError> {
+        self.load_producers(now_ms).await?;
+        Ok(self.producers.state.borrow().clone())
+    }
+
+    /// Rebuilds the producers' state, if not yet done: from the newest snapshot file the log
+    /// still reaches (snapshots beyond its end, left by a crash that took the tail, are
+    /// removed), then from the batches after it.
+    async fn load_producers(&self, now_ms: i64) -> Result<(), LogError> {
+        if self.producers.loaded.get() {
+            return Ok(());
+        }
+        let _io = self.producers.io.lock().await;
+        if self.producers.loaded.get() {
+            return Ok(());
+        }
+        let (storage, dir) = (self.log.storage(), self.log.dir());
+        let leo = self.log.log_end_offset();
+        let mut snapshots: Vec<i64> =
+            storage.list(dir).await?.iter().filter_map(|n| producer::snapshot_offset(n)).collect();
+        snapshots.sort_unstable_by(|a, b| b.cmp(a));
+        let mut found: Option<(ProducerState, i64)> = None;
+        for offset in snapshots {
+            let path = dir.join(producer::snapshot_name(offset));
+            if offset > leo {
+                storage.remove(&path).await?;
+                continue;
+            }
+            if found.is_none() {
+                match storage.read_small(&path).await?.as_deref().and_then(producer::decode_snapshot) {
+                    Some((state, at)) if at == offset => found = Some((state, at)),
+                    _ => eprintln!("{:?}: producer-state snapshot {offset} is damaged; using an older one", self.tp),
+                }
+            }
+        }
+        let start = self.log.log_start_offset();
+        let (mut state, from) = found.map_or((ProducerState::default(), start), |(s, at)| (s, at.max(start)));
+        let mut next = from;
+        'scan: while next < leo {
+            let read = self.log.read(next, PRODUCER_SCAN_BYTES, Some(leo)).await?;
+            if read.chunks.is_empty() {
+                break;
+            }
+            for chunk in &read.chunks {
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let Ok(view) = BatchView::parse(rest, usize::MAX) else {
+                        eprintln!("{:?}: unreadable batch at {next} while loading producer state", self.tp);
+                        break 'scan;
+                    };
+                    rest = &rest[view.size()..];
+                    if view.last_offset() < next {
+                        continue;
+                    }
+                    let h = view.header();
+                    let first_seq = h.base_sequence.get();
+                    let range = BatchRange {
+                        first_seq,
+                        last_seq: producer::last_sequence(first_seq, h.last_offset_delta.get()),
+                        first_offset: view.base_offset(),
+                        last_offset: view.last_offset(),
+                    };
+                    state.replay(view.producer_id(), h.producer_epoch.get(), range, now_ms);
+                    next = view.last_offset() + 1;
+                }
+            }
+        }
+        *self.producers.state.borrow_mut() = state;
+        self.producers.snapshot_size.set(self.log.size_bytes());
+        self.producers.snapshot_segment.set(self.log.active_base_offset());
+        self.producers.dirty.set(next > from);
+        self.producers.loaded.set(true);
+        Ok(())
+    }
+
+    /// Expires producers idle for `expiration_ms` and writes a snapshot of the state when it
+    /// changed and the log rolled or grew by [`PRODUCER_SNAPSHOT_BYTES`] since the last one
+    /// (the shard's periodic maintenance).
+    pub async fn maintain_producers(&self, now_ms: i64, expiration_ms: i64) -> Result<(), LogError> {
+        if !self.producers.loaded.get() {
+            return Ok(());
+        }
+        if self.producers.state.borrow_mut().expire(now_ms, expiration_ms) > 0 {
+            self.producers.dirty.set(true);
+        }
+        let p = &self.producers;
+        let grown = self.log.size_bytes().saturating_sub(p.snapshot_size.get()) >= PRODUCER_SNAPSHOT_BYTES;
+        let rolled = self.log.active_base_offset() != p.snapshot_segment.get();
+        if p.dirty.get() && (grown || rolled) {
+            self.snapshot_producers().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the producers' state as of the log end to a snapshot file, if it changed since
+    /// the last one, and removes older snapshots. Also called when the shard closes.
+    pub async fn snapshot_producers(&self) -> Result<(), LogError> {
+        let p = &self.producers;
+        if !p.loaded.get() || !p.dirty.get() {
+            return Ok(());
+        }
+        let _io = p.io.lock().await;
+        if !p.dirty.get() {
+            return Ok(());
+        }
+        // The state and the offset it is complete up to, taken together (appends record their
+        // producers when their offsets are assigned, with no await in between).
+        let (offset, bytes) = {
+            let leo = self.log.log_end_offset();
+            (leo, producer::encode_snapshot(&p.state.borrow(), leo))
+        };
+        p.dirty.set(false);
+        let (storage, dir) = (self.log.storage(), self.log.dir());
+        if let Err(e) = storage.write_small(&dir.join(producer::snapshot_name(offset)), &bytes).await {
+            p.dirty.set(true);
+            return Err(e.into());
+        }
+        p.snapshot_size.set(self.log.size_bytes());
+        p.snapshot_segment.set(self.log.active_base_offset());
+        let mut older: Vec<i64> =
+            storage.list(dir).await?.iter().filter_map(|n| producer::snapshot_offset(n)).collect();
+        older.sort_unstable_by(|a, b| b.cmp(a));
+        for old in older.into_iter().skip(PRODUCER_SNAPSHOTS_KEPT) {
+            storage.remove(&dir.join(producer::snapshot_name(old))).await?;
+        }
+        Ok(())
     }
 
     /// The log, for the shard's commit wait only.
@@ -175,8 +407,14 @@ impl<S: Storage> Partition<S> {
     pub async fn delete_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
         self.log.delete_before(offset, now_ms).await
     }
+    /// Truncates the log to `offset`; the producers' state is rebuilt from what is left.
     pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
-        self.log.truncate_to(offset, now_ms).await
+        let _io = self.producers.io.lock().await;
+        self.log.truncate_to(offset, now_ms).await?;
+        self.producers.loaded.set(false);
+        self.producers.dirty.set(false);
+        *self.producers.state.borrow_mut() = ProducerState::default();
+        Ok(())
     }
     /// OffsetForLeaderEpoch: `(epoch, end offset)`.
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, i64) {

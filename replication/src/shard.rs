@@ -39,6 +39,8 @@ pub enum PartitionError {
     ShardGone(ShardId),
     #[error(transparent)]
     Epoch(#[from] EpochError),
+    #[error(transparent)]
+    Producer(#[from] crate::producer::ProducerError),
 }
 
 /// A reply channel: one value back to the asking core.
@@ -204,7 +206,7 @@ impl<S: Storage> PartitionShard<S> {
         match self.store.create_log(tp.clone(), config).await? {
             None => Err(PartitionError::AlreadyExists(tp)),
             Some(log) => {
-                let partition = Partition::lead(tp.clone(), log, self.node, self.generation);
+                let partition = Partition::lead_new(tp.clone(), log, self.node, self.generation);
                 self.partitions.borrow_mut().insert(tp, Rc::new(partition));
                 Ok(())
             }
@@ -354,7 +356,26 @@ impl<S: Storage> PartitionShard<S> {
 
     /// Closes every log cleanly; the shard serves nothing after this.
     pub async fn close(&self) {
-        self.partitions.borrow_mut().clear();
+        let partitions: Vec<_> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
         self.store.close_all().await;
+        // After the logs closed, nothing appends: each snapshot is the state at the final end.
+        let snapshots = partitions.iter().map(|p| async move {
+            if let Err(e) = p.snapshot_producers().await {
+                eprintln!("{:?}: writing the producer-state snapshot: {e}", p.topic_partition());
+            }
+        });
+        engine::sync::join_windowed(snapshots.collect(), REQUEST_PARTITIONS_IN_FLIGHT_MAX).await;
+    }
+
+    /// Expires idle producer ids and writes the producer-state snapshots due (see
+    /// [`Partition::maintain_producers`]), a partition at a time.
+    pub async fn maintain_producers(&self, now_ms: i64, expiration_ms: i64) {
+        for tp in self.partitions() {
+            let Some(p) = self.partition(&tp) else { continue };
+            if let Err(e) = p.maintain_producers(now_ms, expiration_ms).await {
+                eprintln!("{tp:?}: producer-state maintenance: {e}");
+            }
+            engine::sync::yield_now().await;
+        }
     }
 }

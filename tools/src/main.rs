@@ -181,6 +181,10 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     parse(&props, "group.max.session.timeout.ms", &mut c.group_session_timeout_ms_max)?;
     parse(&props, "group.consumer.session.timeout.ms", &mut c.group_consumer_session_timeout_ms)?;
     parse(&props, "group.consumer.heartbeat.interval.ms", &mut c.group_consumer_heartbeat_interval_ms)?;
+    parse(&props, "producer.id.expiration.ms", &mut c.producer_id_expiration_ms)?;
+    if c.producer_id_expiration_ms < 1 {
+        return Err("producer.id.expiration.ms must be at least 1".into());
+    }
     if let Some(id) = props.get("cluster.id") {
         c.cluster_id = id.clone();
     }
@@ -223,6 +227,7 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "node.id",
     "num.partitions",
     "odradek.log.memory.bytes",
+    "producer.id.expiration.ms",
     "queued.max.request.bytes",
     "queued.max.requests.per.connection",
     "socket.request.max.bytes",

@@ -26,6 +26,7 @@ const FS_ALLOWED: &[(&str, &str, &str)] = &[
     ("engine/src/io.rs", "write_atomically", "called only through blocking(...)"),
     ("replication/src/node.rs", "next_generation", "runs on the starting thread, before any shard"),
     ("net/src/topics.rs", "load", "runs on the starting thread, before any shard"),
+    ("net/src/handlers/init_producer_id.rs", "load", "runs on the starting thread, before any shard (Broker::new)"),
     ("net/src/topics.rs", "persist", "called only through blocking(...) (handlers::admin::persist)"),
 ];
 

@@ -309,6 +309,11 @@ pub struct RecoveryReport {
 }
 
 impl<S: Storage> PartitionLog<S> {
+    /// The storage the log's files live on (the partition layer keeps its own small files,
+    /// such as producer-state snapshots, beside the segments).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -344,6 +349,10 @@ impl<S: Storage> PartitionLog<S> {
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.inner.borrow().segments.values().map(|s| s.size).sum()
+    }
+    /// The base offset of the active (newest) segment: it moves at every roll.
+    pub fn active_base_offset(&self) -> i64 {
+        self.inner.borrow().active().base_offset
     }
     pub fn segment_bases(&self) -> Vec<i64> {
         self.inner.borrow().segments.keys().copied().collect()

@@ -19,7 +19,7 @@ use std::task::Poll;
 
 use super::cache::CachedBatch;
 use super::{AppendInfo, Durability, HwRule, Inner, LogError, PartitionLog, TimestampType, EPOCH_FILE};
-use crate::batch::{self, ValidatedBatches};
+use crate::batch::{self, BatchMeta, ValidatedBatches};
 use crate::io::{IoBuf, SegmentFile, Storage};
 use crate::segment::{self, PendingWrites, ScannedBatch, Segment};
 use crate::sync::Notify;
@@ -49,11 +49,34 @@ impl<S: Storage> PartitionLog<S> {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        let gate = |_: i64, _: &[BatchMeta]| Ok::<(), std::convert::Infallible>(());
+        match self.append_buffered_gated(batches, leader_epoch, now_ms, gate).await? {
+            Ok(info) => Ok(info),
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`append_buffered`](Self::append_buffered), with `gate` deciding at the moment offsets
+    /// are assigned: it is called with the offset the first batch will get and the batches'
+    /// metadata, after every wait for room and with no await between its answer and the
+    /// append, so what it checks and records (a producer's sequence numbers) is atomic with the
+    /// offsets. `Ok(Err(e))`: the gate refused and nothing was appended.
+    pub async fn append_buffered_gated<E>(
+        &self,
+        batches: ValidatedBatches,
+        leader_epoch: i32,
+        now_ms: i64,
+        gate: impl FnOnce(i64, &[BatchMeta]) -> Result<(), E>,
+    ) -> Result<Result<AppendInfo, E>, LogError> {
         let size = batches.len_bytes() as u64;
         if size > self.config.get().segment_bytes {
             return Err(LogError::BatchLargerThanSegment { size, segment_bytes: self.config.get().segment_bytes });
         }
         self.make_room(&batches, size, now_ms).await?;
+        let first_offset = self.inner.borrow().log_end_offset();
+        if let Err(e) = gate(first_offset, batches.batches()) {
+            return Ok(Err(e));
+        }
         let info = {
             let mut inner = self.inner.borrow_mut();
             let (mut bytes, metas) = batches.into_parts();
@@ -116,7 +139,7 @@ impl<S: Storage> PartitionLog<S> {
         if self.inner.borrow().active().unwritten_bytes() >= self.config.get().write_behind_bytes {
             self.write_behind.notify_all();
         }
-        Ok(info)
+        Ok(Ok(info))
     }
 
     /// Waits until an append of `batches` (`size` bytes) may go ahead: the budget admits it,
