@@ -199,6 +199,20 @@ fn resent_batches_are_stored_once_gaps_and_stale_epochs_are_refused() {
 
     // Non-idempotent batches are never checked.
     assert_eq!(produce(&mut c, engine::records::simple_batch(1, 4, engine::now_ms())), (0, 6));
+
+    // DescribeProducers: the producer in its new epoch, its last sequence 0.
+    let described = c.call(
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default()
+            .with_name(name(TOPIC))
+            .with_partition_indexes(vec![0, 9])]),
+    );
+    let parts = &described.topics[0].partitions;
+    assert_eq!((parts[0].partition_index, parts[0].error_code), (0, 0));
+    let producers: Vec<_> =
+        parts[0].active_producers.iter().map(|p| (p.producer_id.0, p.producer_epoch, p.last_sequence)).collect();
+    assert_eq!(producers, [(pid, i32::from(epoch2), 0)]);
+    assert_eq!((parts[1].partition_index, parts[1].error_code), (9, 3), "no partition 9: UNKNOWN_TOPIC_OR_PARTITION");
     drop(c);
     set.shutdown();
 }

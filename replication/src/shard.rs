@@ -113,6 +113,11 @@ pub enum ShardRequest<X> {
         items: Vec<EpochQuery>,
         reply: Reply<Vec<Result<(LeaderEpoch, i64), PartitionError>>>,
     },
+    /// The idempotent producers each partition knows (DescribeProducers).
+    Producers {
+        tps: Vec<TopicPartition>,
+        reply: Reply<Vec<Result<crate::producer::ProducerState, PartitionError>>>,
+    },
     DeleteBefore {
         tp: TopicPartition,
         offset: i64,
@@ -317,6 +322,16 @@ impl<S: Storage> PartitionShard<S> {
                     Ok(p.end_offset_for_epoch(q.leader_epoch))
                 });
                 let _ = reply.send(out.collect());
+            }
+            ShardRequest::Producers { tps, reply } => {
+                let mut out = Vec::with_capacity(tps.len());
+                for tp in &tps {
+                    out.push(match self.get(tp) {
+                        Ok(p) => p.producer_state(now).await.map_err(Into::into),
+                        Err(e) => Err(e),
+                    });
+                }
+                let _ = reply.send(out);
             }
             ShardRequest::DeleteBefore { tp, offset, reply } => {
                 let r = match self.get(&tp) {

@@ -322,3 +322,23 @@ def test_a_batch_resent_after_kill9_is_still_a_duplicate(fresh_broker, topic_nam
     assert _produce_v3(b, topic_name, _batch(pid, 0, 9, ["gap"]), 5)[0] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
     assert _produce_v3(b, topic_name, _batch(pid, 0, 5, ["f"]), 6) == (0, 5)
     assert consume_values(b.bootstrap, topic_name, 6) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_kafka_transactions_tool_describes_the_producers(fresh_broker, topic_name, tmp_path):
+    b = fresh_broker()
+    create_topic(b, topic_name)
+    assert _produce_v3(b, topic_name, _batch(7_000_000_000, 0, 0, ["a", "b", "c"]), 1) == (0, 0)
+    assert _produce_v3(b, topic_name, _batch(7_000_000_001, 3, 10, ["d"]), 2) == (0, 3)
+    env = dict(os.environ, LOG_DIR=str(tmp_path / "logs"))
+    out = subprocess.run(
+        [os.path.join(KAFKA, "bin", "kafka-transactions.sh"), "--bootstrap-server", b.bootstrap,
+         "describe-producers", "--topic", topic_name, "--partition", "0"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line.split() for line in out.stdout.strip().splitlines()]
+    assert rows[0][:4] == ["ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence"], out.stdout
+    # Producer id, epoch, coordinator epoch, last sequence; then the time and no transaction.
+    assert [(r[0], r[1], r[2], r[3], r[5]) for r in rows[1:]] == [
+        ("7000000000", "0", "-1", "2", "None"), ("7000000001", "3", "-1", "10", "None")]
+    now_ms = time.time() * 1000
+    assert all(abs(int(r[4]) - now_ms) < 120_000 for r in rows[1:])
