@@ -82,6 +82,7 @@ api_table! {
     DescribeCluster 0..=1 => sync describe_cluster::handle;
     DescribeTopicPartitions 0..=0 => async describe_topic_partitions::handle;
     DescribeProducers 0..=0 => async describe_producers::handle;
+    WriteTxnMarkers 1..=1 => async write_txn_markers::handle;
     OffsetCommit 2..=9 => group groups::route;
     OffsetFetch 1..=9 => group groups::route;
     JoinGroup 0..=9 => group groups::route;

@@ -44,6 +44,8 @@ pub mod code {
     // Idempotent and transactional producers.
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
     // KIP-848 consumer groups.
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
@@ -104,5 +106,8 @@ pub fn partition_error(e: &PartitionError) -> i16 {
         PartitionError::Producer(ProducerError::OutOfOrder { .. } | ProducerError::NewEpochNotAtZero { .. }) => {
             code::OUT_OF_ORDER_SEQUENCE_NUMBER
         }
+        PartitionError::Producer(ProducerError::TransactionOpen { .. }) => code::INVALID_TXN_STATE,
+        PartitionError::Producer(ProducerError::CoordinatorFenced { .. }) => code::TRANSACTION_COORDINATOR_FENCED,
+        PartitionError::Batch(b) => batch_error(b),
     }
 }

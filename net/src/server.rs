@@ -37,6 +37,10 @@ pub type Request = replication::ShardRequest<Call>;
 
 /// How often each shard applies time and size retention to the partitions it owns.
 pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often each shard looks after its partitions' producer state: expiry, and a snapshot for
+/// each log that rolled or grew enough since its last one (so a crash leaves at most about this
+/// long of writes to reread at the next start, or `PRODUCER_SNAPSHOT_BYTES`).
+pub const PRODUCER_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What every shard shares: settings, the topic registry, the connection count.
 ///
@@ -190,6 +194,16 @@ async fn run_shard(ctx: Rc<ShardCtx>) {
             loop {
                 glommio::timer::sleep(RETENTION_CHECK_INTERVAL).await;
                 crate::handlers::retention::sweep(&ctx).await;
+            }
+        })
+        .detach();
+    }
+    {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(PRODUCER_UPKEEP_INTERVAL).await;
+                ctx.shard.maintain_producers(engine::now_ms(), ctx.config().producer_id_expiration_ms).await;
             }
         })
         .detach();

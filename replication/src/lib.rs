@@ -31,6 +31,6 @@ pub use door::{CoordinatorService, DoorLimits, DoorStats};
 pub use ids::{LeaderEpoch, NodeId, ProducerId, ShardId};
 pub use node::{Node, NodeConfig, ServiceFactory, ShardServices};
 pub use partition::{EpochError, ListedOffset, Partition, PartitionOffsets, Role};
-pub use producer::{ProducerError, ProducerState};
+pub use producer::{AbortedTxn, Marker, ProducerError, ProducerState};
 pub use router::{Placement, Router};
-pub use shard::{AppendItem, EpochQuery, PartitionError, PartitionShard, ReadItem, ShardRequest};
+pub use shard::{AppendItem, EpochQuery, MarkerItem, PartitionError, PartitionShard, ReadItem, ShardRequest};

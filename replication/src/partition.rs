@@ -7,14 +7,16 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use engine::batch::{BatchMeta, BatchView, ValidatedBatches};
+use bytes::BytesMut;
+use engine::batch::{BatchMeta, BatchView, Compression, ValidatedBatches};
 use engine::io::Storage;
 use engine::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
+use engine::records::{BatchBuilder, Record};
 use engine::shard::TopicPartition;
 use engine::sync::{LocalMutex, Notify};
 
 use crate::ids::{LeaderEpoch, NodeId};
-use crate::producer::{self, BatchRange, ProducerState, Verdict};
+use crate::producer::{self, BatchRange, Marker, ProducerState, Verdict};
 use crate::shard::PartitionError;
 
 /// Bytes read at a time when rebuilding producer state from the log.
@@ -93,7 +95,9 @@ struct Producers {
     loaded: Cell<bool>,
     /// The state changed since the last snapshot.
     dirty: Cell<bool>,
-    /// The log's size and active segment when the last snapshot was written.
+    /// The offset of the newest snapshot file, and the log's size and active segment when it
+    /// was written (or found).
+    snapshot_offset: Cell<Option<i64>>,
     snapshot_size: Cell<u64>,
     snapshot_segment: Cell<i64>,
 }
@@ -105,6 +109,7 @@ impl Producers {
             io: LocalMutex::default(),
             loaded: Cell::new(loaded),
             dirty: Cell::new(false),
+            snapshot_offset: Cell::new(None),
             snapshot_size: Cell::new(0),
             snapshot_segment: Cell::new(0),
         }
@@ -113,6 +118,59 @@ impl Producers {
 
 fn has_producer(metas: &[BatchMeta]) -> bool {
     metas.iter().any(|m| m.producer_id >= 0)
+}
+
+/// A control record's key: version 0, then the marker type (0: ABORT, 1: COMMIT); its value:
+/// version 0, then the coordinator epoch (Kafka's `EndTransactionMarker`).
+fn marker_batch(m: Marker, now_ms: i64) -> BytesMut {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&i16::from(m.commit).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&m.coordinator_epoch.to_be_bytes());
+    let mut b = BatchBuilder::new(Compression::None, now_ms)
+        .producer(m.producer_id, m.producer_epoch, -1)
+        .transactional()
+        .control();
+    b.push(Record::new(Some(key), Some(value)).with_timestamp(now_ms));
+    b.build()
+}
+
+/// The marker a control batch read back from the log holds; `None` if it holds none (Kafka
+/// ignores control records of unknown types).
+fn parse_marker(view: &BatchView<'_>) -> Option<Marker> {
+    let records = engine::records::decode_records(view).ok()?;
+    let r = records.first()?;
+    let key = r.key.as_deref()?;
+    let value = r.value.as_deref()?;
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    let coordinator_epoch = i32::from_be_bytes(value.get(2..6)?.try_into().ok()?);
+    let commit = match kind {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    Some(Marker {
+        producer_id: view.producer_id(),
+        producer_epoch: view.header().producer_epoch.get(),
+        coordinator_epoch,
+        commit,
+    })
+}
+
+/// The offset after the last batch of `chunks` (runs of whole batches).
+fn end_of(chunks: &[bytes::Bytes]) -> Option<i64> {
+    let mut end = None;
+    for c in chunks {
+        let mut rest = &c[..];
+        while let Ok(h) = engine::batch::header(rest) {
+            let size = usize::try_from(h.batch_length.get()).ok()? + engine::batch::LOG_OVERHEAD;
+            end = Some(h.base_offset.get() + i64::from(h.last_offset_delta.get()) + 1);
+            rest = rest.get(size..)?;
+        }
+    }
+    end
 }
 
 impl<S: Storage> Partition<S> {
@@ -209,10 +267,10 @@ impl<S: Storage> Partition<S> {
     /// stored at (and the caller's commit wait then waits for those), a gap or a stale epoch is
     /// refused with [`PartitionError::Producer`] and nothing is stored.
     pub async fn append(&self, batches: ValidatedBatches, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+        // Loaded at the first append of any kind, so the upkeep snapshots every written log
+        // and a crash never leaves a long tail to rescan.
+        self.load_producers(now_ms).await?;
         let idempotent = has_producer(batches.batches());
-        if idempotent {
-            self.load_producers(now_ms).await?;
-        }
         let state = &self.producers.state;
         let gate = |first_offset: i64, metas: &[BatchMeta]| {
             if !idempotent {
@@ -239,6 +297,26 @@ impl<S: Storage> Partition<S> {
             }),
             Err(Err(e)) => Err(PartitionError::Producer(e)),
         }
+    }
+
+    /// Writes a transaction marker (a COMMIT or ABORT control batch) for the producer, judged
+    /// against its state at the moment its offset is assigned; buffered for the committer like
+    /// any append.
+    pub async fn write_marker(&self, marker: Marker, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+        self.load_producers(now_ms).await?;
+        let batches = ValidatedBatches::new(marker_batch(marker, now_ms), usize::MAX)?;
+        let state = &self.producers.state;
+        let gate = |first_offset: i64, _: &[BatchMeta]| state.borrow_mut().record_marker(marker, first_offset, now_ms);
+        let info = self.log.append_buffered_gated(batches, self.leader_epoch.get().get(), now_ms, gate).await??;
+        self.producers.dirty.set(true);
+        Ok(info)
+    }
+
+    /// The offset read_committed consumers may read up to: the high watermark, held back by the
+    /// oldest open transaction. Exact once the producers' state is loaded (reads load it).
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.log.high_watermark();
+        self.producers.state.borrow().first_unstable_offset().map_or(hw, |f| f.min(hw))
     }
 
     /// The producers' state (tests and DescribeProducers), loading it if needed.
@@ -278,6 +356,7 @@ impl<S: Storage> Partition<S> {
             }
         }
         let start = self.log.log_start_offset();
+        let found_at = found.as_ref().map(|(_, at)| *at);
         let (mut state, from) = found.map_or((ProducerState::default(), start), |(s, at)| (s, at.max(start)));
         let mut next = from;
         'scan: while next < leo {
@@ -297,19 +376,26 @@ impl<S: Storage> Partition<S> {
                         continue;
                     }
                     let h = view.header();
-                    let first_seq = h.base_sequence.get();
-                    let range = BatchRange {
-                        first_seq,
-                        last_seq: producer::last_sequence(first_seq, h.last_offset_delta.get()),
-                        first_offset: view.base_offset(),
-                        last_offset: view.last_offset(),
-                    };
-                    state.replay(view.producer_id(), h.producer_epoch.get(), range, now_ms);
+                    if view.is_control() {
+                        if let Some(m) = parse_marker(&view) {
+                            state.replay_marker(m, view.base_offset(), now_ms);
+                        }
+                    } else {
+                        let first_seq = h.base_sequence.get();
+                        let range = BatchRange {
+                            first_seq,
+                            last_seq: producer::last_sequence(first_seq, h.last_offset_delta.get()),
+                            first_offset: view.base_offset(),
+                            last_offset: view.last_offset(),
+                        };
+                        state.replay(view.producer_id(), h.producer_epoch.get(), view.attributes(), range, now_ms);
+                    }
                     next = view.last_offset() + 1;
                 }
             }
         }
         *self.producers.state.borrow_mut() = state;
+        self.producers.snapshot_offset.set(found_at);
         self.producers.snapshot_size.set(self.log.size_bytes());
         self.producers.snapshot_segment.set(self.log.active_base_offset());
         self.producers.dirty.set(next > from);
@@ -317,34 +403,39 @@ impl<S: Storage> Partition<S> {
         Ok(())
     }
 
-    /// Expires producers idle for `expiration_ms` and writes a snapshot of the state when it
-    /// changed and the log rolled or grew by [`PRODUCER_SNAPSHOT_BYTES`] since the last one
-    /// (the shard's periodic maintenance).
+    /// The shard's periodic upkeep of the producers' state: expires producers idle for
+    /// `expiration_ms`, forgets aborted transactions below the log start, and writes a snapshot
+    /// once the log rolled or grew by [`PRODUCER_SNAPSHOT_BYTES`] since the last one.
     pub async fn maintain_producers(&self, now_ms: i64, expiration_ms: i64) -> Result<(), LogError> {
-        if !self.producers.loaded.get() {
+        let p = &self.producers;
+        if !p.loaded.get() {
             return Ok(());
         }
-        if self.producers.state.borrow_mut().expire(now_ms, expiration_ms) > 0 {
-            self.producers.dirty.set(true);
+        {
+            let mut state = p.state.borrow_mut();
+            if state.expire(now_ms, expiration_ms) > 0 {
+                p.dirty.set(true);
+            }
+            state.prune_aborted(self.log.log_start_offset());
         }
-        let p = &self.producers;
         let grown = self.log.size_bytes().saturating_sub(p.snapshot_size.get()) >= PRODUCER_SNAPSHOT_BYTES;
         let rolled = self.log.active_base_offset() != p.snapshot_segment.get();
-        if p.dirty.get() && (grown || rolled) {
+        if grown || rolled {
             self.snapshot_producers().await?;
         }
         Ok(())
     }
 
-    /// Writes the producers' state as of the log end to a snapshot file, if it changed since
-    /// the last one, and removes older snapshots. Also called when the shard closes.
+    /// Writes the producers' state as of the log end to a snapshot file, unless the newest one
+    /// already is that, and removes older snapshots. Also called when the shard closes.
     pub async fn snapshot_producers(&self) -> Result<(), LogError> {
         let p = &self.producers;
-        if !p.loaded.get() || !p.dirty.get() {
+        let due = || p.dirty.get() || p.snapshot_offset.get() != Some(self.log.log_end_offset());
+        if !p.loaded.get() || !due() {
             return Ok(());
         }
         let _io = p.io.lock().await;
-        if !p.dirty.get() {
+        if !p.loaded.get() || !due() {
             return Ok(());
         }
         // The state and the offset it is complete up to, taken together (appends record their
@@ -359,6 +450,7 @@ impl<S: Storage> Partition<S> {
             p.dirty.set(true);
             return Err(e.into());
         }
+        p.snapshot_offset.set(Some(offset));
         p.snapshot_size.set(self.log.size_bytes());
         p.snapshot_segment.set(self.log.active_base_offset());
         let mut older: Vec<i64> =
@@ -375,19 +467,49 @@ impl<S: Storage> Partition<S> {
         &self.log
     }
 
-    pub async fn read(&self, offset: i64, bytes_max: usize, end_offset: Option<i64>) -> Result<ReadResult, LogError> {
-        self.log.read(offset, bytes_max, end_offset).await
+    /// Reads from `offset` (see `PartitionLog::read`). `read_committed`: not past the last
+    /// stable offset, and with the aborted transactions overlapping what was read.
+    pub async fn read(
+        &self,
+        offset: i64,
+        bytes_max: usize,
+        end_offset: Option<i64>,
+        read_committed: bool,
+        now_ms: i64,
+    ) -> Result<ReadResult, LogError> {
+        self.load_producers(now_ms).await?;
+        let end = if read_committed {
+            Some(end_offset.unwrap_or(i64::MAX).min(self.last_stable_offset()))
+        } else {
+            end_offset
+        };
+        let mut r = self.log.read(offset, bytes_max, end).await?;
+        r.last_stable_offset = self.last_stable_offset().min(r.high_watermark);
+        if read_committed {
+            if let Some(to) = end_of(&r.chunks) {
+                let state = self.producers.state.borrow();
+                r.aborted_transactions =
+                    state.aborted_between(offset, to).into_iter().map(|a| (a.producer_id, a.first_offset)).collect();
+            }
+        }
+        Ok(r)
     }
     /// ListOffsets for one partition: `timestamp` is a record timestamp (the first record at or
     /// after it) or one of [`spec`]'s special values. `None`: no such record.
-    pub async fn list_offset(&self, timestamp: i64) -> Result<Option<ListedOffset>, LogError> {
+    pub async fn list_offset(
+        &self,
+        timestamp: i64,
+        read_committed: bool,
+        now_ms: i64,
+    ) -> Result<Option<ListedOffset>, LogError> {
+        self.load_producers(now_ms).await?;
         let epoch_of = |offset: i64| self.log.epoch_at(offset).unwrap_or(-1);
         let found = match timestamp {
             spec::LATEST => {
                 // As Kafka: the end a consumer may read to, in the current leader epoch.
-                let hw = self.log.high_watermark();
+                let end = if read_committed { self.last_stable_offset() } else { self.log.high_watermark() };
                 return Ok(Some(ListedOffset {
-                    offset: hw,
+                    offset: end,
                     timestamp: -1,
                     leader_epoch: self.leader_epoch.get().get(),
                 }));

@@ -15,10 +15,17 @@
 //!   `i32::MAX` to 0), or the batch is refused (OUT_OF_ORDER_SEQUENCE_NUMBER);
 //! - a producer the partition knows nothing of (new, or expired) may start at any sequence.
 //!   Kafka answered UNKNOWN_PRODUCER_ID here before KIP-360; since 2.5 it accepts, and so do we.
+//!
+//! Transactions: a producer's first transactional batch opens its transaction in the partition
+//! (its first offset holds back the last stable offset); a non-transactional batch while one is
+//! open is refused (INVALID_TXN_STATE); the coordinator's COMMIT or ABORT marker closes it, and
+//! an aborted one is remembered (producer, first and last offset) for read_committed fetches
+//! until the log start passes it. Markers from an older coordinator epoch are refused
+//! (TRANSACTION_COORDINATOR_FENCED), from an older producer epoch too (INVALID_PRODUCER_EPOCH).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use engine::batch::BatchMeta;
+use engine::batch::{BatchMeta, ATTR_CONTROL, ATTR_TRANSACTIONAL};
 
 use crate::ids::ProducerId;
 
@@ -47,9 +54,16 @@ pub struct ProducerEntry {
     /// batch's timestamp (Kafka's choice), so a producer writing old timestamps does not expire
     /// at once.
     pub last_append_ms: i64,
+    /// The epoch of the transaction coordinator that last wrote a marker for it (-1: none).
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction in this partition.
+    pub txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
+    fn new(epoch: i16, now_ms: i64) -> Self {
+        Self { epoch, batches: VecDeque::new(), last_append_ms: now_ms, coordinator_epoch: -1, txn_first_offset: None }
+    }
     fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
     }
@@ -85,6 +99,31 @@ pub enum ProducerError {
     /// A newer epoch must start at sequence 0: OUT_OF_ORDER_SEQUENCE_NUMBER.
     #[error("producer {pid}: new epoch {epoch} starts at sequence {first_seq}, not 0")]
     NewEpochNotAtZero { pid: i64, epoch: i16, first_seq: i32 },
+    /// A non-transactional batch while the producer's transaction is open: INVALID_TXN_STATE.
+    #[error("producer {pid} has a transaction open at offset {txn_first_offset}: expected a transactional batch")]
+    TransactionOpen { pid: i64, txn_first_offset: i64 },
+    /// A marker from an older coordinator epoch: TRANSACTION_COORDINATOR_FENCED.
+    #[error("marker for producer {pid} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    CoordinatorFenced { pid: i64, coordinator_epoch: i32, current: i32 },
+}
+
+/// A transaction of one producer that ended in ABORT: read_committed consumers skip its
+/// batches between `first_offset` and its marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// A transaction marker (a control batch's one record): how the coordinator ends a producer's
+/// transaction in a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub commit: bool,
 }
 
 /// What the gate decided for one append.
@@ -116,6 +155,11 @@ fn in_sequence(last: i32, next: i32) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerState {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: `(first offset, producer id)`, so the first unstable offset is the
+    /// least.
+    open: BTreeSet<(i64, i64)>,
+    /// Aborted transactions, in the order of their markers (so by `last_offset`).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerState {
@@ -131,6 +175,35 @@ impl ProducerState {
     /// Every producer, by id.
     pub fn iter(&self) -> impl Iterator<Item = (ProducerId, &ProducerEntry)> {
         self.producers.iter().map(|(p, e)| (ProducerId(*p), e))
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset cannot pass it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.open.first().map(|(o, _)| *o)
+    }
+
+    /// Aborted transactions that overlap the offsets `[from, to)`: what a read_committed fetch
+    /// of that range is told, so the client drops their batches.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start (their batches are gone).
+    pub fn prune_aborted(&mut self, log_start_offset: i64) {
+        let cut = self.aborted.partition_point(|a| a.last_offset < log_start_offset);
+        self.aborted.drain(..cut);
+    }
+
+    /// Sets `pid`'s open transaction (or none), keeping the open set in step.
+    fn set_txn(open: &mut BTreeSet<(i64, i64)>, pid: i64, entry: &mut ProducerEntry, first: Option<i64>) {
+        if let Some(old) = entry.txn_first_offset {
+            open.remove(&(old, pid));
+        }
+        if let Some(new) = first {
+            open.insert((new, pid));
+        }
+        entry.txn_first_offset = first;
     }
 
     /// Judges the batches of one append whose first batch gets `first_offset`, and records them
@@ -165,11 +238,11 @@ impl ProducerState {
             }
             let current = staged.get(&b.producer_id).or_else(|| self.producers.get(&b.producer_id));
             check(current, b.producer_id, b.producer_epoch, b.base_sequence)?;
-            let mut entry = current.cloned().unwrap_or(ProducerEntry {
-                epoch: b.producer_epoch,
-                batches: VecDeque::new(),
-                last_append_ms: now_ms,
-            });
+            let transactional = b.attributes & ATTR_TRANSACTIONAL != 0;
+            if let Some(open) = current.and_then(|e| e.txn_first_offset).filter(|_| !transactional) {
+                return Err(ProducerError::TransactionOpen { pid: b.producer_id, txn_first_offset: open });
+            }
+            let mut entry = current.cloned().unwrap_or_else(|| ProducerEntry::new(b.producer_epoch, now_ms));
             let range = BatchRange {
                 first_seq: b.base_sequence,
                 last_seq: last_sequence(b.base_sequence, b.last_offset_delta),
@@ -177,39 +250,88 @@ impl ProducerState {
                 last_offset,
             };
             entry.push(b.producer_epoch, range, now_ms);
+            if transactional && entry.txn_first_offset.is_none() {
+                // Staged apart from the open set, which changes only when all batches pass.
+                entry.txn_first_offset = Some(first);
+            }
             staged.insert(b.producer_id, entry);
         }
-        self.producers.extend(staged);
+        for (pid, mut entry) in staged {
+            let before = self.producers.get(&pid).and_then(|e| e.txn_first_offset);
+            let after = entry.txn_first_offset;
+            entry.txn_first_offset = before;
+            Self::set_txn(&mut self.open, pid, &mut entry, after);
+            self.producers.insert(pid, entry);
+        }
         Ok(Verdict::Append)
+    }
+
+    /// Judges a transaction marker about to be written at `offset` and, if it passes, ends the
+    /// producer's open transaction with it.
+    pub fn record_marker(&mut self, m: Marker, offset: i64, now_ms: i64) -> Result<(), ProducerError> {
+        if let Some(e) = self.producers.get(&m.producer_id) {
+            if m.producer_epoch < e.epoch {
+                return Err(ProducerError::InvalidEpoch {
+                    pid: m.producer_id,
+                    epoch: m.producer_epoch,
+                    current: e.epoch,
+                });
+            }
+            if m.coordinator_epoch < e.coordinator_epoch {
+                return Err(ProducerError::CoordinatorFenced {
+                    pid: m.producer_id,
+                    coordinator_epoch: m.coordinator_epoch,
+                    current: e.coordinator_epoch,
+                });
+            }
+        }
+        self.apply_marker(m, offset, now_ms);
+        Ok(())
+    }
+
+    fn apply_marker(&mut self, m: Marker, offset: i64, now_ms: i64) {
+        let entry = self.producers.entry(m.producer_id).or_insert_with(|| ProducerEntry::new(m.producer_epoch, now_ms));
+        if let Some(first) = entry.txn_first_offset {
+            if !m.commit {
+                self.aborted.push(AbortedTxn { producer_id: m.producer_id, first_offset: first, last_offset: offset });
+            }
+        }
+        Self::set_txn(&mut self.open, m.producer_id, entry, None);
+        entry.coordinator_epoch = m.coordinator_epoch;
+        if m.producer_epoch > entry.epoch {
+            entry.epoch = m.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.last_append_ms = entry.last_append_ms.max(now_ms);
     }
 
     /// Records a batch read back from the log (recovery), without judging it: everything in the
     /// log was accepted when it was written.
-    pub fn replay(&mut self, pid: i64, epoch: i16, range: BatchRange, now_ms: i64) {
-        if pid < 0 {
+    /// A data batch: `attributes` tell whether it is transactional. A control batch goes
+    /// through [`replay_marker`](Self::replay_marker).
+    pub fn replay(&mut self, pid: i64, epoch: i16, attributes: i16, range: BatchRange, now_ms: i64) {
+        if pid < 0 || attributes & ATTR_CONTROL != 0 {
             return;
         }
-        self.producers
-            .entry(pid)
-            .or_insert_with(|| ProducerEntry { epoch, batches: VecDeque::new(), last_append_ms: now_ms })
-            .push(epoch, range, now_ms);
+        let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry::new(epoch, now_ms));
+        entry.push(epoch, range, now_ms);
+        if attributes & ATTR_TRANSACTIONAL != 0 && entry.txn_first_offset.is_none() {
+            Self::set_txn(&mut self.open, pid, entry, Some(range.first_offset));
+        }
     }
 
-    /// Forgets producers that stored nothing for `expiration_ms` (`producer.id.expiration.ms`).
-    /// Returns how many went.
+    /// A marker read back from the log at `offset`.
+    pub fn replay_marker(&mut self, m: Marker, offset: i64, now_ms: i64) {
+        self.apply_marker(m, offset, now_ms);
+    }
+
+    /// Forgets producers that stored nothing for `expiration_ms` (`producer.id.expiration.ms`),
+    /// except those with a transaction open. Returns how many went.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_append_ms) < expiration_ms);
         before - self.producers.len()
-    }
-
-    /// Forgets what was recorded at or after `offset` (the log was truncated there): batches
-    /// from `offset` on go, and producers left with no batch go.
-    pub fn truncate_from(&mut self, offset: i64) {
-        self.producers.retain(|_, e| {
-            e.batches.retain(|b| b.last_offset < offset);
-            !e.batches.is_empty()
-        });
     }
 }
 
@@ -235,9 +357,10 @@ fn check(current: Option<&ProducerEntry>, pid: i64, epoch: i16, first_seq: i32) 
 /// Snapshot files are named by the offset their state is complete up to (exclusive), like
 /// Kafka's: `00000000000000001234.snapshot`.
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"OPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"OPS2";
 const SNAPSHOT_HEADER_BYTES: usize = 4 + 4 + 8 + 4;
-const ENTRY_HEADER_BYTES: usize = 8 + 2 + 8 + 1;
+const ENTRY_HEADER_BYTES: usize = 8 + 2 + 8 + 4 + 8 + 1;
+const ABORTED_BYTES: usize = 8 + 8 + 8;
 const RANGE_BYTES: usize = 4 + 4 + 8 + 8;
 
 pub fn snapshot_name(offset: i64) -> String {
@@ -249,9 +372,11 @@ pub fn snapshot_offset(name: &str) -> Option<i64> {
     name.strip_suffix(SNAPSHOT_SUFFIX)?.parse().ok().filter(|o: &i64| *o >= 0)
 }
 
-/// Layout (big-endian): magic `OPS1`, CRC-32C of everything after it, the offset, the entry
-/// count; per entry the producer id, epoch, last append time, batch count, then per batch its
-/// first and last sequence and first and last offset.
+/// Layout (big-endian): magic `OPS2`, CRC-32C of everything after it, the offset, the entry
+/// count; per entry the producer id, epoch, last append time, coordinator epoch, open
+/// transaction's first offset (-1: none), batch count, then per batch its first and last
+/// sequence and first and last offset; then the aborted transactions' count and, for each, its
+/// producer id, first and last offset.
 pub fn encode_snapshot(state: &ProducerState, offset: i64) -> Vec<u8> {
     let mut body = Vec::with_capacity(12 + state.producers.len() * (ENTRY_HEADER_BYTES + RANGE_BYTES));
     body.extend_from_slice(&offset.to_be_bytes());
@@ -263,6 +388,8 @@ pub fn encode_snapshot(state: &ProducerState, offset: i64) -> Vec<u8> {
         body.extend_from_slice(&pid.to_be_bytes());
         body.extend_from_slice(&e.epoch.to_be_bytes());
         body.extend_from_slice(&e.last_append_ms.to_be_bytes());
+        body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
         body.push(e.batches.len() as u8);
         for b in &e.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -270,6 +397,12 @@ pub fn encode_snapshot(state: &ProducerState, offset: i64) -> Vec<u8> {
             body.extend_from_slice(&b.first_offset.to_be_bytes());
             body.extend_from_slice(&b.last_offset.to_be_bytes());
         }
+    }
+    body.extend_from_slice(&(state.aborted.len() as u32).to_be_bytes());
+    for a in &state.aborted {
+        body.extend_from_slice(&a.producer_id.to_be_bytes());
+        body.extend_from_slice(&a.first_offset.to_be_bytes());
+        body.extend_from_slice(&a.last_offset.to_be_bytes());
     }
     let mut out = Vec::with_capacity(8 + body.len());
     out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -307,10 +440,14 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<(ProducerState, i64)> {
         return None;
     }
     let mut producers = HashMap::with_capacity(count);
+    let mut open = BTreeSet::new();
     for _ in 0..count {
         let pid = i64::from_be_bytes(c.take()?);
         let epoch = i16::from_be_bytes(c.take()?);
         let last_append_ms = i64::from_be_bytes(c.take()?);
+        let coordinator_epoch = i32::from_be_bytes(c.take()?);
+        let txn = i64::from_be_bytes(c.take()?);
+        let txn_first_offset = (txn >= 0).then_some(txn);
         let [n] = c.take::<1>()?;
         if usize::from(n) > BATCHES_KEPT {
             return None;
@@ -324,12 +461,24 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<(ProducerState, i64)> {
                 last_offset: i64::from_be_bytes(c.take()?),
             });
         }
-        producers.insert(pid, ProducerEntry { epoch, batches, last_append_ms });
+        if let Some(first) = txn_first_offset {
+            open.insert((first, pid));
+        }
+        producers.insert(pid, ProducerEntry { epoch, batches, last_append_ms, coordinator_epoch, txn_first_offset });
     }
-    if !c.0.is_empty() {
+    let aborted_count = u32::from_be_bytes(c.take()?) as usize;
+    if aborted_count != c.0.len() / ABORTED_BYTES || c.0.len() % ABORTED_BYTES != 0 {
         return None;
     }
-    Some((ProducerState { producers }, offset))
+    let mut aborted = Vec::with_capacity(aborted_count);
+    for _ in 0..aborted_count {
+        aborted.push(AbortedTxn {
+            producer_id: i64::from_be_bytes(c.take()?),
+            first_offset: i64::from_be_bytes(c.take()?),
+            last_offset: i64::from_be_bytes(c.take()?),
+        });
+    }
+    Some((ProducerState { producers, open, aborted }, offset))
 }
 
 #[cfg(test)]
@@ -430,7 +579,71 @@ mod tests {
         s.check_and_record(&[meta(2, 0, 0, 1)], 1, 200).expect("append");
         assert_eq!(s.expire(250, 100), 1);
         assert!(s.get(ProducerId(1)).is_none() && s.get(ProducerId(2)).is_some());
-        s.truncate_from(1);
-        assert!(s.is_empty());
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, records: i32) -> BatchMeta {
+        BatchMeta { attributes: ATTR_TRANSACTIONAL, ..meta(pid, epoch, seq, records) }
+    }
+
+    fn marker(pid: i64, epoch: i16, coordinator_epoch: i32, commit: bool) -> Marker {
+        Marker { producer_id: pid, producer_epoch: epoch, coordinator_epoch, commit }
+    }
+
+    #[test]
+    fn transactions_hold_back_the_stable_offset_until_their_marker() {
+        let mut s = ProducerState::default();
+        s.check_and_record(&[meta(9, 0, 0, 2)], 0, 1).expect("plain");
+        s.check_and_record(&[txn(1, 0, 0, 2)], 2, 1).expect("txn 1");
+        s.check_and_record(&[txn(2, 0, 0, 1)], 4, 1).expect("txn 2");
+        s.check_and_record(&[txn(1, 0, 2, 1)], 5, 1).expect("txn 1 again");
+        assert_eq!(s.first_unstable_offset(), Some(2));
+        assert_eq!(
+            s.check_and_record(&[meta(1, 0, 3, 1)], 6, 1),
+            Err(ProducerError::TransactionOpen { pid: 1, txn_first_offset: 2 })
+        );
+        s.record_marker(marker(1, 0, 0, false), 6, 1).expect("abort 1");
+        assert_eq!(s.first_unstable_offset(), Some(4));
+        s.record_marker(marker(2, 0, 0, true), 7, 1).expect("commit 2");
+        assert_eq!(s.first_unstable_offset(), None);
+        let aborted = AbortedTxn { producer_id: 1, first_offset: 2, last_offset: 6 };
+        assert_eq!(s.aborted_between(0, 8), [aborted]);
+        assert_eq!(s.aborted_between(6, 8), [aborted]);
+        assert_eq!(s.aborted_between(7, 8), []);
+        assert_eq!(s.aborted_between(0, 2), []);
+        // Fencing of markers: an older coordinator, an older producer epoch.
+        s.record_marker(marker(2, 1, 3, false), 8, 1).expect("a new epoch's marker");
+        assert_eq!(
+            s.record_marker(marker(2, 1, 2, true), 9, 1),
+            Err(ProducerError::CoordinatorFenced { pid: 2, coordinator_epoch: 2, current: 3 })
+        );
+        assert_eq!(
+            s.record_marker(marker(2, 0, 3, true), 9, 1),
+            Err(ProducerError::InvalidEpoch { pid: 2, epoch: 0, current: 1 })
+        );
+        let bytes = encode_snapshot(&s, 9);
+        assert_eq!(decode_snapshot(&bytes), Some((s.clone(), 9)));
+        s.prune_aborted(7);
+        assert_eq!(s.aborted_between(0, 100), []);
+    }
+
+    #[test]
+    fn replay_rebuilds_open_and_aborted_transactions() {
+        let mut live = ProducerState::default();
+        let mut replayed = ProducerState::default();
+        let steps: [(BatchMeta, i64); 3] = [(txn(1, 0, 0, 2), 0), (txn(2, 0, 0, 1), 2), (meta(3, 0, 0, 1), 3)];
+        for (m, offset) in steps {
+            live.check_and_record(&[m], offset, 1).expect("append");
+            let range = BatchRange {
+                first_seq: m.base_sequence,
+                last_seq: last_sequence(m.base_sequence, m.last_offset_delta),
+                first_offset: offset,
+                last_offset: offset + i64::from(m.last_offset_delta),
+            };
+            replayed.replay(m.producer_id, m.producer_epoch, m.attributes, range, 1);
+        }
+        live.record_marker(marker(1, 0, 5, false), 4, 1).expect("abort");
+        replayed.replay_marker(marker(1, 0, 5, false), 4, 1);
+        assert_eq!(live, replayed);
+        assert_eq!(live.first_unstable_offset(), Some(2));
     }
 }

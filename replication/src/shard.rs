@@ -41,6 +41,8 @@ pub enum PartitionError {
     Epoch(#[from] EpochError),
     #[error(transparent)]
     Producer(#[from] crate::producer::ProducerError),
+    #[error(transparent)]
+    Batch(#[from] engine::batch::BatchError),
 }
 
 /// A reply channel: one value back to the asking core.
@@ -63,6 +65,14 @@ pub struct ReadItem {
     /// The leader epoch the client believes current (-1: unchecked); see
     /// [`Partition::check_epoch`].
     pub current_leader_epoch: i32,
+    /// Not past the last stable offset, with the aborted transactions (READ_COMMITTED).
+    pub read_committed: bool,
+}
+
+/// One transaction marker to write (WriteTxnMarkers), durably before the reply.
+pub struct MarkerItem {
+    pub tp: TopicPartition,
+    pub marker: crate::producer::Marker,
 }
 
 /// One partition of an OffsetForLeaderEpoch request.
@@ -91,6 +101,11 @@ pub enum ShardRequest<X> {
         items: Vec<AppendItem>,
         reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
     },
+    /// Writes transaction markers and replies once each is synced (or failed).
+    WriteMarkers {
+        items: Vec<MarkerItem>,
+        reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
+    },
     Read {
         items: Vec<ReadItem>,
         reply: Reply<Vec<Result<ReadResult, PartitionError>>>,
@@ -105,6 +120,8 @@ pub enum ShardRequest<X> {
         tp: TopicPartition,
         timestamp: i64,
         current_leader_epoch: i32,
+        /// LATEST is the last stable offset (READ_COMMITTED) rather than the high watermark.
+        read_committed: bool,
         reply: Reply<Result<Option<ListedOffset>, PartitionError>>,
     },
     /// OffsetForLeaderEpoch: `(epoch, end offset)` per item, each fenced by its
@@ -155,6 +172,9 @@ pub enum ShardRequest<X> {
         reply: Reply<()>,
     },
 }
+
+/// A partition looked up by name, or why not.
+type Lookup<S> = Result<Rc<Partition<S>>, PartitionError>;
 
 /// See the module docs.
 pub struct PartitionShard<S: Storage> {
@@ -232,14 +252,42 @@ impl<S: Storage> PartitionShard<S> {
     /// and all wait on one group write/commit of the shard.
     pub async fn append(&self, items: Vec<AppendItem>) -> Vec<Result<AppendInfo, PartitionError>> {
         let now = self.store.now_ms();
+        let appends = items.into_iter().map(|item| {
+            let partition = self.get(&item.tp);
+            let durable = item.durable;
+            let append = async move { partition?.append(item.batches, now).await };
+            (self.get(&item.tp), durable, append)
+        });
+        self.commit_all(appends.collect()).await
+    }
+
+    /// Writes transaction markers, each synced before its result (as acks=all).
+    pub async fn write_markers(&self, items: Vec<MarkerItem>) -> Vec<Result<AppendInfo, PartitionError>> {
+        let now = self.store.now_ms();
+        let appends = items.into_iter().map(|item| {
+            let partition = self.get(&item.tp);
+            let write = async move { partition?.write_marker(item.marker, now).await };
+            (self.get(&item.tp), true, write)
+        });
+        self.commit_all(appends.collect()).await
+    }
+
+    /// Runs appends (`(partition, durable, append)`), at most
+    /// [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`] at a time, and waits for one group write/commit of
+    /// the shard to cover them: written to the device, and synced where `durable` asks it of a
+    /// `Durability::Always` log.
+    async fn commit_all<F>(&self, appends: Vec<(Lookup<S>, bool, F)>) -> Vec<Result<AppendInfo, PartitionError>>
+    where
+        F: std::future::Future<Output = Result<AppendInfo, PartitionError>>,
+    {
         let committer = self.store.committer();
-        let futs: Vec<_> = items
+        let futs: Vec<_> = appends
             .into_iter()
-            .map(|item| {
-                let partition = self.get(&item.tp);
+            .map(|(partition, durable, append)| {
+                let committer = &committer;
                 async move {
                     let partition = partition?;
-                    let info = partition.append(item.batches, now).await?;
+                    let info = append.await?;
                     let log = partition.log().clone();
                     let always = log.config().durability == Durability::Always;
                     // Asked at once, not after the whole request: the shard's write buffers
@@ -247,7 +295,7 @@ impl<S: Storage> PartitionShard<S> {
                     // Under `Always` the sync is asked whatever the acks: the high watermark
                     // covers only synced offsets, so consumers see acks=1 data after it.
                     committer.request(&log, info.last_offset + 1, always);
-                    let sync = item.durable && always;
+                    let sync = durable && always;
                     Ok::<_, PartitionError>((info, CommitWait { log, offset: info.last_offset + 1, sync }))
                 }
             })
@@ -273,6 +321,7 @@ impl<S: Storage> PartitionShard<S> {
     /// Reads from the partitions of one request, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`]
     /// at a time.
     pub async fn read(&self, items: Vec<ReadItem>) -> Vec<Result<ReadResult, PartitionError>> {
+        let now = self.store.now_ms();
         let futs: Vec<_> = items
             .into_iter()
             .map(|item| {
@@ -280,7 +329,8 @@ impl<S: Storage> PartitionShard<S> {
                 async move {
                     let partition = partition?;
                     partition.check_epoch(item.current_leader_epoch)?;
-                    Ok(partition.read(item.offset, item.bytes_max, item.end_offset).await?)
+                    let read = partition.read(item.offset, item.bytes_max, item.end_offset, item.read_committed, now);
+                    Ok(read.await?)
                 }
             })
             .collect();
@@ -301,17 +351,20 @@ impl<S: Storage> PartitionShard<S> {
             ShardRequest::Append { items, reply } => {
                 let _ = reply.send(self.append(items).await);
             }
+            ShardRequest::WriteMarkers { items, reply } => {
+                let _ = reply.send(self.write_markers(items).await);
+            }
             ShardRequest::Read { items, reply } => {
                 let _ = reply.send(self.read(items).await);
             }
             ShardRequest::Offsets { tps, reply } => {
                 let _ = reply.send(tps.iter().map(|tp| self.get(tp).map(|p| p.offsets())).collect());
             }
-            ShardRequest::ListOffset { tp, timestamp, current_leader_epoch, reply } => {
+            ShardRequest::ListOffset { tp, timestamp, current_leader_epoch, read_committed, reply } => {
                 let r = async {
                     let p = self.get(&tp)?;
                     p.check_epoch(current_leader_epoch)?;
-                    Ok(p.list_offset(timestamp).await?)
+                    Ok(p.list_offset(timestamp, read_committed, now).await?)
                 };
                 let _ = reply.send(r.await);
             }

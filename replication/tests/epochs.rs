@@ -42,8 +42,14 @@ fn append(r: &Router<NoCall>, tp: &TopicPartition, records: usize) -> i64 {
 
 /// The leader epoch stamped on each stored batch, in offset order.
 fn stamped(r: &Router<NoCall>, tp: &TopicPartition, current_leader_epoch: i32) -> Result<Vec<i32>, PartitionError> {
-    let items =
-        vec![ReadItem { tp: tp.clone(), offset: 0, bytes_max: 1 << 20, end_offset: None, current_leader_epoch }];
+    let items = vec![ReadItem {
+        tp: tp.clone(),
+        offset: 0,
+        bytes_max: 1 << 20,
+        end_offset: None,
+        current_leader_epoch,
+        read_committed: false,
+    }];
     let out = r.call_blocking(r.owner(tp), |reply| ShardRequest::Read { items, reply }).expect("call");
     let read = out.into_iter().next().expect("one")?;
     let all = read.concat();
@@ -91,6 +97,7 @@ fn every_start_is_a_new_epoch_stamped_on_appends_and_answered_per_epoch() {
         assert_eq!(epoch(&r, &tp), expected);
         let latest = r.call_blocking(r.owner(&tp), |reply| ShardRequest::ListOffset {
             tp: tp.clone(),
+            read_committed: false,
             timestamp: spec::LATEST,
             current_leader_epoch: expected,
             reply,
@@ -99,6 +106,7 @@ fn every_start_is_a_new_epoch_stamped_on_appends_and_answered_per_epoch() {
         assert_eq!((latest.offset, latest.leader_epoch), (8, expected));
         let earliest = r.call_blocking(r.owner(&tp), |reply| ShardRequest::ListOffset {
             tp: tp.clone(),
+            read_committed: false,
             timestamp: spec::EARLIEST,
             current_leader_epoch: -1,
             reply,
@@ -143,6 +151,7 @@ fn requests_naming_another_epoch_are_fenced() {
     assert!(matches!(end_of(&r, &tp, 0, 0), Err(PartitionError::Epoch(EpochError::Fenced { .. }))));
     let listed = r.call_blocking(r.owner(&tp), |reply| ShardRequest::ListOffset {
         tp: tp.clone(),
+        read_committed: false,
         timestamp: spec::LATEST,
         current_leader_epoch: 5,
         reply,

@@ -145,7 +145,7 @@ proptest! {
         // Recovery: replaying the stored batches in log order gives the same state.
         let mut replayed = ProducerState::default();
         for a in &model.history {
-            replayed.replay(a.pid, a.epoch, a.range, 1000);
+            replayed.replay(a.pid, a.epoch, 0, a.range, 1000);
         }
         prop_assert_eq!(&replayed, &state);
         let bytes = producer::encode_snapshot(&state, model.next_offset);

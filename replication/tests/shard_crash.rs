@@ -206,8 +206,14 @@ fn verify(dir: &Path, acks: &Acks) -> i64 {
         let mut offset = 0;
         let found = by_partition.entry(p).or_default();
         loop {
-            let items =
-                vec![ReadItem { tp: tp(p), offset, bytes_max: 1 << 20, end_offset: None, current_leader_epoch: -1 }];
+            let items = vec![ReadItem {
+                tp: tp(p),
+                offset,
+                bytes_max: 1 << 20,
+                end_offset: None,
+                current_leader_epoch: -1,
+                read_committed: false,
+            }];
             let r = h.call_blocking(owner, |reply| ShardRequest::Read { items, reply }).expect("call");
             let r = match r.into_iter().next().expect("one result") {
                 Ok(r) => r,

@@ -83,6 +83,7 @@ fn append_and_read_across_shards_then_recover() {
                     bytes_max: 8192,
                     end_offset: None,
                     current_leader_epoch: -1,
+                    read_committed: false,
                 }];
                 let r = h.call_blocking(owner, |reply| ShardRequest::Read { items, reply }).expect("call");
                 let r = r.into_iter().next().expect("one result").expect("read");

@@ -133,7 +133,8 @@ async fn read_one(
     current_leader_epoch: i32,
 ) -> Result<engine::log::ReadResult, replication::PartitionError> {
     let (offset, bytes_max, end_offset) = (ask.offset, ask.bytes_max, ask.end_offset);
-    let items = vec![ReadItem { tp: tp.clone(), offset, bytes_max, end_offset, current_leader_epoch }];
+    let items =
+        vec![ReadItem { tp: tp.clone(), offset, bytes_max, end_offset, current_leader_epoch, read_committed: false }];
     let mut out = router.call(router.owner(tp), |reply| Req::Read { items, reply }).await?;
     out.pop().unwrap_or_else(|| Err(replication::PartitionError::ShardGone(router.owner(tp))))
 }

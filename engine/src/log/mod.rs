@@ -136,6 +136,12 @@ pub struct ReadResult {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// Filled by the partition layer, which knows the transactions: the offset read_committed
+    /// consumers may read up to, and for a read_committed read the aborted transactions
+    /// (producer id, first offset) overlapping the batches read. The log leaves them at
+    /// their defaults.
+    pub last_stable_offset: i64,
+    pub aborted_transactions: Vec<(i64, i64)>,
 }
 
 impl ReadResult {

@@ -233,6 +233,7 @@ async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartiti
             bytes_max: LOAD_READ_BYTES_MAX,
             end_offset: None,
             current_leader_epoch: -1,
+            read_committed: false,
         };
         let results = ctx
             .router

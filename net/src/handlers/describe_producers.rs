@@ -20,9 +20,8 @@ fn describe(state: &replication::ProducerState) -> Vec<ProducerState> {
                 .with_producer_epoch(i32::from(e.epoch))
                 .with_last_sequence(e.batches.back().map_or(-1, |b| b.last_seq))
                 .with_last_timestamp(e.last_append_ms)
-                // No transaction coordinator has written to the partition yet.
-                .with_coordinator_epoch(-1)
-                .with_current_txn_start_offset(-1)
+                .with_coordinator_epoch(e.coordinator_epoch)
+                .with_current_txn_start_offset(e.txn_first_offset.unwrap_or(-1))
         })
         .collect();
     out.sort_by_key(|p| p.producer_id.0);

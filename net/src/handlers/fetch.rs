@@ -19,7 +19,7 @@ use bytes::Bytes;
 use engine::log::LogError;
 use engine::shard::TopicPartition;
 use engine::ReadResult;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use replication::ShardId;
@@ -133,8 +133,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
     };
     let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config().fetch_bytes_max);
     let slots = resolve(ctx, &parts, by_id);
-    let reads = read_until_ready(ctx, &slots, req.max_wait_ms, req.min_bytes).await;
     let read_committed = req.isolation_level == READ_COMMITTED;
+    let reads = read_until_ready(ctx, &slots, req.max_wait_ms, req.min_bytes, read_committed).await;
     let incremental = matches!(mode, Mode::Incremental(_));
     let topics_out = responses(&slots, reads, &mut parts, request_bytes_max, read_committed, incremental);
     let session_id = close_turn(sessions, mode, version, parts);
@@ -256,13 +256,19 @@ type Reads = Vec<Option<Result<ReadResult, PartitionError>>>;
 
 /// Reads the slots, and while less than `min_bytes` came back and no error, waits for data
 /// (a long poll on the owners) until `max_wait_ms` runs out.
-async fn read_until_ready(ctx: &ShardCtx, slots: &[Slot], max_wait_ms: i32, min_bytes: i32) -> Reads {
+async fn read_until_ready(
+    ctx: &ShardCtx,
+    slots: &[Slot],
+    max_wait_ms: i32,
+    min_bytes: i32,
+    read_committed: bool,
+) -> Reads {
     let wait = Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
     let deadline = Instant::now() + wait;
     // min_bytes 0 (or less) answers at once, data or not, as Kafka does.
     let min_bytes = usize::try_from(min_bytes).unwrap_or(0);
     loop {
-        let reads = read_all(ctx, slots).await;
+        let reads = read_all(ctx, slots, read_committed).await;
         let bytes: usize =
             reads.iter().map(|r| r.as_ref().map_or(0, |r| r.as_ref().map_or(0, ReadResult::bytes))).sum();
         let errors = slots.iter().any(|s| s.error != code::NONE) || reads.iter().any(|r| matches!(r, Some(Err(_))));
@@ -272,7 +278,7 @@ async fn read_until_ready(ctx: &ShardCtx, slots: &[Slot], max_wait_ms: i32, min_
         }
         wait_for_data(ctx, slots, &reads, deadline - now).await;
         if Instant::now() >= deadline {
-            return read_all(ctx, slots).await;
+            return read_all(ctx, slots, read_committed).await;
         }
     }
 }
@@ -295,7 +301,8 @@ fn responses(
             .with_records(Some(Bytes::new()))
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
-            .with_log_start_offset(-1);
+            .with_log_start_offset(-1)
+            .with_aborted_transactions(None);
         if slot.error != code::NONE {
             pd.error_code = slot.error;
         }
@@ -303,10 +310,15 @@ fn responses(
             None => {}
             Some(Ok(r)) => {
                 pd.high_watermark = r.high_watermark;
-                pd.last_stable_offset = r.high_watermark;
+                pd.last_stable_offset = r.last_stable_offset;
                 pd.log_start_offset = r.log_start_offset;
                 if read_committed {
-                    pd.aborted_transactions = Some(Vec::new());
+                    let aborted = r.aborted_transactions.iter().map(|&(producer_id, first_offset)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(kafka_protocol::messages::ProducerId(producer_id))
+                            .with_first_offset(first_offset)
+                    });
+                    pd.aborted_transactions = Some(aborted.collect());
                 }
                 let n = r.bytes();
                 // The first data always goes out whole (a batch larger than max_bytes must
@@ -372,7 +384,11 @@ fn close_turn(sessions: &FetchSessions, mode: Mode, version: i16, parts: Parts) 
 }
 
 /// Reads every valid slot from its owner, one message per owner; `None` for invalid slots.
-async fn read_all(ctx: &ShardCtx, slots: &[Slot]) -> Vec<Option<Result<ReadResult, PartitionError>>> {
+async fn read_all(
+    ctx: &ShardCtx,
+    slots: &[Slot],
+    read_committed: bool,
+) -> Vec<Option<Result<ReadResult, PartitionError>>> {
     let shard_count = ctx.router.shard_count();
     let mut per_owner: Vec<(Vec<usize>, Vec<ReadItem>)> = (0..shard_count).map(|_| (Vec::new(), Vec::new())).collect();
     for (i, s) in slots.iter().enumerate() {
@@ -385,6 +401,7 @@ async fn read_all(ctx: &ShardCtx, slots: &[Slot]) -> Vec<Option<Result<ReadResul
                 bytes_max: s.bytes_max,
                 end_offset: None,
                 current_leader_epoch: s.current_leader_epoch,
+                read_committed,
             });
         }
     }

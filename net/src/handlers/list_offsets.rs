@@ -17,13 +17,17 @@ async fn lookup(
     tp: TopicPartition,
     timestamp: i64,
     current_leader_epoch: i32,
+    read_committed: bool,
 ) -> Result<Option<ListedOffset>, PartitionError> {
     let owner = ctx.router.owner(&tp);
-    ctx.router.call(owner, |reply| Request::ListOffset { tp, timestamp, current_leader_epoch, reply }).await?
+    let call = |reply| Request::ListOffset { tp, timestamp, current_leader_epoch, read_committed, reply };
+    ctx.router.call(owner, call).await?
 }
 
 pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
+    // Kafka's IsolationLevel: 1 is READ_COMMITTED (v2+).
+    let read_committed = req.isolation_level == 1;
     for t in req.topics {
         let meta = ctx.view.meta(t.name.as_str());
         let futs: Vec<_> = t
@@ -46,7 +50,8 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -
                     }
                     // Before v4 the request carries no epoch to check, and the answer none.
                     let current = if version >= 4 { current } else { -1 };
-                    match lookup(ctx, TopicPartition::new(&meta.name, index), timestamp, current).await {
+                    match lookup(ctx, TopicPartition::new(&meta.name, index), timestamp, current, read_committed).await
+                    {
                         Ok(Some(o)) => out
                             .with_offset(o.offset)
                             .with_timestamp(o.timestamp)

@@ -50,6 +50,24 @@ fn check_timestamps(
     Ok(())
 }
 
+/// What a client may not send: control batches (markers are the coordinator's, through
+/// WriteTxnMarkers), and transactional batches outside a transactional request (Kafka answers
+/// those as an unauthorized transactional id).
+fn check_producer_batches(batches: &ValidatedBatches, transactional_id: bool) -> Result<(), (i16, String)> {
+    for meta in batches.batches() {
+        if meta.attributes & engine::batch::ATTR_CONTROL != 0 {
+            return Err((code::INVALID_RECORD, "clients may not write control batches".into()));
+        }
+        if meta.attributes & engine::batch::ATTR_TRANSACTIONAL != 0 && !transactional_id {
+            return Err((
+                code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "a transactional batch needs a transactional id".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Stamps every batch with the broker's time (`message.timestamp.type=LogAppendTime`) and
 /// validates the result again (the CRC changed).
 fn stamp_append_time(
@@ -66,14 +84,8 @@ fn stamp_append_time(
 
 pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> ProduceResponse {
     let now = engine::now_ms();
-    let reject_all = if !matches!(req.acks, -1..=1) {
-        Some(code::INVALID_REQUIRED_ACKS)
-    } else if req.transactional_id.is_some() {
-        // Transactions come with a later issue.
-        Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    } else {
-        None
-    };
+    let reject_all = if !matches!(req.acks, -1..=1) { Some(code::INVALID_REQUIRED_ACKS) } else { None };
+    let transactional_id = req.transactional_id.is_some();
     let durable = req.acks == -1;
     let shard_count = ctx.router.shard_count();
     // Results in request order; appends grouped per owner, remembering each one's slot.
@@ -112,6 +124,10 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
                     continue;
                 }
             };
+            if let Err((code, msg)) = check_producer_batches(&batches, transactional_id) {
+                parts.push(partition_result(p.index, code, Some(msg)));
+                continue;
+            }
             let (after, before) = (cfg.timestamp_after_max_ms, cfg.timestamp_before_max_ms);
             if cfg.log_append_time {
                 match stamp_append_time(batches, now, max_bytes) {

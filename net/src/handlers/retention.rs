@@ -1,6 +1,5 @@
-//! Periodic upkeep of the partitions a shard owns: time and size retention (the engine offers
-//! the cut-off; the topic configs that drive it live here), then idle producer ids and
-//! producer-state snapshots.
+//! Time and size retention, run on every shard for the partitions it owns (the engine offers
+//! the cut-off; the topic configs that drive it live here).
 
 use crate::server::ShardCtx;
 
@@ -18,5 +17,4 @@ pub async fn sweep(ctx: &ShardCtx) {
         let _ = partition.apply_retention(now, ms, bytes).await;
         glommio::yield_if_needed().await;
     }
-    ctx.shard.maintain_producers(now, ctx.config().producer_id_expiration_ms).await;
 }
