@@ -26,6 +26,7 @@ use engine::io::Storage;
 use engine::shard::TopicPartition;
 use engine::sync::Notify;
 
+use crate::ids::Offset;
 use crate::shard::{PartitionShard, ShardRequest};
 
 /// Messages a shard's inbox holds before senders wait (backpressure across cores).
@@ -163,7 +164,7 @@ pub async fn run<S: Storage, X: 'static>(
 }
 
 /// Returns once any of the partitions' high watermark passes its offset, or after `timeout`.
-async fn wait_for_data<S: Storage>(shard: &PartitionShard<S>, items: &[(TopicPartition, i64)], timeout: Duration) {
+async fn wait_for_data<S: Storage>(shard: &PartitionShard<S>, items: &[(TopicPartition, Offset)], timeout: Duration) {
     let parts: Vec<_> = items.iter().filter_map(|(tp, off)| shard.partition(tp).map(|p| (p, *off))).collect();
     // Take the tickets before checking, so an append in between is not missed.
     let waits: Vec<_> = parts.iter().map(|(p, _)| p.append_notify()).map(|n| (n.ticket(), n)).collect();

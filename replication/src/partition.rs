@@ -13,7 +13,7 @@ use engine::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
 use engine::shard::TopicPartition;
 use engine::sync::Notify;
 
-use crate::ids::{LeaderEpoch, NodeId};
+use crate::ids::{LeaderEpoch, NodeId, Offset};
 
 /// What this node is for the partition. A single node leads every partition it has; followers
 /// come with partition replication.
@@ -25,9 +25,9 @@ pub enum Role {
 /// Offsets of one partition, and the epoch of its leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionOffsets {
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    pub log_end_offset: i64,
+    pub log_start_offset: Offset,
+    pub high_watermark: Offset,
+    pub log_end_offset: Offset,
     pub leader_epoch: LeaderEpoch,
 }
 
@@ -45,7 +45,7 @@ pub mod spec {
 /// epoch it was written in (-1 where unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListedOffset {
-    pub offset: i64,
+    pub offset: Offset,
     pub timestamp: i64,
     pub leader_epoch: i32,
 }
@@ -115,14 +115,14 @@ impl<S: Storage> Partition<S> {
 
     pub fn offsets(&self) -> PartitionOffsets {
         PartitionOffsets {
-            log_start_offset: self.log.log_start_offset(),
-            high_watermark: self.log.high_watermark(),
-            log_end_offset: self.log.log_end_offset(),
+            log_start_offset: Offset(self.log.log_start_offset()),
+            high_watermark: Offset(self.log.high_watermark()),
+            log_end_offset: Offset(self.log.log_end_offset()),
             leader_epoch: self.leader_epoch.get(),
         }
     }
-    pub fn high_watermark(&self) -> i64 {
-        self.log.high_watermark()
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.log.high_watermark())
     }
     pub fn size_bytes(&self) -> u64 {
         self.log.size_bytes()
@@ -143,8 +143,13 @@ impl<S: Storage> Partition<S> {
         &self.log
     }
 
-    pub async fn read(&self, offset: i64, bytes_max: usize, end_offset: Option<i64>) -> Result<ReadResult, LogError> {
-        self.log.read(offset, bytes_max, end_offset).await
+    pub async fn read(
+        &self,
+        offset: Offset,
+        bytes_max: usize,
+        end_offset: Option<Offset>,
+    ) -> Result<ReadResult, LogError> {
+        self.log.read(offset.get(), bytes_max, end_offset.map(Offset::get)).await
     }
     /// ListOffsets for one partition: `timestamp` is a record timestamp (the first record at or
     /// after it) or one of [`spec`]'s special values. `None`: no such record.
@@ -155,33 +160,37 @@ impl<S: Storage> Partition<S> {
                 // As Kafka: the end a consumer may read to, in the current leader epoch.
                 let hw = self.log.high_watermark();
                 return Ok(Some(ListedOffset {
-                    offset: hw,
+                    offset: Offset(hw),
                     timestamp: -1,
                     leader_epoch: self.leader_epoch.get().get(),
                 }));
             }
             spec::EARLIEST | spec::EARLIEST_LOCAL => {
                 let start = self.log.log_start_offset();
-                return Ok(Some(ListedOffset { offset: start, timestamp: -1, leader_epoch: epoch_of(start) }));
+                return Ok(Some(ListedOffset { offset: Offset(start), timestamp: -1, leader_epoch: epoch_of(start) }));
             }
             // Nothing is tiered.
             spec::LATEST_TIERED | spec::EARLIEST_PENDING_UPLOAD => return Ok(None),
             spec::MAX_TIMESTAMP => self.log.max_timestamp().await?,
             ts => self.log.offset_for_timestamp(ts).await?,
         };
-        Ok(found.map(|(offset, timestamp)| ListedOffset { offset, timestamp, leader_epoch: epoch_of(offset) }))
+        Ok(found.map(|(offset, timestamp)| ListedOffset {
+            offset: Offset(offset),
+            timestamp,
+            leader_epoch: epoch_of(offset),
+        }))
     }
     /// DeleteRecords: the new log start offset.
-    pub async fn delete_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
-        self.log.delete_before(offset, now_ms).await
+    pub async fn delete_before(&self, offset: Offset, now_ms: i64) -> Result<Offset, LogError> {
+        self.log.delete_before(offset.get(), now_ms).await.map(Offset)
     }
-    pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
-        self.log.truncate_to(offset, now_ms).await
+    pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> Result<(), LogError> {
+        self.log.truncate_to(offset.get(), now_ms).await
     }
     /// OffsetForLeaderEpoch: `(epoch, end offset)`.
-    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, i64) {
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, Offset) {
         let (e, end) = self.log.end_offset_for_epoch(epoch.get());
-        (LeaderEpoch(e), end)
+        (LeaderEpoch(e), Offset(end))
     }
     /// Applies time and size retention (the topic's `retention.ms` / `retention.bytes`).
     pub async fn apply_retention(

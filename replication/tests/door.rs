@@ -10,7 +10,7 @@ use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
 use engine::{LogConfig, ValidatedBatches};
 use replication::{
-    AppendItem, CoordinatorService, DoorLimits, Node, NodeConfig, Placement, Router, ServiceFactory, ShardId,
+    AppendItem, CoordinatorService, DoorLimits, Node, NodeConfig, Offset, Placement, Router, ServiceFactory, ShardId,
     ShardServices,
 };
 
@@ -99,7 +99,7 @@ fn a_flood_of_appends_stays_within_the_door_limit_and_all_succeed() {
         .pop()
         .expect("one")
         .expect("offsets");
-    assert_eq!(offsets.log_end_offset, 32 * 50 * 3);
+    assert_eq!(offsets.log_end_offset, Offset(32 * 50 * 3));
     n.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -117,7 +117,7 @@ fn long_polls_past_the_limit_are_answered_at_once_and_the_rest_wake_on_data() {
     let started = Instant::now();
     for _ in 0..5 {
         let req = ShardRequest::WaitForData {
-            items: vec![(tp.clone(), 0)],
+            items: vec![(tp.clone(), Offset(0))],
             timeout: Duration::from_secs(60),
             reply: tx.clone(),
         };

@@ -10,7 +10,7 @@ use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
 use engine::{LogConfig, ValidatedBatches};
 use replication::door::SHARD_QUEUE_DEPTH;
-use replication::{AppendItem, DoorLimits, Node, NodeConfig, ServiceFactory, ShardServices};
+use replication::{AppendItem, DoorLimits, Node, NodeConfig, Offset, ServiceFactory, ShardServices};
 
 enum NoCall {}
 type ShardRequest = replication::ShardRequest<NoCall>;
@@ -87,7 +87,7 @@ fn a_flood_sent_without_waiting_is_held_to_the_door_limits() {
         .pop()
         .expect("one")
         .expect("offsets");
-    assert_eq!(offsets.log_end_offset, REQUESTS as i64);
+    assert_eq!(offsets.log_end_offset, Offset(REQUESTS as i64));
     n.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,7 @@ use engine::shard::{ShardSetConfig, TopicPartition};
 use engine::ValidatedBatches;
 use replication::partition::spec;
 use replication::{
-    AppendItem, EpochError, EpochQuery, LeaderEpoch, Node, NodeConfig, PartitionError, ReadItem, Router,
+    AppendItem, EpochError, EpochQuery, LeaderEpoch, Node, NodeConfig, Offset, PartitionError, ReadItem, Router,
 };
 
 enum NoCall {}
@@ -42,8 +42,13 @@ fn append(r: &Router<NoCall>, tp: &TopicPartition, records: usize) -> i64 {
 
 /// The leader epoch stamped on each stored batch, in offset order.
 fn stamped(r: &Router<NoCall>, tp: &TopicPartition, current_leader_epoch: i32) -> Result<Vec<i32>, PartitionError> {
-    let items =
-        vec![ReadItem { tp: tp.clone(), offset: 0, bytes_max: 1 << 20, end_offset: None, current_leader_epoch }];
+    let items = vec![ReadItem {
+        tp: tp.clone(),
+        offset: Offset(0),
+        bytes_max: 1 << 20,
+        end_offset: None,
+        current_leader_epoch,
+    }];
     let out = r.call_blocking(r.owner(tp), |reply| ShardRequest::Read { items, reply }).expect("call");
     let read = out.into_iter().next().expect("one")?;
     let all = read.concat();
@@ -57,7 +62,7 @@ fn stamped(r: &Router<NoCall>, tp: &TopicPartition, current_leader_epoch: i32) -
 fn end_of(r: &Router<NoCall>, tp: &TopicPartition, current: i32, asked: i32) -> Result<(i32, i64), PartitionError> {
     let items = vec![EpochQuery { tp: tp.clone(), current_leader_epoch: current, leader_epoch: LeaderEpoch(asked) }];
     let out = r.call_blocking(r.owner(tp), |reply| ShardRequest::EndOffsetForEpoch { items, reply }).expect("call");
-    out.into_iter().next().expect("one").map(|(e, o)| (e.get(), o))
+    out.into_iter().next().expect("one").map(|(e, o)| (e.get(), o.get()))
 }
 
 #[test]
@@ -96,7 +101,7 @@ fn every_start_is_a_new_epoch_stamped_on_appends_and_answered_per_epoch() {
             reply,
         });
         let latest = latest.expect("call").expect("list").expect("an offset");
-        assert_eq!((latest.offset, latest.leader_epoch), (8, expected));
+        assert_eq!((latest.offset, latest.leader_epoch), (Offset(8), expected));
         let earliest = r.call_blocking(r.owner(&tp), |reply| ShardRequest::ListOffset {
             tp: tp.clone(),
             timestamp: spec::EARLIEST,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use engine::records::{decode_records, BatchBuilder, Record};
 use engine::shard::{ShardSetConfig, TopicPartition};
 use engine::{Compression, LogConfig, ValidatedBatches};
-use replication::{AppendItem, Node, NodeConfig, ReadItem, Router};
+use replication::{AppendItem, Node, NodeConfig, Offset, ReadItem, Router};
 
 /// These tests make no coordinator calls.
 enum NoCall {}
@@ -206,8 +206,13 @@ fn verify(dir: &Path, acks: &Acks) -> i64 {
         let mut offset = 0;
         let found = by_partition.entry(p).or_default();
         loop {
-            let items =
-                vec![ReadItem { tp: tp(p), offset, bytes_max: 1 << 20, end_offset: None, current_leader_epoch: -1 }];
+            let items = vec![ReadItem {
+                tp: tp(p),
+                offset: Offset(offset),
+                bytes_max: 1 << 20,
+                end_offset: None,
+                current_leader_epoch: -1,
+            }];
             let r = h.call_blocking(owner, |reply| ShardRequest::Read { items, reply }).expect("call");
             let r = match r.into_iter().next().expect("one result") {
                 Ok(r) => r,

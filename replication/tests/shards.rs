@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use replication::{AppendItem, Node, NodeConfig, ReadItem, Router};
+use replication::{AppendItem, Node, NodeConfig, Offset, ReadItem, Router};
 
 /// These tests make no coordinator calls.
 enum NoCall {}
@@ -79,7 +79,7 @@ fn append_and_read_across_shards_then_recover() {
             loop {
                 let items = vec![ReadItem {
                     tp: tp.clone(),
-                    offset,
+                    offset: Offset(offset),
                     bytes_max: 8192,
                     end_offset: None,
                     current_leader_epoch: -1,

@@ -32,7 +32,7 @@ use engine::batch::parse_all;
 use engine::records::{decode_records, BatchBuilder, Record};
 use engine::shard::TopicPartition;
 use engine::{Compression, ValidatedBatches};
-use replication::{AppendItem, PartitionError, ReadItem};
+use replication::{AppendItem, Offset, PartitionError, ReadItem};
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::consumer_group::{ConsumerGroup, Snapshot};
@@ -229,7 +229,7 @@ async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartiti
     loop {
         let item = ReadItem {
             tp: tp.clone(),
-            offset,
+            offset: Offset(offset),
             bytes_max: LOAD_READ_BYTES_MAX,
             end_offset: None,
             current_leader_epoch: -1,

@@ -23,7 +23,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use replication::ShardId;
-use replication::{PartitionError, ReadItem};
+use replication::{Offset, PartitionError, ReadItem};
 
 use crate::errors::{code, partition_error};
 use crate::server::ShardCtx;
@@ -381,7 +381,7 @@ async fn read_all(ctx: &ShardCtx, slots: &[Slot]) -> Vec<Option<Result<ReadResul
             per_owner[owner].0.push(i);
             per_owner[owner].1.push(ReadItem {
                 tp: tp.clone(),
-                offset: s.fetch_offset,
+                offset: Offset(s.fetch_offset),
                 bytes_max: s.bytes_max,
                 end_offset: None,
                 current_leader_epoch: s.current_leader_epoch,
@@ -425,10 +425,10 @@ async fn wait_for_data(
     timeout: Duration,
 ) {
     let shard_count = ctx.router.shard_count();
-    let mut per_owner: Vec<Vec<(TopicPartition, i64)>> = (0..shard_count).map(|_| Vec::new()).collect();
+    let mut per_owner: Vec<Vec<(TopicPartition, Offset)>> = (0..shard_count).map(|_| Vec::new()).collect();
     for (s, r) in slots.iter().zip(reads) {
         if let (Some(tp), Some(Ok(r))) = (&s.tp, r) {
-            per_owner[ctx.router.owner(tp).index()].push((tp.clone(), s.fetch_offset.max(r.high_watermark)));
+            per_owner[ctx.router.owner(tp).index()].push((tp.clone(), Offset(s.fetch_offset.max(r.high_watermark))));
         }
     }
     let (tx, rx) = flume::bounded::<bool>(shard_count);

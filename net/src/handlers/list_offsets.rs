@@ -48,7 +48,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -
                     let current = if version >= 4 { current } else { -1 };
                     match lookup(ctx, TopicPartition::new(&meta.name, index), timestamp, current).await {
                         Ok(Some(o)) => out
-                            .with_offset(o.offset)
+                            .with_offset(o.offset.get())
                             .with_timestamp(o.timestamp)
                             .with_leader_epoch(if version >= 4 { o.leader_epoch } else { -1 }),
                         Ok(None) => out,

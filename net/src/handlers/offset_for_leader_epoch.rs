@@ -36,7 +36,7 @@ pub async fn handle(
             let items = vec![q];
             let r = ctx.router.call(owner, |reply| Request::EndOffsetForEpoch { items, reply }).await;
             partitions.push(match r.map(|v| v.into_iter().next()) {
-                Ok(Some(Ok((epoch, end)))) => out.with_leader_epoch(epoch.get()).with_end_offset(end),
+                Ok(Some(Ok((epoch, end)))) => out.with_leader_epoch(epoch.get()).with_end_offset(end.get()),
                 Ok(Some(Err(e))) | Err(e) => out.with_error_code(partition_error(&e)),
                 Ok(None) => out.with_error_code(code::UNKNOWN_SERVER_ERROR),
             });
