@@ -35,6 +35,7 @@ use engine::{Compression, ValidatedBatches};
 use replication::{AppendItem, Offset, PartitionError, ReadItem};
 use serde::{Deserialize, Serialize};
 
+use crate::caps::Admin;
 use crate::coordinator::consumer_group::{ConsumerGroup, Snapshot};
 use crate::coordinator::group::{
     ClassicSnapshot, Committed, Coordinator, SharedCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
@@ -158,8 +159,8 @@ pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
 }
 
 /// Creates `__consumer_offsets` (compacted) on first use.
-pub async fn ensure_topic(ctx: &ShardCtx) -> Result<(), i16> {
-    if ctx.broker.topics.get(OFFSETS_TOPIC).is_some() {
+pub async fn ensure_topic(ctx: Admin<'_>) -> Result<(), i16> {
+    if ctx.topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
     let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
@@ -178,7 +179,7 @@ pub async fn append(ctx: &ShardCtx, partition: i32, records: Vec<Record>) -> Res
     if records.is_empty() {
         return Ok(());
     }
-    ensure_topic(ctx).await?;
+    ensure_topic(ctx.admin()).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -12,10 +12,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Admin;
 use crate::config::BrokerConfig;
 use crate::errors::code;
 use crate::handlers::admin::AdminError;
-use crate::server::ShardCtx;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -142,8 +142,8 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let broker = ctx.config();
+pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let broker = ctx.config;
     let results = req
         .resources
         .into_iter()
@@ -155,7 +155,7 @@ pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> D
                 |name: &str| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
             match r.resource_type {
                 RESOURCE_TOPIC => {
-                    let Some(topic) = ctx.broker.topics.get(r.resource_name.as_str()) else {
+                    let Some(topic) = ctx.topics.get(r.resource_name.as_str()) else {
                         return out
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(s("unknown topic")));
@@ -248,7 +248,7 @@ pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> D
 /// Applies a new set of overrides to a topic (after validating every one) and persists the
 /// registry.
 async fn apply(
-    ctx: &ShardCtx,
+    ctx: Admin<'_>,
     resource_type: i8,
     name: &str,
     validate_only: bool,
@@ -257,11 +257,8 @@ async fn apply(
     if resource_type != RESOURCE_TOPIC {
         return Err((code::INVALID_REQUEST, "only topic configs can be altered".into()));
     }
-    let topic = ctx
-        .broker
-        .topics
-        .get(name)
-        .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    let topic =
+        ctx.topics.get(name).ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
     let mut configs = topic.configs.clone();
     change(&mut configs)?;
     for (k, v) in &configs {
@@ -270,13 +267,13 @@ async fn apply(
     if validate_only {
         return Ok(());
     }
-    ctx.broker.topics.update(name, |t| t.configs = configs);
+    ctx.topics.update(name, |t| t.configs = configs);
     // Takes effect on every shard before the client hears it did.
     crate::view::publish(ctx, name).await;
     crate::handlers::admin::persist(ctx).await
 }
 
-pub async fn alter(ctx: &ShardCtx, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(ctx: Admin<'_>, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         {
@@ -314,11 +311,11 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
 pub async fn incremental_alter(
-    ctx: &ShardCtx,
+    ctx: Admin<'_>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let broker = ctx.config().clone();
+    let broker = ctx.config.clone();
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         {

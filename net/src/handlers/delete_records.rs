@@ -1,18 +1,16 @@
 //! DeleteRecords: moves the log start offset forward (-1: to the high watermark).
 
-use std::rc::Rc;
-
 use crate::server::Request;
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use replication::{Offset, PartitionError};
 
+use crate::caps::Data;
 use crate::errors::{code, partition_error};
-use crate::server::ShardCtx;
 
 /// `offset` -1: up to the high watermark.
-async fn delete_before(ctx: &ShardCtx, tp: TopicPartition, offset: i64) -> Result<Offset, PartitionError> {
+async fn delete_before(ctx: Data<'_>, tp: TopicPartition, offset: i64) -> Result<Offset, PartitionError> {
     let owner = ctx.router.owner(&tp);
     let offset = if offset == -1 {
         let tps = vec![tp.clone()];
@@ -24,7 +22,7 @@ async fn delete_before(ctx: &ShardCtx, tp: TopicPartition, offset: i64) -> Resul
     ctx.router.call(owner, |reply| Request::DeleteBefore { tp, offset, reply }).await?
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(ctx: Data<'_>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = ctx.view.meta(t.name.as_str());

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::errors::code;
-use crate::server::ShardCtx;
 
 /// Hands out producer ids, unique per broker and across its restarts. Shared by the shards
 /// (one per broker, in [`crate::server::Broker`]).
@@ -30,7 +29,7 @@ impl ProducerIds {
     }
 }
 
-pub fn handle(ctx: &ShardCtx, _version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(ids: &ProducerIds, _version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
     if req.transactional_id.is_some() {
         return InitProducerIdResponse::default()
             .with_error_code(code::COORDINATOR_NOT_AVAILABLE)
@@ -41,7 +40,7 @@ pub fn handle(ctx: &ShardCtx, _version: i16, req: InitProducerIdRequest) -> Init
     let (id, epoch) = if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         (req.producer_id.0, req.producer_epoch + 1)
     } else {
-        (ctx.broker.producer_ids.next(), 0)
+        (ids.next(), 0)
     };
     InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
 }
