@@ -196,3 +196,56 @@ fn the_placement_table_decides_the_owner_and_recovery_follows_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under a policy that syncs, an append notifies long polls before its sync moves the high
+/// watermark. A poll answered then would send its fetch to read nothing and poll again: the
+/// door answers only once the high watermark has passed the offset waited on.
+#[test]
+fn a_long_poll_wakes_when_the_high_watermark_passes_its_offset_not_at_the_append() {
+    let dir = temp_dir("hw-wake");
+    let n = node(&dir, DoorLimits::default(), Placement::new());
+    let r = n.router();
+    let tp = TopicPartition::new("hw-wake", 0);
+    // Synced (and the high watermark moved) only by the shard's interval sync, well after the
+    // append has been written and acknowledged.
+    let interval_ms = 1_500;
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        durability: engine::log::Durability::IntervalMs(interval_ms),
+        ..LogConfig::default()
+    };
+    r.call_blocking(r.owner(&tp), |reply| ShardRequest::CreatePartition { tp: tp.clone(), config, reply })
+        .expect("call")
+        .expect("create");
+    let owner = r.owner(&tp);
+    let high_watermark = || {
+        r.call_blocking(owner, |reply| ShardRequest::Offsets { tps: vec![tp.clone()], reply })
+            .expect("call")
+            .pop()
+            .expect("one")
+            .expect("offsets")
+            .high_watermark
+    };
+    let (tx, rx) = flume::unbounded::<bool>();
+    let poll = ShardRequest::WaitForData {
+        items: vec![(tp.clone(), Offset(0))],
+        timeout: Duration::from_secs(60),
+        reply: tx.clone(),
+    };
+    futures_lite::future::block_on(r.send(owner, poll)).expect("send");
+    let b = simple_batch(1, 10, 5);
+    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
+    let items = vec![AppendItem { tp: tp.clone(), batches, durable: false }];
+    let appended = Instant::now();
+    r.call_blocking(owner, |reply| ShardRequest::Append { items, reply })
+        .expect("call")
+        .pop()
+        .expect("one")
+        .expect("ok");
+    assert!(rx.recv_timeout(Duration::from_secs(30)).expect("woken by the sync"));
+    let waited = appended.elapsed();
+    assert!(high_watermark() > Offset(0), "answered after {waited:?} with the high watermark still at 0");
+    assert!(waited < Duration::from_secs(30));
+    n.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
