@@ -148,7 +148,7 @@ pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> D
         .resources
         .into_iter()
         .map(|r| {
-            let mut out = DescribeConfigsResult::default()
+            let out = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             let wanted =
@@ -160,42 +160,7 @@ pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> D
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(s("unknown topic")));
                     };
-                    out.configs = DEFS
-                        .iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|d| {
-                            let default = (d.default)(broker);
-                            let overridden = topic.configs.get(d.name);
-                            let mut synonyms = Vec::new();
-                            if req.include_synonyms {
-                                if let Some(v) = overridden {
-                                    synonyms.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(d.name))
-                                            .with_value(Some(s(v)))
-                                            .with_source(SOURCE_TOPIC),
-                                    );
-                                }
-                                if let Some(b) = d.broker_name {
-                                    synonyms.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(b))
-                                            .with_value(Some(s(&default)))
-                                            .with_source(SOURCE_DEFAULT),
-                                    );
-                                }
-                            }
-                            DescribeConfigsResourceResult::default()
-                                .with_name(s(d.name))
-                                .with_value(Some(s(overridden.unwrap_or(&default))))
-                                .with_read_only(false)
-                                .with_config_source(if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
-                                .with_is_sensitive(false)
-                                .with_synonyms(synonyms)
-                                .with_config_type(d.kind as i8)
-                        })
-                        .collect();
-                    out
+                    out.with_configs(topic_configs(broker, &topic.configs, req.include_synonyms, wanted))
                 }
                 RESOURCE_BROKER
                     if !r.resource_name.is_empty() && r.resource_name.as_str() != broker.node_id.to_string() =>
@@ -208,34 +173,7 @@ pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> D
                     );
                     out.with_error_code(code::INVALID_REQUEST).with_error_message(Some(s(&msg)))
                 }
-                RESOURCE_BROKER => {
-                    let entries: Vec<(&str, String, Kind)> = vec![
-                        ("broker.id", broker.node_id.to_string(), Kind::Int),
-                        ("node.id", broker.node_id.to_string(), Kind::Int),
-                        ("num.partitions", broker.num_partitions.to_string(), Kind::Int),
-                        ("auto.create.topics.enable", broker.auto_create_topics.to_string(), Kind::Boolean),
-                        ("message.max.bytes", broker.message_max_bytes.to_string(), Kind::Int),
-                        ("log.segment.bytes", broker.segment_bytes.to_string(), Kind::Int),
-                        ("log.retention.ms", broker.retention_ms.to_string(), Kind::Long),
-                        ("log.retention.bytes", broker.retention_bytes.to_string(), Kind::Long),
-                        ("log.dirs", broker.data_dir.display().to_string(), Kind::String),
-                        ("socket.request.max.bytes", broker.request_bytes_max.to_string(), Kind::Int),
-                        ("max.connections", broker.connections_max.to_string(), Kind::Int),
-                    ];
-                    out.configs = entries
-                        .into_iter()
-                        .filter(|(n, _, _)| wanted(n))
-                        .map(|(n, v, k)| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(s(n))
-                                .with_value(Some(s(&v)))
-                                .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER)
-                                .with_config_type(k as i8)
-                        })
-                        .collect();
-                    out
-                }
+                RESOURCE_BROKER => out.with_configs(broker_configs(broker, wanted)),
                 _ => {
                     out.with_error_code(code::INVALID_REQUEST).with_error_message(Some(s("unsupported resource type")))
                 }
@@ -243,6 +181,79 @@ pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> D
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A topic's configs as DescribeConfigs lists them: every known one `wanted`, its override
+/// or the broker's default, with their synonyms if asked.
+fn topic_configs(
+    broker: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+    include_synonyms: bool,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    DEFS.iter()
+        .filter(|d| wanted(d.name))
+        .map(|d| {
+            let default = (d.default)(broker);
+            let overridden = overrides.get(d.name);
+            let mut synonyms = Vec::new();
+            if include_synonyms {
+                if let Some(v) = overridden {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(d.name))
+                            .with_value(Some(s(v)))
+                            .with_source(SOURCE_TOPIC),
+                    );
+                }
+                if let Some(b) = d.broker_name {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(b))
+                            .with_value(Some(s(&default)))
+                            .with_source(SOURCE_DEFAULT),
+                    );
+                }
+            }
+            DescribeConfigsResourceResult::default()
+                .with_name(s(d.name))
+                .with_value(Some(s(overridden.unwrap_or(&default))))
+                .with_read_only(false)
+                .with_config_source(if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                .with_is_sensitive(false)
+                .with_synonyms(synonyms)
+                .with_config_type(d.kind as i8)
+        })
+        .collect()
+}
+
+/// The broker's own (static, read-only) configs DescribeConfigs lists, those `wanted`.
+fn broker_configs(broker: &BrokerConfig, wanted: impl Fn(&str) -> bool) -> Vec<DescribeConfigsResourceResult> {
+    let entries: Vec<(&str, String, Kind)> = vec![
+        ("broker.id", broker.node_id.to_string(), Kind::Int),
+        ("node.id", broker.node_id.to_string(), Kind::Int),
+        ("num.partitions", broker.num_partitions.to_string(), Kind::Int),
+        ("auto.create.topics.enable", broker.auto_create_topics.to_string(), Kind::Boolean),
+        ("message.max.bytes", broker.message_max_bytes.to_string(), Kind::Int),
+        ("log.segment.bytes", broker.segment_bytes.to_string(), Kind::Int),
+        ("log.retention.ms", broker.retention_ms.to_string(), Kind::Long),
+        ("log.retention.bytes", broker.retention_bytes.to_string(), Kind::Long),
+        ("log.dirs", broker.data_dir.display().to_string(), Kind::String),
+        ("socket.request.max.bytes", broker.request_bytes_max.to_string(), Kind::Int),
+        ("max.connections", broker.connections_max.to_string(), Kind::Int),
+    ];
+    entries
+        .into_iter()
+        .filter(|(n, _, _)| wanted(n))
+        .map(|(n, v, k)| {
+            DescribeConfigsResourceResult::default()
+                .with_name(s(n))
+                .with_value(Some(s(&v)))
+                .with_read_only(true)
+                .with_config_source(SOURCE_STATIC_BROKER)
+                .with_config_type(k as i8)
+        })
+        .collect()
 }
 
 /// Applies a new set of overrides to a topic (after validating every one) and persists the
