@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use engine::{LogConfig, ValidatedBatches};
+use engine::LogConfig;
 use replication::{
-    AppendItem, CoordinatorService, DoorLimits, Node, NodeConfig, Offset, Placement, Router, ServiceFactory, ShardId,
-    ShardServices,
+    CoordinatorService, DoorLimits, Node, NodeConfig, Offset, Placement, Router, ServiceFactory, ShardId, ShardServices,
 };
+
+mod common;
 
 /// A coordinator call of these tests: held until `gate` closes, then answered "served".
 struct Call {
@@ -36,9 +37,7 @@ impl CoordinatorService<Call> for Held {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("odradek-door-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_dir("door", name)
 }
 
 fn node(dir: &std::path::Path, door: DoorLimits, placement: Placement) -> Node<Call> {
@@ -77,8 +76,7 @@ fn a_flood_of_appends_stays_within_the_door_limit_and_all_succeed() {
             std::thread::spawn(move || {
                 for i in 0..50 {
                     let b = simple_batch(3, 64, 1_000 + t * 100 + i);
-                    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-                    let items = vec![AppendItem { tp: tp.clone(), batches, durable: i % 2 == 0 }];
+                    let items = vec![common::append_item(&tp, &b, i % 2 == 0)];
                     let out = r.call_blocking(owner, |reply| ShardRequest::Append { items, reply }).expect("call");
                     assert_eq!(out.len(), 1);
                     let info = out.into_iter().next().expect("one").expect("append");
@@ -131,9 +129,7 @@ fn long_polls_past_the_limit_are_answered_at_once_and_the_rest_wake_on_data() {
     let s = stats(&r, owner);
     assert_eq!((s.long_polls, s.long_polls_cut_short), (3, 2), "{s:?}");
     // Data wakes the three.
-    let b = simple_batch(1, 10, 5);
-    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-    let items = vec![AppendItem { tp: tp.clone(), batches, durable: false }];
+    let items = vec![common::append_item(&tp, &simple_batch(1, 10, 5), false)];
     r.call_blocking(owner, |reply| ShardRequest::Append { items, reply })
         .expect("call")
         .pop()
@@ -233,9 +229,7 @@ fn a_long_poll_wakes_when_the_high_watermark_passes_its_offset_not_at_the_append
         reply: tx.clone(),
     };
     futures_lite::future::block_on(r.send(owner, poll)).expect("send");
-    let b = simple_batch(1, 10, 5);
-    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-    let items = vec![AppendItem { tp: tp.clone(), batches, durable: false }];
+    let items = vec![common::append_item(&tp, &simple_batch(1, 10, 5), false)];
     let appended = Instant::now();
     r.call_blocking(owner, |reply| ShardRequest::Append { items, reply })
         .expect("call")

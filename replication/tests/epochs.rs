@@ -7,19 +7,16 @@ use std::path::PathBuf;
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use engine::ValidatedBatches;
 use replication::partition::spec;
-use replication::{
-    AppendItem, EpochError, EpochQuery, LeaderEpoch, Node, NodeConfig, Offset, PartitionError, ReadItem, Router,
-};
+use replication::{EpochError, EpochQuery, LeaderEpoch, Node, NodeConfig, Offset, PartitionError, ReadItem, Router};
+
+mod common;
 
 enum NoCall {}
 type ShardRequest = replication::ShardRequest<NoCall>;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("odradek-epochs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_dir("epochs", name)
 }
 
 fn start(dir: &std::path::Path) -> Node<NoCall> {
@@ -33,9 +30,7 @@ fn epoch(r: &Router<NoCall>, tp: &TopicPartition) -> i32 {
 }
 
 fn append(r: &Router<NoCall>, tp: &TopicPartition, records: usize) -> i64 {
-    let b = simple_batch(records, 20, 1_000);
-    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-    let items = vec![AppendItem { tp: tp.clone(), batches, durable: true }];
+    let items = vec![common::append_item(tp, &simple_batch(records, 20, 1_000), true)];
     let out = r.call_blocking(r.owner(tp), |reply| ShardRequest::Append { items, reply }).expect("call");
     out.into_iter().next().expect("one").expect("append").base_offset
 }
