@@ -39,6 +39,15 @@ pub fn time_index_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{base:020}.timeindex"))
 }
 
+/// Removes the segment at `base`: its data file and both indexes. Recovery (a damaged tail)
+/// and retention (segments before the log start) delete segments this one way.
+pub async fn remove_files<S: Storage>(storage: &S, dir: &Path, base: i64) -> io::Result<()> {
+    for p in [data_path(dir, base), index_path(dir, base), time_index_path(dir, base)] {
+        storage.remove(&p).await?;
+    }
+    Ok(())
+}
+
 /// Summary of one batch met while scanning.
 #[derive(Debug, Clone, Copy)]
 pub struct ScannedBatch {

@@ -22,14 +22,18 @@ const fn api(key: ApiKey, version_min: i16, version_max: i16) -> ApiSpec {
     ApiSpec { key, version_min, version_max }
 }
 
-/// The one table of every API the broker serves: its key, version range and handler. It
-/// makes [`APIS`] (which ApiVersions answers from and requests are checked against before
-/// decoding) and [`dispatch`] (which runs the handler), so the two cannot disagree.
+/// The one table of every API the broker serves: its key, version range, handler and the
+/// capability the handler receives ([`crate::caps`]). It makes [`APIS`] (which ApiVersions
+/// answers from and requests are checked against before decoding) and [`dispatch`] (which
+/// builds the capability from the shard's context and runs the handler), so the two cannot
+/// disagree and no handler is given more than its row says.
 ///
-/// Handler kinds: `sync` and `async` take `(ctx, version, request)` and return the response;
-/// `group` APIs go to their coordinator shard through `handlers::groups::route`.
+/// Each row: `Key min..=max => kind handler (capability)`, where `capability` is the
+/// [`ShardCtx`] method that builds it. Handler kinds: `sync` and `async` take
+/// `(capability, version, request)` (capabilities are `Copy` borrows) and return the response; `group` APIs go to their
+/// coordinator shard through `handlers::groups::route`.
 macro_rules! api_table {
-    ($( $key:ident $min:literal ..= $max:literal => $kind:ident $($handler:ident)::* ;)*) => {
+    ($( $key:ident $min:literal ..= $max:literal => $kind:ident $($handler:ident)::* ($cap:ident) ;)*) => {
         /// Every API the broker serves.
         pub const APIS: &[ApiSpec] = &[$( api(ApiKey::$key, $min, $max), )*];
 
@@ -42,20 +46,20 @@ macro_rules! api_table {
         ) -> Option<ResponseKind> {
             let v = header.request_api_version;
             match request {
-                $( RequestKind::$key(r) => api_table!(@call $kind $key $($handler)::*, ctx, header, v, r, peer), )*
+                $( RequestKind::$key(r) => api_table!(@call $kind $key $($handler)::*, ctx.$cap(), header, v, r, peer), )*
                 _ => None,
             }
         }
     };
-    (@call sync $key:ident $($h:ident)::*, $ctx:ident, $header:ident, $v:ident, $r:ident, $peer:ident) => {
-        Some(ResponseKind::$key(handlers::$($h)::*($ctx, $v, $r)))
+    (@call sync $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident) => {
+        Some(ResponseKind::$key(handlers::$($h)::*($cap, $v, $r)))
     };
-    (@call async $key:ident $($h:ident)::*, $ctx:ident, $header:ident, $v:ident, $r:ident, $peer:ident) => {
-        Some(ResponseKind::$key(handlers::$($h)::*($ctx, $v, $r).await))
+    (@call async $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident) => {
+        Some(ResponseKind::$key(handlers::$($h)::*($cap, $v, $r).await))
     };
-    (@call group $key:ident $($h:ident)::*, $ctx:ident, $header:ident, $v:ident, $r:ident, $peer:ident) => {{
+    (@call group $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident) => {{
         let caller = handlers::groups::Caller { client_id: $header.client_id.as_deref().unwrap_or(""), host: $peer };
-        handlers::$($h)::*($ctx, $v, caller, RequestKind::$key($r)).await
+        handlers::$($h)::*($cap, $v, caller, RequestKind::$key($r)).await
     }};
 }
 
@@ -63,38 +67,38 @@ macro_rules! api_table {
 // supports idempotence and message format v2 from ranges starting at 0 (KIP-896). Requests
 // below v3 are still refused (the decoder does not support them).
 api_table! {
-    Produce 0..=12 => async produce::handle;
-    Fetch 4..=17 => async fetch::handle;
-    ListOffsets 1..=9 => async list_offsets::handle;
-    Metadata 0..=12 => async metadata::handle;
-    FindCoordinator 0..=6 => async find_coordinator::handle;
-    ApiVersions 0..=4 => sync api_versions::handle;
-    CreateTopics 2..=7 => async create_topics::handle;
-    DeleteTopics 1..=6 => async delete_topics::handle;
-    DeleteRecords 0..=2 => async delete_records::handle;
-    InitProducerId 0..=5 => async init_producer_id::handle;
-    OffsetForLeaderEpoch 2..=4 => async offset_for_leader_epoch::handle;
-    DescribeConfigs 1..=4 => sync configs::describe;
-    AlterConfigs 0..=2 => async configs::alter;
-    DescribeLogDirs 1..=4 => async describe_log_dirs::handle;
-    CreatePartitions 0..=3 => async create_partitions::handle;
-    IncrementalAlterConfigs 0..=1 => async configs::incremental_alter;
-    DescribeCluster 0..=1 => sync describe_cluster::handle;
-    DescribeTopicPartitions 0..=0 => async describe_topic_partitions::handle;
-    DescribeProducers 0..=0 => async describe_producers::handle;
-    WriteTxnMarkers 1..=1 => async write_txn_markers::handle;
-    OffsetCommit 2..=9 => group groups::route;
-    OffsetFetch 1..=9 => group groups::route;
-    JoinGroup 0..=9 => group groups::route;
-    Heartbeat 0..=4 => group groups::route;
-    LeaveGroup 0..=5 => group groups::route;
-    SyncGroup 0..=5 => group groups::route;
-    DescribeGroups 0..=5 => group groups::route;
-    ListGroups 0..=5 => group groups::route;
-    DeleteGroups 0..=2 => group groups::route;
-    OffsetDelete 0..=0 => group groups::route;
-    ConsumerGroupHeartbeat 0..=1 => group groups::route;
-    ConsumerGroupDescribe 0..=1 => group groups::route;
+    Produce 0..=12 => async produce::handle (produce);
+    Fetch 4..=17 => async fetch::handle (fetch);
+    ListOffsets 1..=9 => async list_offsets::handle (data);
+    Metadata 0..=12 => async metadata::handle (cluster);
+    FindCoordinator 0..=6 => async find_coordinator::handle (cluster);
+    ApiVersions 0..=4 => sync api_versions::handle (nothing);
+    CreateTopics 2..=7 => async create_topics::handle (admin);
+    DeleteTopics 1..=6 => async delete_topics::handle (admin);
+    DeleteRecords 0..=2 => async delete_records::handle (data);
+    InitProducerId 0..=5 => async init_producer_id::handle (producer_ids);
+    OffsetForLeaderEpoch 2..=4 => async offset_for_leader_epoch::handle (data);
+    DescribeConfigs 1..=4 => sync configs::describe (admin);
+    AlterConfigs 0..=2 => async configs::alter (admin);
+    DescribeLogDirs 1..=4 => async describe_log_dirs::handle (log_dirs);
+    CreatePartitions 0..=3 => async create_partitions::handle (admin);
+    IncrementalAlterConfigs 0..=1 => async configs::incremental_alter (admin);
+    DescribeCluster 0..=1 => sync describe_cluster::handle (cluster);
+    DescribeTopicPartitions 0..=0 => async describe_topic_partitions::handle (cluster);
+    DescribeProducers 0..=0 => async describe_producers::handle (data);
+    WriteTxnMarkers 1..=1 => async write_txn_markers::handle (data);
+    OffsetCommit 2..=9 => group groups::route (group_router);
+    OffsetFetch 1..=9 => group groups::route (group_router);
+    JoinGroup 0..=9 => group groups::route (group_router);
+    Heartbeat 0..=4 => group groups::route (group_router);
+    LeaveGroup 0..=5 => group groups::route (group_router);
+    SyncGroup 0..=5 => group groups::route (group_router);
+    DescribeGroups 0..=5 => group groups::route (group_router);
+    ListGroups 0..=5 => group groups::route (group_router);
+    DeleteGroups 0..=2 => group groups::route (group_router);
+    OffsetDelete 0..=0 => group groups::route (group_router);
+    ConsumerGroupHeartbeat 0..=1 => group groups::route (group_router);
+    ConsumerGroupDescribe 0..=1 => group groups::route (group_router);
 }
 
 /// The spec for a key, if served.

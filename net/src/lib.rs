@@ -19,7 +19,9 @@
 //! ## Layout
 //!
 //! - [`frame`]: size-prefixed frames, size checked before allocation.
-//! - [`api`]: the table of supported APIs and versions that drives ApiVersions.
+//! - [`api`]: the table of supported APIs: versions, handler and the capability each handler
+//!   receives.
+//! - [`caps`]: those capabilities, narrow borrows of [`server::ShardCtx`].
 //! - [`handlers`]: one module per API.
 //! - [`coordinator`]: the group coordinators (classic and KIP-848) and their persistence.
 //! - [`errors`]: engine errors to Kafka error codes, in one place.
@@ -49,6 +51,7 @@
 
 pub mod alloc;
 pub mod api;
+pub mod caps;
 pub mod config;
 pub mod coordinator;
 pub mod errors;

@@ -47,7 +47,8 @@ pub const PRODUCER_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Lives on: every core (`Send + Sync`).
 pub struct Broker {
     pub config: BrokerConfig,
-    pub topics: Topics,
+    /// The topic registry: the truth every shard's view follows (see [`crate::view`]).
+    pub topics: Arc<Topics>,
     connections: AtomicUsize,
     /// Every shard's listening socket, so shutdown can stop accepting first.
     listener_fds: Mutex<Vec<std::os::unix::io::RawFd>>,
@@ -57,7 +58,7 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(config: BrokerConfig) -> std::io::Result<Arc<Self>> {
-        let topics = Topics::load(&config.data_dir)?;
+        let topics = Arc::new(Topics::load(&config.data_dir)?);
         let producer_ids = crate::handlers::init_producer_id::ProducerIds::load(&config.data_dir)?;
         Ok(Arc::new(Self {
             config,

@@ -179,8 +179,8 @@ impl MetadataView {
 
 /// Sends the registry's current state of `name` to every shard's view and returns once all
 /// applied it.
-pub async fn publish(ctx: &crate::server::ShardCtx, name: &str) {
-    let (revision, meta) = ctx.broker.topics.snapshot(name);
+pub async fn publish(ctx: crate::caps::Admin<'_>, name: &str) {
+    let (revision, meta) = ctx.topics.snapshot(name);
     let calls = ctx.router.shards().map(|shard| {
         let meta = meta.clone();
         let name = name.to_string();

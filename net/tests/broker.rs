@@ -2,93 +2,16 @@
 //! plain socket: the newest versions (topic ids in Fetch v13+, flexible Produce and Metadata)
 //! that the Python clients in tests/interop do not use.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use engine::shard::ShardSetConfig;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use net::{Broker, BrokerConfig};
-use replication::{Node, NodeConfig};
+use kafka_protocol::protocol::StrBytes;
+
+mod common;
+use common::{create_topic, name, produce_to, start, start_with, Client};
 
 #[global_allocator]
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
-
-struct Client {
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-        Self { stream, correlation_id: 0 }
-    }
-
-    fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
-        self.correlation_id += 1;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("broker-test")))
-            .encode(&mut buf, R::header_version(version))
-            .expect("header");
-        req.encode(&mut buf, version).expect("body");
-        let size = i32::try_from(buf.len() - 4).expect("size");
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&buf).expect("send");
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("response size");
-        let mut body = vec![0u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
-        self.stream.read_exact(&mut body).expect("response body");
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, R::Response::header_version(version)).expect("response header");
-        assert_eq!(header.correlation_id, self.correlation_id);
-        let resp = R::Response::decode(&mut body, version).expect("response");
-        assert!(!body.has_remaining(), "trailing bytes in the response");
-        resp
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn start(dir: &std::path::Path) -> (Node<net::server::Call>, SocketAddr) {
-    start_with(dir, replication::DoorLimits::default())
-}
-
-fn start_with(dir: &std::path::Path, door: replication::DoorLimits) -> (Node<net::server::Call>, SocketAddr) {
-    let port = free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let config = BrokerConfig {
-        listen: addr,
-        advertised_port: i32::from(port),
-        data_dir: dir.to_path_buf(),
-        ..BrokerConfig::default()
-    };
-    let shards = ShardSetConfig { shard_count: 2, pin: false, io_memory_bytes: 8 << 20, ..ShardSetConfig::new(dir) };
-    let broker = Broker::new(config).expect("broker");
-    let set = Node::start(NodeConfig { door, ..NodeConfig::new(shards) }, Some(broker.service())).expect("shards");
-    for _ in 0..200 {
-        // A connection to itself (the kernel chose the free port as the source) is no listener.
-        if TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok()) {
-            return (set, addr);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("broker did not listen");
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
 
 #[test]
 fn newest_versions_round_trip() {
@@ -101,13 +24,7 @@ fn newest_versions_round_trip() {
     let produce = versions.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).expect("produce");
     assert_eq!(produce.min_version, 0, "Produce is advertised from v0 (librdkafka)");
 
-    let create = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("orders"))
-            .with_num_partitions(2)
-            .with_replication_factor(1)]),
-    );
+    let create = c.call(7, &create_topic("orders", 2));
     assert_eq!(create.topics[0].error_code, 0);
     let topic_id = create.topics[0].topic_id;
 
@@ -122,15 +39,7 @@ fn newest_versions_round_trip() {
 
     let now = engine::now_ms();
     let batch = engine::records::simple_batch(5, 10, now);
-    let parts = (0..2)
-        .map(|p| produce_request::PartitionProduceData::default().with_index(p).with_records(Some(batch.clone())))
-        .collect();
-    let produced = c.call(
-        11,
-        &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-            produce_request::TopicProduceData::default().with_name(name("orders")).with_partition_data(parts),
-        ]),
-    );
+    let produced = c.call(11, &produce_to("orders", -1, 0..2, &batch));
     for p in &produced.responses[0].partition_responses {
         assert_eq!((p.error_code, p.base_offset), (0, 0));
     }
@@ -219,13 +128,7 @@ fn fetches_past_the_long_poll_limit_wait_out_their_time_without_spinning() {
     let door = replication::DoorLimits { long_polls_max: 1, ..replication::DoorLimits::default() };
     let (set, addr) = start_with(dir.path(), door);
     let mut c = Client::connect(addr);
-    let create = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("quiet"))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    );
+    let create = c.call(7, &create_topic("quiet", 1));
     assert_eq!(create.topics[0].error_code, 0);
     let router = set.router();
     let owner = router.owner(&engine::shard::TopicPartition::new("quiet", 0));
@@ -280,13 +183,7 @@ fn acks_1_records_reach_a_waiting_long_poll_once_synced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (set, addr) = start(dir.path());
     let mut c = Client::connect(addr);
-    let create = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("acks1"))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    );
+    let create = c.call(7, &create_topic("acks1", 1));
     assert_eq!(create.topics[0].error_code, 0);
     let fetcher = std::thread::spawn(move || {
         let mut c = Client::connect(addr);
@@ -307,14 +204,7 @@ fn acks_1_records_reach_a_waiting_long_poll_once_synced() {
     // Let the fetch start waiting first.
     std::thread::sleep(Duration::from_millis(300));
     let batch = engine::records::simple_batch(3, 64, engine::now_ms());
-    let produced = c.call(
-        9,
-        &ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
-            produce_request::TopicProduceData::default().with_name(name("acks1")).with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch.clone())),
-            ]),
-        ]),
-    );
+    let produced = c.call(9, &produce_to("acks1", 1, [0], &batch));
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
     let (fetched, waited) = fetcher.join().expect("fetcher");
     assert!(waited < Duration::from_secs(10), "the sync did not wake the long poll: it waited {waited:?}");
@@ -347,24 +237,11 @@ fn topic_and_config_changes_reach_every_shard_before_the_answer() {
     // Connections land on shards by SO_REUSEPORT's hash of their ports: 16 of them reach both
     // of the 2 shards but with odds of 2^-15.
     let mut conns: Vec<Client> = (0..16).map(|_| Client::connect(addr)).collect();
-    let create = admin.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("limits"))
-            .with_num_partitions(2)
-            .with_replication_factor(1)]),
-    );
+    let create = admin.call(7, &create_topic("limits", 2));
     assert_eq!(create.topics[0].error_code, 0);
     let batch = engine::records::simple_batch(1, 2000, engine::now_ms());
     let produce = |c: &mut Client| {
-        let r = c.call(
-            9,
-            &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-                produce_request::TopicProduceData::default().with_name(name("limits")).with_partition_data(vec![
-                    produce_request::PartitionProduceData::default().with_index(1).with_records(Some(batch.clone())),
-                ]),
-            ]),
-        );
+        let r = c.call(9, &produce_to("limits", -1, [1], &batch));
         r.responses[0].partition_responses[0].error_code
     };
     let alter = |c: &mut Client, value: Option<&str>| {
@@ -408,25 +285,12 @@ fn segment_bytes_change_applies_to_open_logs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (set, addr) = start(dir.path());
     let mut c = Client::connect(addr);
-    let create = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name("rolling"))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    );
+    let create = c.call(7, &create_topic("rolling", 1));
     assert_eq!(create.topics[0].error_code, 0);
     let produce = |c: &mut Client, n: usize| {
         for _ in 0..n {
             let batch = engine::records::simple_batch(1, 3000, engine::now_ms());
-            let r = c.call(
-                9,
-                &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-                    produce_request::TopicProduceData::default().with_name(name("rolling")).with_partition_data(vec![
-                        produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch)),
-                    ]),
-                ]),
-            );
+            let r = c.call(9, &produce_to("rolling", -1, [0], &batch));
             assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
         }
     };

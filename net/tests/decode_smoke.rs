@@ -4,60 +4,48 @@
 //! them; one test checks that the guarded path gives the same answers. The fuzz target (`net/fuzz`) runs the same
 //! function for longer.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, RequestHeader,
-    TopicName,
+    ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest,
 };
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::Request;
 use net::handlers::{decode_request, decode_request_unguarded as decode, Decoded, RequestError};
 use proptest::prelude::*;
+
+mod common;
+use common::name;
 
 #[global_allocator]
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
 
-fn encode<R: Encodable>(key: ApiKey, version: i16, req: &R) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("smoke")))
-        .encode(&mut buf, key.request_header_version(version))
-        .expect("header");
-    req.encode(&mut buf, version).expect("body");
-    buf.freeze()
+fn encode<R: Request>(version: i16, req: &R) -> Bytes {
+    common::encode(version, 7, "smoke", req, false).freeze()
 }
 
 fn valid_requests() -> Vec<Bytes> {
-    let topic = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_static_str("t"))));
+    let topic = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name("t")));
     let produce_part = kafka_protocol::messages::produce_request::PartitionProduceData::default()
         .with_index(0)
         .with_records(Some(Bytes::from_static(&[0u8; 70])));
     let produce_topic = kafka_protocol::messages::produce_request::TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_name(name("t"))
         .with_partition_data(vec![produce_part]);
     let fetch_topic = kafka_protocol::messages::fetch_request::FetchTopic::default()
-        .with_topic(TopicName(StrBytes::from_static_str("t")))
+        .with_topic(name("t"))
         .with_partitions(vec![kafka_protocol::messages::fetch_request::FetchPartition::default()]);
     let create = kafka_protocol::messages::create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_name(name("t"))
         .with_num_partitions(3);
     vec![
-        encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()),
-        encode(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()),
-        encode(ApiKey::Metadata, 1, &MetadataRequest::default().with_topics(Some(vec![topic.clone()]))),
-        encode(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![topic]))),
-        encode(
-            ApiKey::Produce,
-            3,
-            &ProduceRequest::default().with_acks(1).with_topic_data(vec![produce_topic.clone()]),
-        ),
-        encode(ApiKey::Produce, 9, &ProduceRequest::default().with_acks(-1).with_topic_data(vec![produce_topic])),
-        encode(ApiKey::Fetch, 4, &FetchRequest::default().with_topics(vec![fetch_topic.clone()])),
-        encode(ApiKey::Fetch, 12, &FetchRequest::default().with_topics(vec![fetch_topic])),
-        encode(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![create])),
+        encode(3, &ApiVersionsRequest::default()),
+        encode(0, &ApiVersionsRequest::default()),
+        encode(1, &MetadataRequest::default().with_topics(Some(vec![topic.clone()]))),
+        encode(12, &MetadataRequest::default().with_topics(Some(vec![topic]))),
+        encode(3, &ProduceRequest::default().with_acks(1).with_topic_data(vec![produce_topic.clone()])),
+        encode(9, &ProduceRequest::default().with_acks(-1).with_topic_data(vec![produce_topic])),
+        encode(4, &FetchRequest::default().with_topics(vec![fetch_topic.clone()])),
+        encode(12, &FetchRequest::default().with_topics(vec![fetch_topic])),
+        encode(7, &CreateTopicsRequest::default().with_topics(vec![create])),
     ]
 }
 

@@ -3,13 +3,13 @@
 //! stale epoch are refused, and all of it holds across restarts, whether the producer state
 //! comes from its snapshot or is rebuilt from the log.
 
-mod support;
+mod common;
 
 use bytes::Bytes;
+use common::{name, start, Client};
 use engine::batch::Compression;
 use engine::records::{BatchBuilder, Record};
 use kafka_protocol::messages::*;
-use support::{name, start, Client};
 
 #[global_allocator]
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;

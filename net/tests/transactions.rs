@@ -4,14 +4,14 @@
 //! the isolation level; markers from an older coordinator are fenced; and all of it comes back
 //! after a restart, from the producer-state snapshot or from the log alone.
 
-mod support;
+mod common;
 
 use bytes::Bytes;
+use common::{name, start, Client};
 use engine::batch::Compression;
 use engine::records::{BatchBuilder, Record};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use support::{name, start, Client};
 
 #[global_allocator]
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;

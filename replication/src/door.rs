@@ -26,6 +26,7 @@ use engine::io::Storage;
 use engine::shard::TopicPartition;
 use engine::sync::Notify;
 
+use crate::ids::Offset;
 use crate::shard::{PartitionShard, ShardRequest};
 
 /// Messages a shard's inbox holds before senders wait (backpressure across cores).
@@ -162,14 +163,46 @@ pub async fn run<S: Storage, X: 'static>(
     }
 }
 
-/// Returns once any of the partitions' high watermark passes its offset, or after `timeout`.
-async fn wait_for_data<S: Storage>(shard: &PartitionShard<S>, items: &[(TopicPartition, i64)], timeout: Duration) {
-    let parts: Vec<_> = items.iter().filter_map(|(tp, off)| shard.partition(tp).map(|p| (p, *off))).collect();
-    // Take the tickets before checking, so an append in between is not missed.
-    let waits: Vec<_> = parts.iter().map(|(p, _)| p.append_notify()).map(|n| (n.ticket(), n)).collect();
-    let ready = parts.is_empty() || parts.iter().any(|(p, off)| p.high_watermark() > *off);
-    if !ready {
-        futures_lite::future::or(wait_any_append(waits), glommio::timer::sleep(timeout)).await;
+/// Returns once any of the partitions' high watermark passes its offset, once one of them is
+/// gone from this shard (deleted or recreated: the fetch's next read answers for it), or after
+/// `timeout`.
+///
+/// The log's notify fires on every append and again when a sync moves the high watermark.
+/// Under a policy that syncs (`Durability::Always`, `IntervalMs`) the append comes first and
+/// the high watermark has not moved yet, so one notification is not enough: the condition is
+/// checked again after each one, and only a high watermark past the offset ends the wait.
+/// Answering on the append would cost the fetch an empty read and a second long poll.
+async fn wait_for_data<S: Storage>(shard: &PartitionShard<S>, items: &[(TopicPartition, Offset)], timeout: Duration) {
+    let parts: Vec<_> = items.iter().filter_map(|(tp, off)| shard.partition(tp).map(|p| (tp, p, *off))).collect();
+    if parts.is_empty() {
+        return;
+    }
+    let ready = || {
+        parts.iter().any(|(tp, p, off)| {
+            p.high_watermark() > *off || !shard.partition(tp).is_some_and(|now| Rc::ptr_eq(&now, p))
+        })
+    };
+    let mut timer = std::pin::pin!(glommio::timer::sleep(timeout));
+    loop {
+        // Take the tickets before checking, so a change in between is not missed.
+        let waits: Vec<_> = parts.iter().map(|(_, p, _)| p.append_notify()).map(|n| (n.ticket(), n)).collect();
+        if ready() {
+            return;
+        }
+        let timed_out = futures_lite::future::or(
+            async {
+                wait_any_append(waits).await;
+                false
+            },
+            async {
+                timer.as_mut().await;
+                true
+            },
+        )
+        .await;
+        if timed_out {
+            return;
+        }
     }
 }
 

@@ -37,3 +37,24 @@ impl LeaderEpoch {
 /// A producer id (idempotent and transactional producers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProducerId(pub i64);
+
+/// A record's logical position in its partition (Kafka's offset): the first record is 0, each
+/// record takes the next. Not a byte position; the engine keeps those apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Offset(pub i64);
+
+impl Offset {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+    /// The offset right after this one.
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

@@ -28,7 +28,7 @@ pub mod router;
 pub mod shard;
 
 pub use door::{CoordinatorService, DoorLimits, DoorStats};
-pub use ids::{LeaderEpoch, NodeId, ProducerId, ShardId};
+pub use ids::{LeaderEpoch, NodeId, Offset, ProducerId, ShardId};
 pub use node::{Node, NodeConfig, ServiceFactory, ShardServices};
 pub use partition::{EpochError, ListedOffset, Partition, PartitionOffsets, Role};
 pub use producer::{AbortedTxn, Marker, ProducerError, ProducerState};

@@ -15,7 +15,7 @@ use engine::records::{BatchBuilder, Record};
 use engine::shard::TopicPartition;
 use engine::sync::{LocalMutex, Notify};
 
-use crate::ids::{LeaderEpoch, NodeId};
+use crate::ids::{LeaderEpoch, NodeId, Offset};
 use crate::producer::{self, BatchRange, Marker, ProducerState, Verdict};
 use crate::shard::PartitionError;
 
@@ -39,9 +39,9 @@ pub enum Role {
 /// Offsets of one partition, and the epoch of its leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionOffsets {
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    pub log_end_offset: i64,
+    pub log_start_offset: Offset,
+    pub high_watermark: Offset,
+    pub log_end_offset: Offset,
     pub leader_epoch: LeaderEpoch,
 }
 
@@ -59,7 +59,7 @@ pub mod spec {
 /// epoch it was written in (-1 where unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListedOffset {
-    pub offset: i64,
+    pub offset: Offset,
     pub timestamp: i64,
     pub leader_epoch: i32,
 }
@@ -242,14 +242,14 @@ impl<S: Storage> Partition<S> {
 
     pub fn offsets(&self) -> PartitionOffsets {
         PartitionOffsets {
-            log_start_offset: self.log.log_start_offset(),
-            high_watermark: self.log.high_watermark(),
-            log_end_offset: self.log.log_end_offset(),
+            log_start_offset: Offset(self.log.log_start_offset()),
+            high_watermark: Offset(self.log.high_watermark()),
+            log_end_offset: Offset(self.log.log_end_offset()),
             leader_epoch: self.leader_epoch.get(),
         }
     }
-    pub fn high_watermark(&self) -> i64 {
-        self.log.high_watermark()
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.log.high_watermark())
     }
     pub fn size_bytes(&self) -> u64 {
         self.log.size_bytes()
@@ -471,18 +471,20 @@ impl<S: Storage> Partition<S> {
     /// stable offset, and with the aborted transactions overlapping what was read.
     pub async fn read(
         &self,
-        offset: i64,
+        offset: Offset,
         bytes_max: usize,
-        end_offset: Option<i64>,
+        end_offset: Option<Offset>,
         read_committed: bool,
         now_ms: i64,
     ) -> Result<ReadResult, LogError> {
         self.load_producers(now_ms).await?;
+        let end_offset = end_offset.map(Offset::get);
         let end = if read_committed {
             Some(end_offset.unwrap_or(i64::MAX).min(self.last_stable_offset()))
         } else {
             end_offset
         };
+        let offset = offset.get();
         let mut r = self.log.read(offset, bytes_max, end).await?;
         r.last_stable_offset = self.last_stable_offset().min(r.high_watermark);
         if read_committed {
@@ -509,39 +511,43 @@ impl<S: Storage> Partition<S> {
                 // As Kafka: the end a consumer may read to, in the current leader epoch.
                 let end = if read_committed { self.last_stable_offset() } else { self.log.high_watermark() };
                 return Ok(Some(ListedOffset {
-                    offset: end,
+                    offset: Offset(end),
                     timestamp: -1,
                     leader_epoch: self.leader_epoch.get().get(),
                 }));
             }
             spec::EARLIEST | spec::EARLIEST_LOCAL => {
                 let start = self.log.log_start_offset();
-                return Ok(Some(ListedOffset { offset: start, timestamp: -1, leader_epoch: epoch_of(start) }));
+                return Ok(Some(ListedOffset { offset: Offset(start), timestamp: -1, leader_epoch: epoch_of(start) }));
             }
             // Nothing is tiered.
             spec::LATEST_TIERED | spec::EARLIEST_PENDING_UPLOAD => return Ok(None),
             spec::MAX_TIMESTAMP => self.log.max_timestamp().await?,
             ts => self.log.offset_for_timestamp(ts).await?,
         };
-        Ok(found.map(|(offset, timestamp)| ListedOffset { offset, timestamp, leader_epoch: epoch_of(offset) }))
+        Ok(found.map(|(offset, timestamp)| ListedOffset {
+            offset: Offset(offset),
+            timestamp,
+            leader_epoch: epoch_of(offset),
+        }))
     }
     /// DeleteRecords: the new log start offset.
-    pub async fn delete_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
-        self.log.delete_before(offset, now_ms).await
+    pub async fn delete_before(&self, offset: Offset, now_ms: i64) -> Result<Offset, LogError> {
+        self.log.delete_before(offset.get(), now_ms).await.map(Offset)
     }
     /// Truncates the log to `offset`; the producers' state is rebuilt from what is left.
-    pub async fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<(), LogError> {
+    pub async fn truncate_to(&self, offset: Offset, now_ms: i64) -> Result<(), LogError> {
         let _io = self.producers.io.lock().await;
-        self.log.truncate_to(offset, now_ms).await?;
+        self.log.truncate_to(offset.get(), now_ms).await?;
         self.producers.loaded.set(false);
         self.producers.dirty.set(false);
         *self.producers.state.borrow_mut() = ProducerState::default();
         Ok(())
     }
     /// OffsetForLeaderEpoch: `(epoch, end offset)`.
-    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, i64) {
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, Offset) {
         let (e, end) = self.log.end_offset_for_epoch(epoch.get());
-        (LeaderEpoch(e), end)
+        (LeaderEpoch(e), Offset(end))
     }
     /// Applies time and size retention (the topic's `retention.ms` / `retention.bytes`).
     pub async fn apply_retention(

@@ -19,7 +19,7 @@ use engine::log::{AppendInfo, Durability, LogConfig, LogError, ReadResult};
 use engine::shard::{Shard, TopicPartition};
 use thiserror::Error;
 
-use crate::ids::{LeaderEpoch, NodeId, ShardId};
+use crate::ids::{LeaderEpoch, NodeId, Offset, ShardId};
 use crate::partition::{EpochError, ListedOffset, Partition, PartitionOffsets};
 
 /// Partitions of one request a shard appends to or reads from at the same time. A request may
@@ -58,10 +58,10 @@ pub struct AppendItem {
 
 pub struct ReadItem {
     pub tp: TopicPartition,
-    pub offset: i64,
+    pub offset: Offset,
     pub bytes_max: usize,
     /// Read up to this offset (exclusive); `None` for the high watermark.
-    pub end_offset: Option<i64>,
+    pub end_offset: Option<Offset>,
     /// The leader epoch the client believes current (-1: unchecked); see
     /// [`Partition::check_epoch`].
     pub current_leader_epoch: i32,
@@ -128,7 +128,7 @@ pub enum ShardRequest<X> {
     /// `current_leader_epoch`.
     EndOffsetForEpoch {
         items: Vec<EpochQuery>,
-        reply: Reply<Vec<Result<(LeaderEpoch, i64), PartitionError>>>,
+        reply: Reply<Vec<Result<(LeaderEpoch, Offset), PartitionError>>>,
     },
     /// The idempotent producers each partition knows (DescribeProducers).
     Producers {
@@ -137,12 +137,12 @@ pub enum ShardRequest<X> {
     },
     DeleteBefore {
         tp: TopicPartition,
-        offset: i64,
-        reply: Reply<Result<i64, PartitionError>>,
+        offset: Offset,
+        reply: Reply<Result<Offset, PartitionError>>,
     },
     TruncateTo {
         tp: TopicPartition,
-        offset: i64,
+        offset: Offset,
         reply: Reply<Result<(), PartitionError>>,
     },
     /// Partitions this shard owns.
@@ -157,7 +157,7 @@ pub enum ShardRequest<X> {
     /// after `timeout` (a long poll); `false` at once when the shard has too many long polls
     /// waiting (the caller then waits out its time without the owner's wake-up).
     WaitForData {
-        items: Vec<(TopicPartition, i64)>,
+        items: Vec<(TopicPartition, Offset)>,
         timeout: Duration,
         reply: Reply<bool>,
     },

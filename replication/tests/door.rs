@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use engine::{LogConfig, ValidatedBatches};
+use engine::LogConfig;
 use replication::{
-    AppendItem, CoordinatorService, DoorLimits, Node, NodeConfig, Placement, Router, ServiceFactory, ShardId,
-    ShardServices,
+    CoordinatorService, DoorLimits, Node, NodeConfig, Offset, Placement, Router, ServiceFactory, ShardId, ShardServices,
 };
+
+mod common;
 
 /// A coordinator call of these tests: held until `gate` closes, then answered "served".
 struct Call {
@@ -36,9 +37,7 @@ impl CoordinatorService<Call> for Held {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("odradek-door-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_dir("door", name)
 }
 
 fn node(dir: &std::path::Path, door: DoorLimits, placement: Placement) -> Node<Call> {
@@ -77,8 +76,7 @@ fn a_flood_of_appends_stays_within_the_door_limit_and_all_succeed() {
             std::thread::spawn(move || {
                 for i in 0..50 {
                     let b = simple_batch(3, 64, 1_000 + t * 100 + i);
-                    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-                    let items = vec![AppendItem { tp: tp.clone(), batches, durable: i % 2 == 0 }];
+                    let items = vec![common::append_item(&tp, &b, i % 2 == 0)];
                     let out = r.call_blocking(owner, |reply| ShardRequest::Append { items, reply }).expect("call");
                     assert_eq!(out.len(), 1);
                     let info = out.into_iter().next().expect("one").expect("append");
@@ -99,7 +97,7 @@ fn a_flood_of_appends_stays_within_the_door_limit_and_all_succeed() {
         .pop()
         .expect("one")
         .expect("offsets");
-    assert_eq!(offsets.log_end_offset, 32 * 50 * 3);
+    assert_eq!(offsets.log_end_offset, Offset(32 * 50 * 3));
     n.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -117,7 +115,7 @@ fn long_polls_past_the_limit_are_answered_at_once_and_the_rest_wake_on_data() {
     let started = Instant::now();
     for _ in 0..5 {
         let req = ShardRequest::WaitForData {
-            items: vec![(tp.clone(), 0)],
+            items: vec![(tp.clone(), Offset(0))],
             timeout: Duration::from_secs(60),
             reply: tx.clone(),
         };
@@ -131,9 +129,7 @@ fn long_polls_past_the_limit_are_answered_at_once_and_the_rest_wake_on_data() {
     let s = stats(&r, owner);
     assert_eq!((s.long_polls, s.long_polls_cut_short), (3, 2), "{s:?}");
     // Data wakes the three.
-    let b = simple_batch(1, 10, 5);
-    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-    let items = vec![AppendItem { tp: tp.clone(), batches, durable: false }];
+    let items = vec![common::append_item(&tp, &simple_batch(1, 10, 5), false)];
     r.call_blocking(owner, |reply| ShardRequest::Append { items, reply })
         .expect("call")
         .pop()
@@ -194,5 +190,56 @@ fn the_placement_table_decides_the_owner_and_recovery_follows_it() {
         assert!(list(default_owner).is_empty(), "round {round}");
         n.shutdown();
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Under a policy that syncs, an append notifies long polls before its sync moves the high
+/// watermark. A poll answered then would send its fetch to read nothing and poll again: the
+/// door answers only once the high watermark has passed the offset waited on.
+#[test]
+fn a_long_poll_wakes_when_the_high_watermark_passes_its_offset_not_at_the_append() {
+    let dir = temp_dir("hw-wake");
+    let n = node(&dir, DoorLimits::default(), Placement::new());
+    let r = n.router();
+    let tp = TopicPartition::new("hw-wake", 0);
+    // Synced (and the high watermark moved) only by the shard's interval sync, well after the
+    // append has been written and acknowledged.
+    let interval_ms = 1_500;
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        durability: engine::log::Durability::IntervalMs(interval_ms),
+        ..LogConfig::default()
+    };
+    r.call_blocking(r.owner(&tp), |reply| ShardRequest::CreatePartition { tp: tp.clone(), config, reply })
+        .expect("call")
+        .expect("create");
+    let owner = r.owner(&tp);
+    let high_watermark = || {
+        r.call_blocking(owner, |reply| ShardRequest::Offsets { tps: vec![tp.clone()], reply })
+            .expect("call")
+            .pop()
+            .expect("one")
+            .expect("offsets")
+            .high_watermark
+    };
+    let (tx, rx) = flume::unbounded::<bool>();
+    let poll = ShardRequest::WaitForData {
+        items: vec![(tp.clone(), Offset(0))],
+        timeout: Duration::from_secs(60),
+        reply: tx.clone(),
+    };
+    futures_lite::future::block_on(r.send(owner, poll)).expect("send");
+    let items = vec![common::append_item(&tp, &simple_batch(1, 10, 5), false)];
+    let appended = Instant::now();
+    r.call_blocking(owner, |reply| ShardRequest::Append { items, reply })
+        .expect("call")
+        .pop()
+        .expect("one")
+        .expect("ok");
+    assert!(rx.recv_timeout(Duration::from_secs(30)).expect("woken by the sync"));
+    let waited = appended.elapsed();
+    assert!(high_watermark() > Offset(0), "answered after {waited:?} with the high watermark still at 0");
+    assert!(waited < Duration::from_secs(30));
+    n.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

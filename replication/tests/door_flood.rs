@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use engine::{LogConfig, ValidatedBatches};
+use engine::LogConfig;
 use replication::door::SHARD_QUEUE_DEPTH;
-use replication::{AppendItem, DoorLimits, Node, NodeConfig, ServiceFactory, ShardServices};
+use replication::{DoorLimits, Node, NodeConfig, Offset, ServiceFactory, ShardServices};
+
+mod common;
 
 enum NoCall {}
 type ShardRequest = replication::ShardRequest<NoCall>;
@@ -54,8 +56,7 @@ fn a_flood_sent_without_waiting_is_held_to_the_door_limits() {
         let (r, tp) = (r.clone(), tp.clone());
         std::thread::spawn(move || {
             for _ in 0..REQUESTS {
-                let batches = ValidatedBatches::new(bytes::BytesMut::from(&template[..]), usize::MAX).expect("valid");
-                let items = vec![AppendItem { tp: tp.clone(), batches, durable: false }];
+                let items = vec![common::append_item(&tp, &template, false)];
                 let req = ShardRequest::Append { items, reply: tx.clone() };
                 futures_lite::future::block_on(r.send(owner, req)).expect("send");
             }
@@ -87,7 +88,7 @@ fn a_flood_sent_without_waiting_is_held_to_the_door_limits() {
         .pop()
         .expect("one")
         .expect("offsets");
-    assert_eq!(offsets.log_end_offset, REQUESTS as i64);
+    assert_eq!(offsets.log_end_offset, Offset(REQUESTS as i64));
     n.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,19 +7,16 @@ use std::path::PathBuf;
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use engine::ValidatedBatches;
 use replication::partition::spec;
-use replication::{
-    AppendItem, EpochError, EpochQuery, LeaderEpoch, Node, NodeConfig, PartitionError, ReadItem, Router,
-};
+use replication::{EpochError, EpochQuery, LeaderEpoch, Node, NodeConfig, Offset, PartitionError, ReadItem, Router};
+
+mod common;
 
 enum NoCall {}
 type ShardRequest = replication::ShardRequest<NoCall>;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("odradek-epochs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_dir("epochs", name)
 }
 
 fn start(dir: &std::path::Path) -> Node<NoCall> {
@@ -33,9 +30,7 @@ fn epoch(r: &Router<NoCall>, tp: &TopicPartition) -> i32 {
 }
 
 fn append(r: &Router<NoCall>, tp: &TopicPartition, records: usize) -> i64 {
-    let b = simple_batch(records, 20, 1_000);
-    let batches = ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid");
-    let items = vec![AppendItem { tp: tp.clone(), batches, durable: true }];
+    let items = vec![common::append_item(tp, &simple_batch(records, 20, 1_000), true)];
     let out = r.call_blocking(r.owner(tp), |reply| ShardRequest::Append { items, reply }).expect("call");
     out.into_iter().next().expect("one").expect("append").base_offset
 }
@@ -44,7 +39,7 @@ fn append(r: &Router<NoCall>, tp: &TopicPartition, records: usize) -> i64 {
 fn stamped(r: &Router<NoCall>, tp: &TopicPartition, current_leader_epoch: i32) -> Result<Vec<i32>, PartitionError> {
     let items = vec![ReadItem {
         tp: tp.clone(),
-        offset: 0,
+        offset: Offset(0),
         bytes_max: 1 << 20,
         end_offset: None,
         current_leader_epoch,
@@ -63,7 +58,7 @@ fn stamped(r: &Router<NoCall>, tp: &TopicPartition, current_leader_epoch: i32) -
 fn end_of(r: &Router<NoCall>, tp: &TopicPartition, current: i32, asked: i32) -> Result<(i32, i64), PartitionError> {
     let items = vec![EpochQuery { tp: tp.clone(), current_leader_epoch: current, leader_epoch: LeaderEpoch(asked) }];
     let out = r.call_blocking(r.owner(tp), |reply| ShardRequest::EndOffsetForEpoch { items, reply }).expect("call");
-    out.into_iter().next().expect("one").map(|(e, o)| (e.get(), o))
+    out.into_iter().next().expect("one").map(|(e, o)| (e.get(), o.get()))
 }
 
 #[test]
@@ -103,7 +98,7 @@ fn every_start_is_a_new_epoch_stamped_on_appends_and_answered_per_epoch() {
             reply,
         });
         let latest = latest.expect("call").expect("list").expect("an offset");
-        assert_eq!((latest.offset, latest.leader_epoch), (8, expected));
+        assert_eq!((latest.offset, latest.leader_epoch), (Offset(8), expected));
         let earliest = r.call_blocking(r.owner(&tp), |reply| ShardRequest::ListOffset {
             tp: tp.clone(),
             read_committed: false,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use engine::records::{decode_records, BatchBuilder, Record};
 use engine::shard::{ShardSetConfig, TopicPartition};
 use engine::{Compression, LogConfig, ValidatedBatches};
-use replication::{AppendItem, Node, NodeConfig, ReadItem, Router};
+use replication::{AppendItem, Node, NodeConfig, Offset, ReadItem, Router};
 
 /// These tests make no coordinator calls.
 enum NoCall {}
@@ -208,7 +208,7 @@ fn verify(dir: &Path, acks: &Acks) -> i64 {
         loop {
             let items = vec![ReadItem {
                 tp: tp(p),
-                offset,
+                offset: Offset(offset),
                 bytes_max: 1 << 20,
                 end_offset: None,
                 current_leader_epoch: -1,

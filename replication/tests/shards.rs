@@ -5,17 +5,17 @@ use std::path::PathBuf;
 
 use engine::records::simple_batch;
 use engine::shard::{ShardSetConfig, TopicPartition};
-use replication::{AppendItem, Node, NodeConfig, ReadItem, Router};
+use replication::{AppendItem, Node, NodeConfig, Router};
 
 /// These tests make no coordinator calls.
 enum NoCall {}
 type ShardRequest = replication::ShardRequest<NoCall>;
-use engine::{LogConfig, ValidatedBatches};
+use engine::LogConfig;
+
+mod common;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("odradek-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_dir("shards", name)
 }
 
 fn config(dir: &std::path::Path) -> ShardSetConfig {
@@ -53,11 +53,7 @@ fn append_and_read_across_shards_then_recover() {
                 .map(|tp| {
                     let b = simple_batch(10, 100 + round, 1_000 + round as i64);
                     sent.push((tp.clone(), b.clone()));
-                    AppendItem {
-                        tp: tp.clone(),
-                        batches: ValidatedBatches::new(bytes::BytesMut::from(&b[..]), usize::MAX).expect("valid"),
-                        durable: true,
-                    }
+                    common::append_item(tp, &b, true)
                 })
                 .collect();
             if items.is_empty() {
@@ -77,14 +73,7 @@ fn append_and_read_across_shards_then_recover() {
             let mut got = Vec::new();
             let mut offset = 0;
             loop {
-                let items = vec![ReadItem {
-                    tp: tp.clone(),
-                    offset,
-                    bytes_max: 8192,
-                    end_offset: None,
-                    current_leader_epoch: -1,
-                    read_committed: false,
-                }];
+                let items = vec![common::read_item(tp, offset, 8192)];
                 let r = h.call_blocking(owner, |reply| ShardRequest::Read { items, reply }).expect("call");
                 let r = r.into_iter().next().expect("one result").expect("read");
                 if r.chunks.is_empty() {

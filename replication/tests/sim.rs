@@ -42,7 +42,7 @@ use engine::log::{Durability, LogConfig};
 use engine::records::{BatchBuilder, Record};
 use engine::shard::TopicPartition;
 use engine::{Compression, ValidatedBatches};
-use replication::{AppendItem, EpochQuery, PartitionOffsets, Placement, ReadItem, Router, ShardId};
+use replication::{AppendItem, EpochQuery, Offset, PartitionOffsets, Placement, ReadItem, Router, ShardId};
 
 use exec::{clock, set_clock, Exec, Kind, Rng};
 use model::{key_prefix, Id, Model, ReadAsk};
@@ -133,6 +133,7 @@ async fn read_one(
     current_leader_epoch: i32,
 ) -> Result<engine::log::ReadResult, replication::PartitionError> {
     let (offset, bytes_max, end_offset) = (ask.offset, ask.bytes_max, ask.end_offset);
+    let (offset, end_offset) = (Offset(offset), end_offset.map(Offset));
     let items =
         vec![ReadItem { tp: tp.clone(), offset, bytes_max, end_offset, current_leader_epoch, read_committed: false }];
     let mut out = router.call(router.owner(tp), |reply| Req::Read { items, reply }).await?;
@@ -413,6 +414,7 @@ impl Sim {
                     (Ok(o), Ok((e, end))) => {
                         m.check_partition_offsets(p, before, &o);
                         let (n, want) = (m.names[p].clone(), m.parts[p].epoch);
+                        let end = end.get();
                         let ok = e.get() == want && end >= before.leo;
                         if !ok {
                             m.fail(format!(
@@ -464,12 +466,14 @@ impl Sim {
         let (router, model) = (self.life().router.clone(), self.model.clone());
         self.exec.spawn(Kind::Client, async move {
             let t = tp.clone();
-            let r = router.call(router.owner(&tp), |reply| Req::DeleteBefore { tp: t, offset, reply }).await;
+            let r = router
+                .call(router.owner(&tp), |reply| Req::DeleteBefore { tp: t, offset: Offset(offset), reply })
+                .await;
             let mut m = model.borrow_mut();
             match r {
-                Ok(Ok(start)) if start >= offset => {
+                Ok(Ok(start)) if start.get() >= offset => {
                     m.note(format!("  {} log start now {start}", tp.dir_name()));
-                    m.parts[p].acked_start = m.parts[p].acked_start.max(start);
+                    m.parts[p].acked_start = m.parts[p].acked_start.max(start.get());
                 }
                 other => {
                     m.fail(format!("{tp:?}: delete-before {offset}: {:?}", other.map(|r| r.map_err(|e| e.to_string()))))
@@ -532,9 +536,9 @@ impl Sim {
                 };
                 model.borrow_mut().check_partition_offsets(p, before, &o);
                 let mut read: Vec<i64> = Vec::new();
-                let mut at = o.log_start_offset;
-                while at < o.log_end_offset {
-                    let ask = ReadAsk { offset: at, bytes_max, end_offset: Some(o.log_end_offset) };
+                let mut at = o.log_start_offset.get();
+                while at < o.log_end_offset.get() {
+                    let ask = ReadAsk { offset: at, bytes_max, end_offset: Some(o.log_end_offset.get()) };
                     let before = model.borrow().seen(p);
                     let r = read_one(&router, tp, &ask, o.leader_epoch.get()).await;
                     let got = model.borrow_mut().check_read(p, before, &ask, r);

@@ -94,11 +94,7 @@ async fn scan_segments<S: Storage>(
     }
     if let Some(from) = stop_at {
         for &base in &bases[from..] {
-            for p in
-                [segment::data_path(dir, base), segment::index_path(dir, base), segment::time_index_path(dir, base)]
-            {
-                storage.remove(&p).await?;
-            }
+            segment::remove_files(storage, dir, base).await?;
             report.deleted_segments.push(base);
         }
     }

@@ -127,14 +127,7 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     async fn delete_segment_files(&self, base: i64) -> io::Result<()> {
-        for p in [
-            segment::data_path(&self.dir, base),
-            segment::index_path(&self.dir, base),
-            segment::time_index_path(&self.dir, base),
-        ] {
-            self.storage.remove(&p).await?;
-        }
-        Ok(())
+        segment::remove_files(&self.storage, &self.dir, base).await
     }
 
     /// Moves the log start offset up to `offset` (DeleteRecords, retention) and deletes the

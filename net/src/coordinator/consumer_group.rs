@@ -422,10 +422,10 @@ pub fn heartbeat(
         }
     }
     let now = Instant::now();
-    let (session, interval_ms) = (group.settings.session_timeout, group.settings.heartbeat_interval_ms);
+    let interval_ms = group.settings.heartbeat_interval_ms;
     let member_id = req.member_id.to_string();
     // Null: unchanged; empty: no regex any more.
-    let regex = match req.subscribed_topic_regex.as_deref() {
+    let regex: RegexChange = match req.subscribed_topic_regex.as_deref() {
         None => None,
         Some("") => Some(None),
         Some(r) => match compile(r) {
@@ -445,66 +445,12 @@ pub fn heartbeat(
     }
     let member_id = if req.member_epoch == 0 {
         let id = if member_id.is_empty() { new_member_id() } else { member_id };
-        let subscribed: Vec<String> = req.subscribed_topic_names.iter().flatten().map(|t| t.to_string()).collect();
-        if let Some(inst) = req.instance_id.as_deref() {
-            // A static member's new incarnation replaces the old one.
-            group.members.retain(|_, m| m.instance_id.as_deref() != Some(inst));
-        }
-        let rebalance_timeout_ms =
-            if req.rebalance_timeout_ms > 0 { req.rebalance_timeout_ms } else { REBALANCE_TIMEOUT_DEFAULT_MS };
-        let (regex, compiled) = regex.flatten().map_or((None, None), |(r, c)| (Some(r), Some(c)));
-        group.members.insert(
-            id.clone(),
-            ConsumerMember {
-                id: id.clone(),
-                instance_id: req.instance_id.as_deref().map(str::to_owned),
-                rack_id: req.rack_id.as_deref().map(str::to_owned),
-                client_id: client.id.to_owned(),
-                client_host: client.host.to_owned(),
-                epoch: 0,
-                subscribed,
-                regex,
-                compiled,
-                assignor: req.server_assignor.as_deref().map(str::to_owned),
-                rebalance_timeout_ms,
-                owned: Owned::new(),
-                assigned: Owned::new(),
-                deadline: now + session,
-                revoke_deadline: None,
-            },
-        );
-        group.compute_target(topics);
-        id
+        join_member(group, req, topics, client, id, regex, now)
     } else {
-        let Some(m) = group.members.get(&member_id) else {
-            return error(group, crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member");
-        };
-        if req.member_epoch != m.epoch {
-            return error(group, FENCED_MEMBER_EPOCH, "stale member epoch");
+        match update_member(group, req, topics, member_id, regex) {
+            Ok(id) => id,
+            Err((code, msg)) => return error(group, code, msg),
         }
-        let Some(m) = group.members.get_mut(&member_id) else {
-            return error(group, crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member");
-        };
-        let mut changed = false;
-        if let Some(n) = &req.subscribed_topic_names {
-            let n: Vec<String> = n.iter().map(|t| t.to_string()).collect();
-            changed |= n != m.subscribed;
-            m.subscribed = n;
-        }
-        if let Some(a) = req.server_assignor.as_deref() {
-            changed |= m.assignor.as_deref() != Some(a);
-            m.assignor = Some(a.to_owned());
-        }
-        if let Some(r) = regex {
-            let (r, c) = r.map_or((None, None), |(r, c)| (Some(r), Some(c)));
-            changed |= m.regex != r;
-            m.regex = r;
-            m.compiled = c;
-        }
-        if changed {
-            group.compute_target(topics);
-        }
-        member_id
     };
     if group.subscribed_topics(topics) != group.target_topics {
         group.compute_target(topics);
@@ -515,14 +461,108 @@ pub fn heartbeat(
             m.owned = owned;
         }
     }
-    let target = group.target.get(&member_id).cloned().unwrap_or_default();
+    assign(group, &member_id, now)
+}
+
+/// A heartbeat's change of the member's subscription regex: `None` leaves it as it is,
+/// `Some(None)` removes it, `Some(Some(..))` sets it (the pattern and its compiled form).
+type RegexChange = Option<Option<(String, regex::Regex)>>;
+
+/// A member joins (epoch 0) as `id`, replacing an older incarnation of the same static
+/// member. Returns its id.
+fn join_member(
+    group: &mut ConsumerGroup,
+    req: &ConsumerGroupHeartbeatRequest,
+    topics: &Topics,
+    client: Client<'_>,
+    id: String,
+    regex: RegexChange,
+    now: Instant,
+) -> String {
+    let subscribed: Vec<String> = req.subscribed_topic_names.iter().flatten().map(|t| t.to_string()).collect();
+    if let Some(inst) = req.instance_id.as_deref() {
+        // A static member's new incarnation replaces the old one.
+        group.members.retain(|_, m| m.instance_id.as_deref() != Some(inst));
+    }
+    let rebalance_timeout_ms =
+        if req.rebalance_timeout_ms > 0 { req.rebalance_timeout_ms } else { REBALANCE_TIMEOUT_DEFAULT_MS };
+    let (regex, compiled) = regex.flatten().map_or((None, None), |(r, c)| (Some(r), Some(c)));
+    group.members.insert(
+        id.clone(),
+        ConsumerMember {
+            id: id.clone(),
+            instance_id: req.instance_id.as_deref().map(str::to_owned),
+            rack_id: req.rack_id.as_deref().map(str::to_owned),
+            client_id: client.id.to_owned(),
+            client_host: client.host.to_owned(),
+            epoch: 0,
+            subscribed,
+            regex,
+            compiled,
+            assignor: req.server_assignor.as_deref().map(str::to_owned),
+            rebalance_timeout_ms,
+            owned: Owned::new(),
+            assigned: Owned::new(),
+            deadline: now + group.settings.session_timeout,
+            revoke_deadline: None,
+        },
+    );
+    group.compute_target(topics);
+    id
+}
+
+/// A known member's heartbeat: checks its epoch and applies what it changed (subscribed
+/// topics, assignor, regex). Returns its id, or the error code and message to answer.
+fn update_member(
+    group: &mut ConsumerGroup,
+    req: &ConsumerGroupHeartbeatRequest,
+    topics: &Topics,
+    member_id: String,
+    regex: RegexChange,
+) -> Result<String, (i16, &'static str)> {
+    let Some(m) = group.members.get(&member_id) else {
+        return Err((crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member"));
+    };
+    if req.member_epoch != m.epoch {
+        return Err((FENCED_MEMBER_EPOCH, "stale member epoch"));
+    }
+    let Some(m) = group.members.get_mut(&member_id) else {
+        return Err((crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member"));
+    };
+    let mut changed = false;
+    if let Some(n) = &req.subscribed_topic_names {
+        let n: Vec<String> = n.iter().map(|t| t.to_string()).collect();
+        changed |= n != m.subscribed;
+        m.subscribed = n;
+    }
+    if let Some(a) = req.server_assignor.as_deref() {
+        changed |= m.assignor.as_deref() != Some(a);
+        m.assignor = Some(a.to_owned());
+    }
+    if let Some(r) = regex {
+        let (r, c) = r.map_or((None, None), |(r, c)| (Some(r), Some(c)));
+        changed |= m.regex != r;
+        m.regex = r;
+        m.compiled = c;
+    }
+    if changed {
+        group.compute_target(topics);
+    }
+    Ok(member_id)
+}
+
+/// The heartbeat's answer: the member moves to the group's epoch and gets its assignment, which
+/// revokes first (what it owns outside its target) and only then adds what nobody else holds.
+fn assign(group: &mut ConsumerGroup, member_id: &str, now: Instant) -> ConsumerGroupHeartbeatResponse {
+    let (session, interval_ms) = (group.settings.session_timeout, group.settings.heartbeat_interval_ms);
+    let target = group.target.get(member_id).cloned().unwrap_or_default();
     let held_by_others: Owned =
         group.members.values().filter(|m| m.id != member_id).flat_map(|m| m.owned.iter().copied()).collect();
     let group_epoch = group.epoch;
-    if !group.members.contains_key(&member_id) {
+    if !group.members.contains_key(member_id) {
         return error(group, crate::errors::code::UNKNOWN_MEMBER_ID, "unknown member");
     }
-    let Some(m) = group.members.get_mut(&member_id) else {
+    let Some(m) = group.members.get_mut(member_id) else {
         return ConsumerGroupHeartbeatResponse::default();
     };
     m.deadline = now + session;
@@ -547,7 +587,7 @@ pub fn heartbeat(
     let topic_partitions =
         by_topic.into_iter().map(|(t, ps)| TopicPartitions::default().with_topic_id(t).with_partitions(ps)).collect();
     ConsumerGroupHeartbeatResponse::default()
-        .with_member_id(Some(s(&member_id)))
+        .with_member_id(Some(s(member_id)))
         .with_member_epoch(m.epoch)
         .with_heartbeat_interval_ms(interval_ms)
         .with_assignment(Some(Assignment::default().with_topic_partitions(topic_partitions)))

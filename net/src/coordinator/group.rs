@@ -434,148 +434,203 @@ pub async fn join(co: &SharedCoordinator, version: i16, req: JoinGroupRequest, a
     rx.recv_async().await.unwrap_or_else(|_| join_error("", UNKNOWN_MEMBER_ID))
 }
 
-fn join_start(
-    co: &SharedCoordinator,
+/// A JoinGroup answered at once (`Ok`), or the channel its answer comes on once the rebalance
+/// the member joined completes (`Err`).
+type JoinStart = Result<JoinGroupResponse, flume::Receiver<JoinGroupResponse>>;
+
+/// A JoinGroup request once checked: what the member asks of the group.
+struct JoinAsk {
     version: i16,
-    req: JoinGroupRequest,
+    member_id: String,
+    instance_id: Option<String>,
+    session_timeout_ms: i32,
+    rebalance_timeout_ms: i32,
+    protocol_type: String,
+    protocols: Vec<(String, Bytes)>,
     args: JoinArgs,
-) -> Result<JoinGroupResponse, flume::Receiver<JoinGroupResponse>> {
+    now: Instant,
+}
+
+fn join_start(co: &SharedCoordinator, version: i16, req: JoinGroupRequest, args: JoinArgs) -> JoinStart {
     let mut c = co.borrow_mut();
     let group_id = req.group_id.to_string();
-    let member_id = req.member_id.to_string();
-    let instance_id = req.group_instance_id.as_ref().map(|i| i.to_string());
-    if group_id.is_empty() {
-        return Ok(join_error(&member_id, INVALID_GROUP_ID));
-    }
-    if !(c.settings.session_timeout_ms_min..=c.settings.session_timeout_ms_max).contains(&req.session_timeout_ms) {
-        return Ok(join_error(&member_id, INVALID_SESSION_TIMEOUT));
-    }
-    // v0 has no rebalance timeout: Kafka uses the session timeout.
-    let rebalance_timeout_ms = if version == 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms };
-    let protocols: Vec<(String, Bytes)> =
-        req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect();
-    let protocol_type = req.protocol_type.to_string();
-    if protocol_type.is_empty() || protocols.is_empty() {
-        return Ok(join_error(&member_id, INCONSISTENT_GROUP_PROTOCOL));
-    }
+    let ask = match join_ask(&c.settings, version, &req, args) {
+        Ok(ask) => ask,
+        Err(code) => return Ok(join_error(req.member_id.as_str(), code)),
+    };
     if !c.groups.contains_key(&group_id) {
-        if !member_id.is_empty() {
-            return Ok(join_error(&member_id, UNKNOWN_MEMBER_ID));
+        if !ask.member_id.is_empty() {
+            return Ok(join_error(&ask.member_id, UNKNOWN_MEMBER_ID));
         }
         if c.groups.len() >= GROUPS_PER_SHARD_MAX {
-            return Ok(join_error(&member_id, code::COORDINATOR_NOT_AVAILABLE));
+            return Ok(join_error(&ask.member_id, code::COORDINATOR_NOT_AVAILABLE));
         }
         let this = c.this.clone();
         c.groups.insert(group_id.clone(), Group::new(group_id.clone(), this));
     }
-    let new_id = if member_id.is_empty() { Some(c.new_member_id(&args.client_id)) } else { None };
+    let new_id = if ask.member_id.is_empty() { Some(c.new_member_id(&ask.args.client_id)) } else { None };
     let Some(group) = c.groups.get_mut(&group_id) else {
-        return Ok(join_error(&member_id, UNKNOWN_MEMBER_ID));
+        return Ok(join_error(&ask.member_id, UNKNOWN_MEMBER_ID));
     };
-    if !group.supports(&protocol_type, &protocols) {
-        return Ok(join_error(&member_id, INCONSISTENT_GROUP_PROTOCOL));
+    if !group.supports(&ask.protocol_type, &ask.protocols) {
+        return Ok(join_error(&ask.member_id, INCONSISTENT_GROUP_PROTOCOL));
     }
-    let now = Instant::now();
     let (tx, rx) = flume::bounded(1);
+    match new_id {
+        Some(new_id) => join_new_member(group, new_id, ask, tx, rx),
+        None => join_known_member(group, ask, tx, rx),
+    }
+}
 
-    if let Some(new_id) = new_id {
-        if let Some(inst) = &instance_id {
-            if let Some(old_id) = group.statics.get(inst).cloned() {
-                // A static member came back with a new incarnation: it takes the old member's
-                // place, and the old one (if it is still around) is fenced.
-                let Some(mut m) = group.members.remove(&old_id) else {
-                    group.statics.remove(inst);
-                    return Ok(join_error("", UNKNOWN_MEMBER_ID));
-                };
-                if let Some(r) = m.join_reply.take() {
-                    let _ = r.send(join_error(&old_id, FENCED_INSTANCE_ID));
-                }
-                if let Some(r) = m.sync_reply.take() {
-                    let _ = r.send(sync_error(FENCED_INSTANCE_ID));
-                }
-                let unchanged = m.protocols == protocols;
-                m.id = new_id.clone();
-                m.protocols = protocols;
-                m.session_timeout_ms = req.session_timeout_ms;
-                m.rebalance_timeout_ms = rebalance_timeout_ms;
-                m.client_id = args.client_id;
-                m.touch(now);
-                if group.leader.as_deref() == Some(old_id.as_str()) {
-                    group.leader = Some(new_id.clone());
-                }
-                group.statics.insert(inst.clone(), new_id.clone());
-                group.members.insert(new_id.clone(), m);
-                match group.state {
-                    GroupState::Stable if unchanged => {
-                        // Rejoin without a rebalance: the member keeps its assignment.
-                        let is_leader = group.leader.as_deref() == Some(new_id.as_str());
-                        let mut resp = JoinGroupResponse::default()
-                            .with_generation_id(group.generation)
-                            .with_protocol_type(group.protocol_type.as_deref().map(s))
-                            .with_protocol_name(group.protocol.as_deref().map(s))
-                            .with_leader(s(group.leader.as_deref().unwrap_or("")))
-                            .with_member_id(s(&new_id));
-                        if is_leader {
-                            // v9+ (KIP-814): the leader learns the members but must not assign
-                            // again. Older leaders assign again; SyncGroup in Stable ignores it.
-                            resp = resp.with_skip_assignment(version >= 9).with_members(members_for_leader(group));
-                        }
-                        return Ok(resp);
-                    }
-                    GroupState::PreparingRebalance => {
-                        if let Some(m) = group.members.get_mut(&new_id) {
-                            m.join_reply = Some(tx);
-                        }
-                        try_complete_join(group);
-                        return Err(rx);
-                    }
-                    _ => {
-                        if let Some(m) = group.members.get_mut(&new_id) {
-                            m.join_reply = Some(tx);
-                        }
-                        prepare_rebalance(group.coordinator.upgrade(), group);
-                        return Err(rx);
-                    }
-                }
+/// Checks a JoinGroup request against the broker's settings: the ask, or the error code.
+fn join_ask(settings: &GroupSettings, version: i16, req: &JoinGroupRequest, args: JoinArgs) -> Result<JoinAsk, i16> {
+    if req.group_id.is_empty() {
+        return Err(INVALID_GROUP_ID);
+    }
+    if !(settings.session_timeout_ms_min..=settings.session_timeout_ms_max).contains(&req.session_timeout_ms) {
+        return Err(INVALID_SESSION_TIMEOUT);
+    }
+    let protocols: Vec<(String, Bytes)> =
+        req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect();
+    let protocol_type = req.protocol_type.to_string();
+    if protocol_type.is_empty() || protocols.is_empty() {
+        return Err(INCONSISTENT_GROUP_PROTOCOL);
+    }
+    Ok(JoinAsk {
+        version,
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+        session_timeout_ms: req.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version == 0 { req.session_timeout_ms } else { req.rebalance_timeout_ms },
+        protocol_type,
+        protocols,
+        args,
+        now: Instant::now(),
+    })
+}
+
+/// A join without a member id: `new_id` is the one this coordinator made for it.
+fn join_new_member(
+    group: &mut Group,
+    new_id: String,
+    ask: JoinAsk,
+    tx: flume::Sender<JoinGroupResponse>,
+    rx: flume::Receiver<JoinGroupResponse>,
+) -> JoinStart {
+    match ask.instance_id.clone() {
+        Some(inst) => {
+            if let Some(old_id) = group.statics.get(&inst).cloned() {
+                return rejoin_static(group, inst, old_id, new_id, ask, tx, rx);
             }
-        } else if version >= 4 {
+        }
+        None if ask.version >= 4 => {
             // KIP-394: hand out the member id first, so a client that never comes back leaves
             // only a pending id behind, not a member the group waits for.
             if group.members.len() + group.pending.len() >= MEMBERS_PER_GROUP_MAX {
                 return Ok(join_error("", GROUP_MAX_SIZE_REACHED));
             }
-            group.pending.insert(
-                new_id.clone(),
-                now + Duration::from_millis(u64::try_from(req.session_timeout_ms).unwrap_or(0)),
-            );
+            let session = Duration::from_millis(u64::try_from(ask.session_timeout_ms).unwrap_or(0));
+            group.pending.insert(new_id.clone(), ask.now + session);
             return Ok(join_error(&new_id, MEMBER_ID_REQUIRED));
         }
-        if group.members.len() + group.pending.len() >= MEMBERS_PER_GROUP_MAX {
-            return Ok(join_error("", GROUP_MAX_SIZE_REACHED));
-        }
-        add_member(group, new_id, instance_id, args, &req, rebalance_timeout_ms, protocols, protocol_type, tx, now);
-        after_member_joined(group);
-        return Err(rx);
+        None => {}
     }
+    if group.members.len() + group.pending.len() >= MEMBERS_PER_GROUP_MAX {
+        return Ok(join_error("", GROUP_MAX_SIZE_REACHED));
+    }
+    add_member(group, new_id, ask, tx);
+    after_member_joined(group);
+    Err(rx)
+}
 
-    // A known member id.
+/// Static member `inst` came back with a new incarnation (`new_id`): it takes the place of its
+/// old one (`old_id`), which is fenced if it is still around.
+fn rejoin_static(
+    group: &mut Group,
+    inst: String,
+    old_id: String,
+    new_id: String,
+    ask: JoinAsk,
+    tx: flume::Sender<JoinGroupResponse>,
+    rx: flume::Receiver<JoinGroupResponse>,
+) -> JoinStart {
+    let Some(mut m) = group.members.remove(&old_id) else {
+        group.statics.remove(&inst);
+        return Ok(join_error("", UNKNOWN_MEMBER_ID));
+    };
+    if let Some(r) = m.join_reply.take() {
+        let _ = r.send(join_error(&old_id, FENCED_INSTANCE_ID));
+    }
+    if let Some(r) = m.sync_reply.take() {
+        let _ = r.send(sync_error(FENCED_INSTANCE_ID));
+    }
+    let unchanged = m.protocols == ask.protocols;
+    m.id = new_id.clone();
+    m.protocols = ask.protocols;
+    m.session_timeout_ms = ask.session_timeout_ms;
+    m.rebalance_timeout_ms = ask.rebalance_timeout_ms;
+    m.client_id = ask.args.client_id;
+    m.touch(ask.now);
+    if group.leader.as_deref() == Some(old_id.as_str()) {
+        group.leader = Some(new_id.clone());
+    }
+    group.statics.insert(inst, new_id.clone());
+    group.members.insert(new_id.clone(), m);
+    match group.state {
+        GroupState::Stable if unchanged => {
+            // Rejoin without a rebalance: the member keeps its assignment.
+            let is_leader = group.leader.as_deref() == Some(new_id.as_str());
+            let mut resp = current_generation(group, &new_id);
+            if is_leader {
+                // v9+ (KIP-814): the leader learns the members but must not assign again.
+                // Older leaders assign again; SyncGroup in Stable ignores it.
+                resp = resp.with_skip_assignment(ask.version >= 9).with_members(members_for_leader(group));
+            }
+            Ok(resp)
+        }
+        GroupState::PreparingRebalance => {
+            if let Some(m) = group.members.get_mut(&new_id) {
+                m.join_reply = Some(tx);
+            }
+            try_complete_join(group);
+            Err(rx)
+        }
+        _ => {
+            if let Some(m) = group.members.get_mut(&new_id) {
+                m.join_reply = Some(tx);
+            }
+            prepare_rebalance(group.coordinator.upgrade(), group);
+            Err(rx)
+        }
+    }
+}
+
+/// A join with a member id: a pending one (KIP-394) becomes a member; a member rejoins.
+fn join_known_member(
+    group: &mut Group,
+    ask: JoinAsk,
+    tx: flume::Sender<JoinGroupResponse>,
+    rx: flume::Receiver<JoinGroupResponse>,
+) -> JoinStart {
+    let member_id = ask.member_id.clone();
     if group.pending.remove(&member_id).is_some() {
-        add_member(group, member_id, instance_id, args, &req, rebalance_timeout_ms, protocols, protocol_type, tx, now);
+        add_member(group, member_id, ask, tx);
         after_member_joined(group);
         return Err(rx);
     }
-    if let Err(e) = Coordinator::check_member(group, &member_id, instance_id.as_deref()) {
+    if let Err(e) = Coordinator::check_member(group, &member_id, ask.instance_id.as_deref()) {
         return Ok(join_error(&member_id, e));
     }
     let is_leader = group.leader.as_deref() == Some(member_id.as_str());
     let Some(m) = group.members.get_mut(&member_id) else {
         return Ok(join_error(&member_id, UNKNOWN_MEMBER_ID));
     };
-    let unchanged = m.protocols == protocols;
-    m.protocols = protocols;
-    m.session_timeout_ms = req.session_timeout_ms;
-    m.rebalance_timeout_ms = rebalance_timeout_ms;
-    m.touch(now);
+    let unchanged = m.protocols == ask.protocols;
+    m.protocols = ask.protocols;
+    m.session_timeout_ms = ask.session_timeout_ms;
+    m.rebalance_timeout_ms = ask.rebalance_timeout_ms;
+    m.touch(ask.now);
     if let Some(old) = m.join_reply.replace(tx) {
         // A duplicate join from the same member: the older request is superseded.
         let _ = old.send(join_error(&member_id, REBALANCE_IN_PROGRESS));
@@ -586,20 +641,23 @@ fn join_start(
         }
         GroupState::CompletingRebalance | GroupState::Stable if unchanged && !is_leader => {
             // Nothing changed: answer with the current generation (Kafka does the same).
-            let m = group.members.get_mut(&member_id);
-            let tx = m.and_then(|m| m.join_reply.take());
-            let resp = JoinGroupResponse::default()
-                .with_generation_id(group.generation)
-                .with_protocol_type(group.protocol_type.as_deref().map(s))
-                .with_protocol_name(group.protocol.as_deref().map(s))
-                .with_leader(s(group.leader.as_deref().unwrap_or("")))
-                .with_member_id(s(&member_id));
+            let tx = group.members.get_mut(&member_id).and_then(|m| m.join_reply.take());
             drop(tx);
-            return Ok(resp);
+            return Ok(current_generation(group, &member_id));
         }
         _ => prepare_rebalance(group.coordinator.upgrade(), group),
     }
     Err(rx)
+}
+
+/// A JoinGroup answer with the group's current generation, protocol and leader.
+fn current_generation(group: &Group, member_id: &str) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_generation_id(group.generation)
+        .with_protocol_type(group.protocol_type.as_deref().map(s))
+        .with_protocol_name(group.protocol.as_deref().map(s))
+        .with_leader(s(group.leader.as_deref().unwrap_or("")))
+        .with_member_id(s(member_id))
 }
 
 /// Creates this shard's coordinator and starts its session-expiry sweep.
@@ -620,39 +678,27 @@ pub fn install(shard_id: usize) -> SharedCoordinator {
     co
 }
 
-#[allow(clippy::too_many_arguments)]
-fn add_member(
-    group: &mut Group,
-    id: String,
-    instance_id: Option<String>,
-    args: JoinArgs,
-    req: &JoinGroupRequest,
-    rebalance_timeout_ms: i32,
-    protocols: Vec<(String, Bytes)>,
-    protocol_type: String,
-    tx: flume::Sender<JoinGroupResponse>,
-    now: Instant,
-) {
+fn add_member(group: &mut Group, id: String, ask: JoinAsk, tx: flume::Sender<JoinGroupResponse>) {
     if group.members.is_empty() {
-        group.protocol_type = Some(protocol_type);
+        group.protocol_type = Some(ask.protocol_type);
     }
-    if let Some(inst) = &instance_id {
+    if let Some(inst) = &ask.instance_id {
         group.statics.insert(inst.clone(), id.clone());
     }
     let mut m = Member {
         id: id.clone(),
-        instance_id,
-        client_id: args.client_id,
-        client_host: args.client_host,
-        session_timeout_ms: req.session_timeout_ms,
-        rebalance_timeout_ms,
-        protocols,
+        instance_id: ask.instance_id,
+        client_id: ask.args.client_id,
+        client_host: ask.args.client_host,
+        session_timeout_ms: ask.session_timeout_ms,
+        rebalance_timeout_ms: ask.rebalance_timeout_ms,
+        protocols: ask.protocols,
         assignment: Bytes::new(),
-        deadline: now,
+        deadline: ask.now,
         join_reply: Some(tx),
         sync_reply: None,
     };
-    m.touch(now);
+    m.touch(ask.now);
     group.members.insert(id, m);
 }
 

@@ -32,9 +32,10 @@ use engine::batch::parse_all;
 use engine::records::{decode_records, BatchBuilder, Record};
 use engine::shard::TopicPartition;
 use engine::{Compression, ValidatedBatches};
-use replication::{AppendItem, PartitionError, ReadItem};
+use replication::{AppendItem, Offset, PartitionError, ReadItem};
 use serde::{Deserialize, Serialize};
 
+use crate::caps::Admin;
 use crate::coordinator::consumer_group::{ConsumerGroup, Snapshot};
 use crate::coordinator::group::{
     ClassicSnapshot, Committed, Coordinator, SharedCoordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS,
@@ -158,8 +159,8 @@ pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
 }
 
 /// Creates `__consumer_offsets` (compacted) on first use.
-pub async fn ensure_topic(ctx: &ShardCtx) -> Result<(), i16> {
-    if ctx.broker.topics.get(OFFSETS_TOPIC).is_some() {
+pub async fn ensure_topic(ctx: Admin<'_>) -> Result<(), i16> {
+    if ctx.topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
     let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
@@ -178,7 +179,7 @@ pub async fn append(ctx: &ShardCtx, partition: i32, records: Vec<Record>) -> Res
     if records.is_empty() {
         return Ok(());
     }
-    ensure_topic(ctx).await?;
+    ensure_topic(ctx.admin()).await?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -229,7 +230,7 @@ async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartiti
     loop {
         let item = ReadItem {
             tp: tp.clone(),
-            offset,
+            offset: Offset(offset),
             bytes_max: LOAD_READ_BYTES_MAX,
             end_offset: None,
             current_leader_epoch: -1,

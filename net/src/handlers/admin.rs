@@ -10,9 +10,9 @@ use engine::shard::TopicPartition;
 use engine::LogConfig;
 use uuid::Uuid;
 
+use crate::caps::Admin;
 use crate::errors::{code, partition_error};
 use crate::handlers::configs;
-use crate::server::ShardCtx;
 use crate::topics::{valid_topic_name, TopicMeta, PARTITIONS_PER_TOPIC_MAX};
 use crate::view::TopicView;
 
@@ -20,8 +20,8 @@ use crate::view::TopicView;
 pub type AdminError = (i16, String);
 
 /// The engine settings of a topic's partitions, from its effective configs.
-pub fn log_config(ctx: &ShardCtx, configs: &BTreeMap<String, String>) -> LogConfig {
-    log_config_of(ctx.config(), configs)
+pub fn log_config(ctx: Admin<'_>, configs: &BTreeMap<String, String>) -> LogConfig {
+    log_config_of(ctx.config, configs)
 }
 
 /// [`log_config`] without a shard: also used at start-up, when the shards reopen the logs of
@@ -42,7 +42,7 @@ pub fn log_config_of(broker: &crate::config::BrokerConfig, configs: &BTreeMap<St
 
 /// Creates a topic and its partitions. With `validate_only`, only checks.
 pub async fn create_topic(
-    ctx: &ShardCtx,
+    ctx: Admin<'_>,
     name: &str,
     partitions: i32,
     configs: BTreeMap<String, String>,
@@ -60,7 +60,7 @@ pub async fn create_topic(
     for (k, v) in &configs {
         configs::validate(k, Some(v))?;
     }
-    if ctx.broker.topics.get(name).is_some() {
+    if ctx.topics.get(name).is_some() {
         return Err((code::TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")));
     }
     let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs };
@@ -68,11 +68,11 @@ pub async fn create_topic(
         return Ok(Arc::new(meta));
     }
     let log = log_config(ctx, &meta.configs);
-    if !ctx.broker.topics.insert(meta.clone()) {
+    if !ctx.topics.insert(meta.clone()) {
         return Err((code::TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")));
     }
     if let Err(e) = create_partitions(ctx, name, 0..partitions, &log).await {
-        ctx.broker.topics.remove(name);
+        ctx.topics.remove(name);
         // A shard may have seen it meanwhile (`MetadataView::refresh`).
         crate::view::publish(ctx, name).await;
         delete_partitions(ctx, name, 0..partitions).await;
@@ -88,7 +88,7 @@ pub async fn create_topic(
 pub const ADMIN_PARTITIONS_IN_FLIGHT_MAX: usize = 64;
 
 pub async fn create_partitions(
-    ctx: &ShardCtx,
+    ctx: Admin<'_>,
     topic: &str,
     range: std::ops::Range<i32>,
     log: &LogConfig,
@@ -110,7 +110,7 @@ pub async fn create_partitions(
     Ok(())
 }
 
-pub async fn delete_partitions(ctx: &ShardCtx, topic: &str, range: std::ops::Range<i32>) {
+pub async fn delete_partitions(ctx: Admin<'_>, topic: &str, range: std::ops::Range<i32>) {
     let futs: Vec<_> = range
         .map(|p| {
             let tp = TopicPartition::new(topic, p);
@@ -123,16 +123,16 @@ pub async fn delete_partitions(ctx: &ShardCtx, topic: &str, range: std::ops::Ran
 }
 
 /// Writes the topic registry, on the shard's blocking thread (never on its reactor).
-pub async fn persist(ctx: &ShardCtx) -> Result<(), AdminError> {
-    let broker = ctx.broker.clone();
-    engine::io::dma::blocking(move || broker.topics.persist())
+pub async fn persist(ctx: Admin<'_>) -> Result<(), AdminError> {
+    let topics = ctx.topics.clone();
+    engine::io::dma::blocking(move || topics.persist())
         .await
         .map_err(|e| (code::KAFKA_STORAGE_ERROR, format!("persisting topics: {e}")))
 }
 
 /// The topic as this shard's view has it, auto-created with the broker's defaults if allowed
 /// and enabled.
-pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Result<Rc<TopicView>, i16> {
+pub async fn get_or_auto_create(ctx: Admin<'_>, name: &str, allow: bool) -> Result<Rc<TopicView>, i16> {
     if let Some(t) = ctx.view.get(name) {
         return Ok(t);
     }
@@ -140,13 +140,13 @@ pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Resu
     if let Some(t) = ctx.view.refresh(name) {
         return Ok(t);
     }
-    if !(allow && ctx.config().auto_create_topics) {
+    if !(allow && ctx.config.auto_create_topics) {
         return Err(code::UNKNOWN_TOPIC_OR_PARTITION);
     }
     if !valid_topic_name(name) {
         return Err(code::INVALID_TOPIC_EXCEPTION);
     }
-    match create_topic(ctx, name, ctx.config().num_partitions, BTreeMap::new(), false).await {
+    match create_topic(ctx, name, ctx.config.num_partitions, BTreeMap::new(), false).await {
         // Created here, or concurrently by another connection: use it.
         Ok(_) | Err((code::TOPIC_ALREADY_EXISTS, _)) => {
             ctx.view.get(name).or_else(|| ctx.view.refresh(name)).ok_or(code::LEADER_NOT_AVAILABLE)
@@ -155,12 +155,9 @@ pub async fn get_or_auto_create(ctx: &ShardCtx, name: &str, allow: bool) -> Resu
     }
 }
 
-pub async fn delete_topic(ctx: &ShardCtx, name: &str) -> Result<Arc<TopicMeta>, AdminError> {
-    let meta = ctx
-        .broker
-        .topics
-        .remove(name)
-        .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+pub async fn delete_topic(ctx: Admin<'_>, name: &str) -> Result<Arc<TopicMeta>, AdminError> {
+    let meta =
+        ctx.topics.remove(name).ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
     // No shard serves it from here on.
     crate::view::publish(ctx, name).await;
     persist(ctx).await?;

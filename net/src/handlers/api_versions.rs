@@ -6,9 +6,8 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::api::APIS;
 use crate::errors::code;
-use crate::server::ShardCtx;
 
-pub fn handle(_ctx: &ShardCtx, _version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
+pub fn handle(_: (), _version: i16, _req: ApiVersionsRequest) -> ApiVersionsResponse {
     let api_keys = APIS
         .iter()
         .map(|a| {

@@ -12,10 +12,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Admin;
 use crate::config::BrokerConfig;
 use crate::errors::code;
 use crate::handlers::admin::AdminError;
-use crate::server::ShardCtx;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -142,60 +142,25 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let broker = ctx.config();
+pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let broker = ctx.config;
     let results = req
         .resources
         .into_iter()
         .map(|r| {
-            let mut out = DescribeConfigsResult::default()
+            let out = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             let wanted =
                 |name: &str| r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
             match r.resource_type {
                 RESOURCE_TOPIC => {
-                    let Some(topic) = ctx.broker.topics.get(r.resource_name.as_str()) else {
+                    let Some(topic) = ctx.topics.get(r.resource_name.as_str()) else {
                         return out
                             .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(s("unknown topic")));
                     };
-                    out.configs = DEFS
-                        .iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|d| {
-                            let default = (d.default)(broker);
-                            let overridden = topic.configs.get(d.name);
-                            let mut synonyms = Vec::new();
-                            if req.include_synonyms {
-                                if let Some(v) = overridden {
-                                    synonyms.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(d.name))
-                                            .with_value(Some(s(v)))
-                                            .with_source(SOURCE_TOPIC),
-                                    );
-                                }
-                                if let Some(b) = d.broker_name {
-                                    synonyms.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(s(b))
-                                            .with_value(Some(s(&default)))
-                                            .with_source(SOURCE_DEFAULT),
-                                    );
-                                }
-                            }
-                            DescribeConfigsResourceResult::default()
-                                .with_name(s(d.name))
-                                .with_value(Some(s(overridden.unwrap_or(&default))))
-                                .with_read_only(false)
-                                .with_config_source(if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
-                                .with_is_sensitive(false)
-                                .with_synonyms(synonyms)
-                                .with_config_type(d.kind as i8)
-                        })
-                        .collect();
-                    out
+                    out.with_configs(topic_configs(broker, &topic.configs, req.include_synonyms, wanted))
                 }
                 RESOURCE_BROKER
                     if !r.resource_name.is_empty() && r.resource_name.as_str() != broker.node_id.to_string() =>
@@ -208,34 +173,7 @@ pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> D
                     );
                     out.with_error_code(code::INVALID_REQUEST).with_error_message(Some(s(&msg)))
                 }
-                RESOURCE_BROKER => {
-                    let entries: Vec<(&str, String, Kind)> = vec![
-                        ("broker.id", broker.node_id.to_string(), Kind::Int),
-                        ("node.id", broker.node_id.to_string(), Kind::Int),
-                        ("num.partitions", broker.num_partitions.to_string(), Kind::Int),
-                        ("auto.create.topics.enable", broker.auto_create_topics.to_string(), Kind::Boolean),
-                        ("message.max.bytes", broker.message_max_bytes.to_string(), Kind::Int),
-                        ("log.segment.bytes", broker.segment_bytes.to_string(), Kind::Int),
-                        ("log.retention.ms", broker.retention_ms.to_string(), Kind::Long),
-                        ("log.retention.bytes", broker.retention_bytes.to_string(), Kind::Long),
-                        ("log.dirs", broker.data_dir.display().to_string(), Kind::String),
-                        ("socket.request.max.bytes", broker.request_bytes_max.to_string(), Kind::Int),
-                        ("max.connections", broker.connections_max.to_string(), Kind::Int),
-                    ];
-                    out.configs = entries
-                        .into_iter()
-                        .filter(|(n, _, _)| wanted(n))
-                        .map(|(n, v, k)| {
-                            DescribeConfigsResourceResult::default()
-                                .with_name(s(n))
-                                .with_value(Some(s(&v)))
-                                .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER)
-                                .with_config_type(k as i8)
-                        })
-                        .collect();
-                    out
-                }
+                RESOURCE_BROKER => out.with_configs(broker_configs(broker, wanted)),
                 _ => {
                     out.with_error_code(code::INVALID_REQUEST).with_error_message(Some(s("unsupported resource type")))
                 }
@@ -245,10 +183,83 @@ pub fn describe(ctx: &ShardCtx, _version: i16, req: DescribeConfigsRequest) -> D
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// A topic's configs as DescribeConfigs lists them: every known one `wanted`, its override
+/// or the broker's default, with their synonyms if asked.
+fn topic_configs(
+    broker: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+    include_synonyms: bool,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    DEFS.iter()
+        .filter(|d| wanted(d.name))
+        .map(|d| {
+            let default = (d.default)(broker);
+            let overridden = overrides.get(d.name);
+            let mut synonyms = Vec::new();
+            if include_synonyms {
+                if let Some(v) = overridden {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(d.name))
+                            .with_value(Some(s(v)))
+                            .with_source(SOURCE_TOPIC),
+                    );
+                }
+                if let Some(b) = d.broker_name {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(b))
+                            .with_value(Some(s(&default)))
+                            .with_source(SOURCE_DEFAULT),
+                    );
+                }
+            }
+            DescribeConfigsResourceResult::default()
+                .with_name(s(d.name))
+                .with_value(Some(s(overridden.unwrap_or(&default))))
+                .with_read_only(false)
+                .with_config_source(if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                .with_is_sensitive(false)
+                .with_synonyms(synonyms)
+                .with_config_type(d.kind as i8)
+        })
+        .collect()
+}
+
+/// The broker's own (static, read-only) configs DescribeConfigs lists, those `wanted`.
+fn broker_configs(broker: &BrokerConfig, wanted: impl Fn(&str) -> bool) -> Vec<DescribeConfigsResourceResult> {
+    let entries: Vec<(&str, String, Kind)> = vec![
+        ("broker.id", broker.node_id.to_string(), Kind::Int),
+        ("node.id", broker.node_id.to_string(), Kind::Int),
+        ("num.partitions", broker.num_partitions.to_string(), Kind::Int),
+        ("auto.create.topics.enable", broker.auto_create_topics.to_string(), Kind::Boolean),
+        ("message.max.bytes", broker.message_max_bytes.to_string(), Kind::Int),
+        ("log.segment.bytes", broker.segment_bytes.to_string(), Kind::Int),
+        ("log.retention.ms", broker.retention_ms.to_string(), Kind::Long),
+        ("log.retention.bytes", broker.retention_bytes.to_string(), Kind::Long),
+        ("log.dirs", broker.data_dir.display().to_string(), Kind::String),
+        ("socket.request.max.bytes", broker.request_bytes_max.to_string(), Kind::Int),
+        ("max.connections", broker.connections_max.to_string(), Kind::Int),
+    ];
+    entries
+        .into_iter()
+        .filter(|(n, _, _)| wanted(n))
+        .map(|(n, v, k)| {
+            DescribeConfigsResourceResult::default()
+                .with_name(s(n))
+                .with_value(Some(s(&v)))
+                .with_read_only(true)
+                .with_config_source(SOURCE_STATIC_BROKER)
+                .with_config_type(k as i8)
+        })
+        .collect()
+}
+
 /// Applies a new set of overrides to a topic (after validating every one) and persists the
 /// registry.
 async fn apply(
-    ctx: &ShardCtx,
+    ctx: Admin<'_>,
     resource_type: i8,
     name: &str,
     validate_only: bool,
@@ -257,11 +268,8 @@ async fn apply(
     if resource_type != RESOURCE_TOPIC {
         return Err((code::INVALID_REQUEST, "only topic configs can be altered".into()));
     }
-    let topic = ctx
-        .broker
-        .topics
-        .get(name)
-        .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    let topic =
+        ctx.topics.get(name).ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
     let mut configs = topic.configs.clone();
     change(&mut configs)?;
     for (k, v) in &configs {
@@ -270,13 +278,13 @@ async fn apply(
     if validate_only {
         return Ok(());
     }
-    ctx.broker.topics.update(name, |t| t.configs = configs);
+    ctx.topics.update(name, |t| t.configs = configs);
     // Takes effect on every shard before the client hears it did.
     crate::view::publish(ctx, name).await;
     crate::handlers::admin::persist(ctx).await
 }
 
-pub async fn alter(ctx: &ShardCtx, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(ctx: Admin<'_>, _version: i16, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         {
@@ -314,11 +322,11 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
 pub async fn incremental_alter(
-    ctx: &ShardCtx,
+    ctx: Admin<'_>,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let broker = ctx.config().clone();
+    let broker = ctx.config.clone();
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         {

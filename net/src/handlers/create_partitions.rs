@@ -1,22 +1,17 @@
 //! CreatePartitions: grows a topic; shrinking is refused as in Kafka.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Admin;
 use crate::errors::code;
 use crate::handlers::admin::{self, AdminError};
-use crate::server::ShardCtx;
 use crate::topics::PARTITIONS_PER_TOPIC_MAX;
 
-async fn grow(ctx: &ShardCtx, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
-    let meta = ctx
-        .broker
-        .topics
-        .get(name)
-        .ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+async fn grow(ctx: Admin<'_>, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    let meta =
+        ctx.topics.get(name).ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
     if count <= meta.partitions {
         return Err((
             code::INVALID_PARTITIONS,
@@ -34,12 +29,12 @@ async fn grow(ctx: &ShardCtx, name: &str, count: i32, validate_only: bool) -> Re
     }
     let log = admin::log_config(ctx, &meta.configs);
     admin::create_partitions(ctx, name, meta.partitions..count, &log).await?;
-    ctx.broker.topics.update(name, |t| t.partitions = t.partitions.max(count));
+    ctx.topics.update(name, |t| t.partitions = t.partitions.max(count));
     crate::view::publish(ctx, name).await;
     admin::persist(ctx).await
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(ctx: Admin<'_>, _version: i16, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let r = if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {

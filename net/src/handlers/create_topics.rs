@@ -2,21 +2,20 @@
 //! (or -1, the broker default) only.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Admin;
 use crate::errors::code;
 use crate::handlers::{admin, configs};
-use crate::server::ShardCtx;
 
-pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(ctx: Admin<'_>, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let mut result = CreatableTopicResult::default().with_name(t.name.clone());
-        let partitions = if t.num_partitions == -1 { ctx.config().num_partitions } else { t.num_partitions };
+        let partitions = if t.num_partitions == -1 { ctx.config.num_partitions } else { t.num_partitions };
         let outcome = if t.replication_factor != -1 && t.replication_factor != 1 {
             Err((
                 code::INVALID_REPLICATION_FACTOR,

@@ -1,29 +1,28 @@
 //! DeleteRecords: moves the log start offset forward (-1: to the high watermark).
 
-use std::rc::Rc;
-
 use crate::server::Request;
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use replication::PartitionError;
+use replication::{Offset, PartitionError};
 
+use crate::caps::Data;
 use crate::errors::{code, partition_error};
-use crate::server::ShardCtx;
 
-async fn delete_before(ctx: &ShardCtx, tp: TopicPartition, offset: i64) -> Result<i64, PartitionError> {
+/// `offset` -1: up to the high watermark.
+async fn delete_before(ctx: Data<'_>, tp: TopicPartition, offset: i64) -> Result<Offset, PartitionError> {
     let owner = ctx.router.owner(&tp);
     let offset = if offset == -1 {
         let tps = vec![tp.clone()];
         let o = ctx.router.call(owner, |reply| Request::Offsets { tps, reply }).await?;
         o.into_iter().next().ok_or(PartitionError::ShardGone(owner))??.high_watermark
     } else {
-        offset
+        Offset(offset)
     };
     ctx.router.call(owner, |reply| Request::DeleteBefore { tp, offset, reply }).await?
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(ctx: Data<'_>, _version: i16, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = ctx.view.meta(t.name.as_str());
@@ -42,7 +41,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DeleteRecordsRequest
             }
             let tp = TopicPartition::new(&meta.name, p.partition_index);
             partitions.push(match delete_before(ctx, tp, p.offset).await {
-                Ok(low) => out.with_low_watermark(low),
+                Ok(low) => out.with_low_watermark(low.get()),
                 Err(e) => out.with_error_code(partition_error(&e)),
             });
         }

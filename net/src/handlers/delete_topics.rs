@@ -1,16 +1,14 @@
 //! DeleteTopics, by name (all versions) or by id (v6+).
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Admin;
 use crate::errors::code;
 use crate::handlers::admin;
-use crate::server::ShardCtx;
 
-pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(ctx: Admin<'_>, version: i16, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
     } else {
@@ -20,7 +18,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: DeleteTopicsRequest) 
     for (name, id) in targets {
         let resolved = match &name {
             Some(n) => Some(n.to_string()),
-            None => ctx.broker.topics.name_for_id(&id),
+            None => ctx.topics.name_for_id(&id),
         };
         let mut r = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
         match resolved {

@@ -4,10 +4,10 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::server::ShardCtx;
+use crate::caps::Cluster;
 
-pub fn handle(ctx: &ShardCtx, _version: i16, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let c = ctx.config();
+pub fn handle(ctx: Cluster<'_>, _version: i16, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let c = ctx.config;
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(c.node_id))
         .with_host(StrBytes::from_string(c.advertised_host.clone()))

@@ -1,7 +1,6 @@
 //! DescribeLogDirs: the one data directory, with each partition's size from its owner.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -9,9 +8,10 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::server::{Request, ShardCtx};
+use crate::caps::LogDirs;
+use crate::server::Request;
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub async fn handle(ctx: LogDirs<'_>, _version: i16, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let mut sizes: BTreeMap<String, BTreeMap<i32, u64>> = BTreeMap::new();
     for owner in ctx.router.shards() {
         if let Ok(list) = ctx.router.call(owner, |reply| Request::LogSizes { reply }).await {
@@ -44,14 +44,14 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeLogDirsReque
         .filter(|t| !t.partitions.is_empty())
         .collect();
     // A path lookup and a statvfs: blocking calls, made on the shard's blocking thread.
-    let data_dir = ctx.config().data_dir.clone();
+    let data_dir = ctx.data_dir.to_path_buf();
     let (dir, space) = engine::io::dma::blocking(move || {
         let dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
         let space = disk_bytes(&dir);
         Ok((dir, space))
     })
     .await
-    .unwrap_or_else(|_| (ctx.config().data_dir.clone(), None));
+    .unwrap_or_else(|_| (ctx.data_dir.to_path_buf(), None));
     let (total, usable) = space.unwrap_or((-1, -1));
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(dir.display().to_string()))

@@ -1,15 +1,14 @@
 //! DescribeProducers: the idempotent producers each partition knows, from its owner (what
 //! `kafka-transactions.sh describe-producers` shows).
 
-use std::rc::Rc;
-
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Data;
 use crate::errors::{code, partition_error};
-use crate::server::{Request, ShardCtx};
+use crate::server::Request;
 
 fn describe(state: &replication::ProducerState) -> Vec<ProducerState> {
     let mut out: Vec<ProducerState> = state
@@ -28,7 +27,7 @@ fn describe(state: &replication::ProducerState) -> Vec<ProducerState> {
     out
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: DescribeProducersRequest) -> DescribeProducersResponse {
+pub async fn handle(ctx: Data<'_>, _version: i16, req: DescribeProducersRequest) -> DescribeProducersResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = ctx.view.meta(t.name.as_str());

@@ -1,7 +1,5 @@
 //! DescribeTopicPartitions (KIP-966): Metadata's partition view, paginated by a cursor.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
@@ -10,19 +8,19 @@ use kafka_protocol::protocol::StrBytes;
 
 use engine::shard::TopicPartition;
 
+use crate::caps::Cluster;
 use crate::errors::code;
 use crate::handlers::metadata::leader_epochs;
-use crate::server::ShardCtx;
 
 /// Kafka's cap on partitions in one response (`max.request.partition.size.limit`).
 const PARTITIONS_PER_RESPONSE_MAX: i32 = 2000;
 
 pub async fn handle(
-    ctx: &Rc<ShardCtx>,
+    ctx: Cluster<'_>,
     _version: i16,
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
-    let node = BrokerId(ctx.config().node_id);
+    let node = BrokerId(ctx.config.node_id);
     let mut budget = req.response_partition_limit.clamp(1, PARTITIONS_PER_RESPONSE_MAX);
     let mut names: Vec<String> = if req.topics.is_empty() {
         ctx.view.metas().iter().map(|t| t.name.clone()).collect()
@@ -49,7 +47,8 @@ pub async fn handle(
         if last < meta.partitions {
             next_cursor = Some(Cursor::default().with_topic_name(tn.clone()).with_partition_index(last.max(first)));
         }
-        let epochs = leader_epochs(ctx, (first..last).map(|p| TopicPartition::new(&meta.name, p)).collect()).await;
+        let epochs =
+            leader_epochs(ctx.router, (first..last).map(|p| TopicPartition::new(&meta.name, p)).collect()).await;
         let mut partitions = Vec::new();
         for p in first..last {
             budget -= 1;

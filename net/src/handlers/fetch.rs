@@ -11,7 +11,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::server::Request;
@@ -23,10 +22,10 @@ use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopi
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use replication::ShardId;
-use replication::{PartitionError, ReadItem};
+use replication::{Offset, PartitionError, ReadItem};
 
+use crate::caps::Fetch;
 use crate::errors::{code, partition_error};
-use crate::server::ShardCtx;
 use uuid::Uuid;
 
 /// Sessionless fetches: Kafka's `FetchMetadata.INVALID_SESSION_ID` with epochs INITIAL / FINAL.
@@ -120,9 +119,9 @@ fn error_response(error: i16) -> FetchResponse {
     FetchResponse::default().with_error_code(error).with_session_id(SESSIONLESS_ID)
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: Fetch<'_>, version: i16, req: FetchRequest) -> FetchResponse {
     let by_id = version >= 13;
-    let sessions = &ctx.fetch_sessions;
+    let sessions = ctx.sessions;
     let mode = match session_mode(sessions, req.session_id, req.session_epoch) {
         Ok(m) => m,
         Err(code) => return error_response(code),
@@ -131,7 +130,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: FetchRequest) -> Fetc
         Ok(p) => p,
         Err(code) => return error_response(code),
     };
-    let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config().fetch_bytes_max);
+    let request_bytes_max = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.bytes_max);
     let slots = resolve(ctx, &parts, by_id);
     let read_committed = req.isolation_level == READ_COMMITTED;
     let reads = read_until_ready(ctx, &slots, req.max_wait_ms, req.min_bytes, read_committed).await;
@@ -232,7 +231,7 @@ fn session_parts(
 }
 
 /// Each part's topic and partition from this shard's view, or the error it is answered with.
-fn resolve(ctx: &ShardCtx, parts: &Parts, by_id: bool) -> Vec<Slot> {
+fn resolve(ctx: Fetch<'_>, parts: &Parts, by_id: bool) -> Vec<Slot> {
     parts
         .iter()
         .map(|(key, p)| {
@@ -257,13 +256,13 @@ type Reads = Vec<Option<Result<ReadResult, PartitionError>>>;
 /// Reads the slots, and while less than `min_bytes` came back and no error, waits for data
 /// (a long poll on the owners) until `max_wait_ms` runs out.
 async fn read_until_ready(
-    ctx: &ShardCtx,
+    ctx: Fetch<'_>,
     slots: &[Slot],
     max_wait_ms: i32,
     min_bytes: i32,
     read_committed: bool,
 ) -> Reads {
-    let wait = Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0).min(ctx.config().fetch_wait_ms_max));
+    let wait = Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0).min(ctx.wait_ms_max));
     let deadline = Instant::now() + wait;
     // min_bytes 0 (or less) answers at once, data or not, as Kafka does.
     let min_bytes = usize::try_from(min_bytes).unwrap_or(0);
@@ -385,7 +384,7 @@ fn close_turn(sessions: &FetchSessions, mode: Mode, version: i16, parts: Parts) 
 
 /// Reads every valid slot from its owner, one message per owner; `None` for invalid slots.
 async fn read_all(
-    ctx: &ShardCtx,
+    ctx: Fetch<'_>,
     slots: &[Slot],
     read_committed: bool,
 ) -> Vec<Option<Result<ReadResult, PartitionError>>> {
@@ -397,7 +396,7 @@ async fn read_all(
             per_owner[owner].0.push(i);
             per_owner[owner].1.push(ReadItem {
                 tp: tp.clone(),
-                offset: s.fetch_offset,
+                offset: Offset(s.fetch_offset),
                 bytes_max: s.bytes_max,
                 end_offset: None,
                 current_leader_epoch: s.current_leader_epoch,
@@ -436,16 +435,16 @@ async fn read_all(
 
 /// Waits until any partition's high watermark passes what the last read saw, or `timeout`.
 async fn wait_for_data(
-    ctx: &ShardCtx,
+    ctx: Fetch<'_>,
     slots: &[Slot],
     reads: &[Option<Result<ReadResult, PartitionError>>],
     timeout: Duration,
 ) {
     let shard_count = ctx.router.shard_count();
-    let mut per_owner: Vec<Vec<(TopicPartition, i64)>> = (0..shard_count).map(|_| Vec::new()).collect();
+    let mut per_owner: Vec<Vec<(TopicPartition, Offset)>> = (0..shard_count).map(|_| Vec::new()).collect();
     for (s, r) in slots.iter().zip(reads) {
         if let (Some(tp), Some(Ok(r))) = (&s.tp, r) {
-            per_owner[ctx.router.owner(tp).index()].push((tp.clone(), s.fetch_offset.max(r.high_watermark)));
+            per_owner[ctx.router.owner(tp).index()].push((tp.clone(), Offset(s.fetch_offset.max(r.high_watermark))));
         }
     }
     let (tx, rx) = flume::bounded::<bool>(shard_count);

@@ -9,8 +9,8 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::caps::Cluster;
 use crate::errors::code;
-use crate::server::ShardCtx;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -28,16 +28,15 @@ fn lookup(key_type: i8, key: &str) -> (i16, Option<StrBytes>) {
     (code::NONE, None)
 }
 
-pub async fn handle(ctx: &ShardCtx, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let offsets_topic =
-        if req.key_type == KEY_TYPE_GROUP { crate::coordinator::store::ensure_topic(ctx).await } else { Ok(()) };
+pub async fn handle(ctx: Cluster<'_>, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let offsets_topic = if req.key_type == KEY_TYPE_GROUP { ctx.auto_create.offsets_topic().await } else { Ok(()) };
     let lookup = |key_type: i8, key: &str| match offsets_topic {
         Err(e) => (e, Some(StrBytes::from_static_str("the offsets topic cannot be created"))),
         Ok(()) => lookup(key_type, key),
     };
-    let node = BrokerId(ctx.config().node_id);
-    let host = StrBytes::from_string(ctx.config().advertised_host.clone());
-    let port = ctx.config().advertised_port;
+    let node = BrokerId(ctx.config.node_id);
+    let host = StrBytes::from_string(ctx.config.advertised_host.clone());
+    let port = ctx.config.advertised_port;
     if version >= 4 {
         let coordinators = req
             .coordinator_keys

@@ -4,7 +4,6 @@
 //! served there by [`serve`], which owns the shard's [`crate::coordinator::group::Coordinator`].
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribed;
@@ -28,7 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::coordinator::group::{self, Committed, GroupState, SharedCoordinator};
 use crate::coordinator::store as group_store;
 use crate::errors::code;
-use crate::server::{Request, ShardCtx};
+use crate::server::{Request, Router, ShardCtx};
 use replication::ShardId;
 
 /// A group request on its way to the coordinator shard.
@@ -49,20 +48,20 @@ pub struct GroupCall {
 }
 
 /// The shard that coordinates `group_id`: the owner of its `__consumer_offsets` partition.
-pub fn coordinator_shard(ctx: &ShardCtx, group_id: &str) -> ShardId {
-    ctx.router.owner(&TopicPartition::new(group::OFFSETS_TOPIC, group::coordinator_partition(group_id)))
+pub fn coordinator_shard(router: &Router, group_id: &str) -> ShardId {
+    router.owner(&TopicPartition::new(group::OFFSETS_TOPIC, group::coordinator_partition(group_id)))
 }
 
 /// Sends one group request to `shard` and waits for its answer.
 pub async fn call(
-    ctx: &ShardCtx,
+    router: &Router,
     shard: ShardId,
     version: i16,
     caller: Caller<'_>,
     request: RequestKind,
 ) -> Option<ResponseKind> {
     let (client_id, client_host) = (caller.client_id.to_owned(), caller.host.to_owned());
-    ctx.router
+    router
         .call(shard, |reply| {
             Request::Coordinator(crate::server::Call::Group(Box::new(GroupCall {
                 version,
@@ -77,14 +76,14 @@ pub async fn call(
 }
 
 /// Routes a single-group request to its coordinator.
-pub async fn route(ctx: &Rc<ShardCtx>, version: i16, caller: Caller<'_>, request: RequestKind) -> Option<ResponseKind> {
+pub async fn route(router: &Router, version: i16, caller: Caller<'_>, request: RequestKind) -> Option<ResponseKind> {
     // A request naming several groups: one part per coordinator shard, results gathered into one
     // response. `$groups`/`$with_groups`: the request's group list; `$results`/`$with_results`:
     // the response's per-group list.
     macro_rules! multi_group {
         ($req:ident, $Kind:ident, $Response:ident, $groups:ident, $with_groups:ident, $id:expr, $results:ident, $with_results:ident) => {{
             let out = scatter_gather(
-                ctx,
+                router,
                 version,
                 caller,
                 $req.$groups.clone(),
@@ -144,7 +143,7 @@ pub async fn route(ctx: &Rc<ShardCtx>, version: i16, caller: Caller<'_>, request
             groups,
             with_groups
         ),
-        RequestKind::ListGroups(r) => return list_all(ctx, version, caller, r).await,
+        RequestKind::ListGroups(r) => return list_all(router, version, caller, r).await,
         other => other,
     };
     let group_id = match &request {
@@ -158,15 +157,15 @@ pub async fn route(ctx: &Rc<ShardCtx>, version: i16, caller: Caller<'_>, request
         RequestKind::ConsumerGroupHeartbeat(r) => r.group_id.to_string(),
         _ => return None,
     };
-    let shard = coordinator_shard(ctx, &group_id);
-    call(ctx, shard, version, caller, request).await
+    let shard = coordinator_shard(router, &group_id);
+    call(router, shard, version, caller, request).await
 }
 
 /// Splits `groups` by coordinator shard.
-fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTreeMap<ShardId, Vec<T>> {
+fn by_shard<T>(router: &Router, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTreeMap<ShardId, Vec<T>> {
     let mut out: BTreeMap<ShardId, Vec<T>> = BTreeMap::new();
     for g in groups {
-        let shard = coordinator_shard(ctx, id(&g));
+        let shard = coordinator_shard(router, id(&g));
         out.entry(shard).or_default().push(g);
     }
     out
@@ -176,7 +175,7 @@ fn by_shard<T>(ctx: &ShardCtx, groups: Vec<T>, id: impl Fn(&T) -> &str) -> BTree
 /// per-group results: `part` builds the request for a shard's groups, `results` takes the
 /// per-group entries out of its response.
 async fn scatter_gather<T, R>(
-    ctx: &ShardCtx,
+    router: &Router,
     version: i16,
     caller: Caller<'_>,
     groups: Vec<T>,
@@ -185,24 +184,19 @@ async fn scatter_gather<T, R>(
     results: impl Fn(ResponseKind) -> Option<Vec<R>>,
 ) -> Vec<R> {
     let mut out = Vec::new();
-    for (shard, groups) in by_shard(ctx, groups, id) {
-        if let Some(r) = call(ctx, shard, version, caller, part(groups)).await.and_then(&results) {
+    for (shard, groups) in by_shard(router, groups, id) {
+        if let Some(r) = call(router, shard, version, caller, part(groups)).await.and_then(&results) {
             out.extend(r);
         }
     }
     out
 }
 
-async fn list_all(
-    ctx: &Rc<ShardCtx>,
-    version: i16,
-    caller: Caller<'_>,
-    req: ListGroupsRequest,
-) -> Option<ResponseKind> {
+async fn list_all(router: &Router, version: i16, caller: Caller<'_>, req: ListGroupsRequest) -> Option<ResponseKind> {
     let mut out = Vec::new();
-    for shard in ctx.router.shards() {
+    for shard in router.shards() {
         if let Some(ResponseKind::ListGroups(r)) =
-            call(ctx, shard, version, caller, RequestKind::ListGroups(req.clone())).await
+            call(router, shard, version, caller, RequestKind::ListGroups(req.clone())).await
         {
             out.extend(r.groups);
         }

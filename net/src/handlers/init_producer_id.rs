@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::errors::code;
-use crate::server::ShardCtx;
 
 /// The reservation file, in the data directory: one decimal number, the first unreserved id.
 pub const PRODUCER_ID_FILE: &str = "producer-ids";
@@ -100,7 +99,7 @@ fn refused(error_code: i16) -> InitProducerIdResponse {
         .with_producer_epoch(-1)
 }
 
-pub async fn handle(ctx: &ShardCtx, _version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(ids: &ProducerIds, _version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
     if req.transactional_id.is_some() {
         return refused(code::COORDINATOR_NOT_AVAILABLE);
     }
@@ -109,7 +108,7 @@ pub async fn handle(ctx: &ShardCtx, _version: i16, req: InitProducerIdRequest) -
     let (id, epoch) = if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         (req.producer_id.0, req.producer_epoch + 1)
     } else {
-        match ctx.broker.producer_ids.next().await {
+        match ids.next().await {
             Some(id) => (id, 0),
             None => return refused(code::COORDINATOR_LOAD_IN_PROGRESS),
         }

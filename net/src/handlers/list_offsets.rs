@@ -1,19 +1,18 @@
 //! ListOffsets: earliest, latest, max timestamp, and the first offset at or after a timestamp.
 
-use std::rc::Rc;
-
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use replication::partition::spec;
 use replication::{ListedOffset, PartitionError};
 
+use crate::caps::Data;
 use crate::errors::{code, partition_error};
-use crate::server::{Request, ShardCtx};
+use crate::server::Request;
 
 /// One partition's answer from its owner, fenced by the client's `current_leader_epoch`.
 async fn lookup(
-    ctx: &ShardCtx,
+    ctx: Data<'_>,
     tp: TopicPartition,
     timestamp: i64,
     current_leader_epoch: i32,
@@ -24,7 +23,7 @@ async fn lookup(
     ctx.router.call(owner, call).await?
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(ctx: Data<'_>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     // Kafka's IsolationLevel: 1 is READ_COMMITTED (v2+).
     let read_committed = req.isolation_level == 1;
@@ -53,7 +52,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: ListOffsetsRequest) -
                     match lookup(ctx, TopicPartition::new(&meta.name, index), timestamp, current, read_committed).await
                     {
                         Ok(Some(o)) => out
-                            .with_offset(o.offset)
+                            .with_offset(o.offset.get())
                             .with_timestamp(o.timestamp)
                             .with_leader_epoch(if version >= 4 { o.leader_epoch } else { -1 }),
                         Ok(None) => out,

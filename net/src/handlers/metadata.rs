@@ -1,6 +1,5 @@
 //! Metadata: this node is the only broker, the controller and every partition's leader.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
@@ -14,21 +13,21 @@ use std::collections::HashMap;
 use engine::shard::TopicPartition;
 use replication::ShardId;
 
+use crate::caps::Cluster;
 use crate::errors::code;
-use crate::handlers::admin;
-use crate::server::{Request, ShardCtx};
+use crate::server::{Request, Router};
 use crate::topics::TopicMeta;
 
 /// Each partition's current leader epoch, asked of the owners (one message per owner).
 /// Partitions an owner does not have (yet) are missing from the answer.
-pub async fn leader_epochs(ctx: &ShardCtx, tps: Vec<TopicPartition>) -> HashMap<TopicPartition, i32> {
-    let mut per_owner: Vec<Vec<TopicPartition>> = (0..ctx.router.shard_count()).map(|_| Vec::new()).collect();
+pub async fn leader_epochs(router: &Router, tps: Vec<TopicPartition>) -> HashMap<TopicPartition, i32> {
+    let mut per_owner: Vec<Vec<TopicPartition>> = (0..router.shard_count()).map(|_| Vec::new()).collect();
     for tp in tps {
-        per_owner[ctx.router.owner(&tp).index()].push(tp);
+        per_owner[router.owner(&tp).index()].push(tp);
     }
     let calls = per_owner.into_iter().enumerate().filter(|(_, tps)| !tps.is_empty()).map(|(owner, tps)| async move {
         let asked = tps.clone();
-        let r = ctx.router.call(ShardId(owner), |reply| Request::Offsets { tps, reply }).await;
+        let r = router.call(ShardId(owner), |reply| Request::Offsets { tps, reply }).await;
         (asked, r.unwrap_or_default())
     });
     let mut out = HashMap::new();
@@ -43,22 +42,22 @@ pub async fn leader_epochs(ctx: &ShardCtx, tps: Vec<TopicPartition>) -> HashMap<
 }
 
 /// The epoch of every partition of these topics.
-async fn epochs_of(ctx: &ShardCtx, topics: &[Arc<TopicMeta>]) -> HashMap<TopicPartition, i32> {
+async fn epochs_of(ctx: Cluster<'_>, topics: &[Arc<TopicMeta>]) -> HashMap<TopicPartition, i32> {
     let tps = topics.iter().flat_map(|t| (0..t.partitions).map(|p| TopicPartition::new(&t.name, p))).collect();
-    leader_epochs(ctx, tps).await
+    leader_epochs(ctx.router, tps).await
 }
 
-pub fn broker(ctx: &ShardCtx) -> MetadataResponseBroker {
+pub fn broker(ctx: Cluster<'_>) -> MetadataResponseBroker {
     MetadataResponseBroker::default()
-        .with_node_id(BrokerId(ctx.config().node_id))
-        .with_host(StrBytes::from_string(ctx.config().advertised_host.clone()))
-        .with_port(ctx.config().advertised_port)
+        .with_node_id(BrokerId(ctx.config.node_id))
+        .with_host(StrBytes::from_string(ctx.config.advertised_host.clone()))
+        .with_port(ctx.config.advertised_port)
 }
 
 /// A topic as Metadata describes it; a partition missing from `epochs` has no leader yet
 /// (being created): LEADER_NOT_AVAILABLE, which clients retry.
-pub fn topic_response(ctx: &ShardCtx, t: &TopicMeta, epochs: &HashMap<TopicPartition, i32>) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.config().node_id);
+pub fn topic_response(ctx: Cluster<'_>, t: &TopicMeta, epochs: &HashMap<TopicPartition, i32>) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.config.node_id);
     let partitions = (0..t.partitions)
         .map(|p| {
             let out = MetadataResponsePartition::default()
@@ -84,7 +83,7 @@ fn error_topic(name: Option<TopicName>, id: uuid::Uuid, error: i16) -> MetadataR
     MetadataResponseTopic::default().with_name(name).with_topic_id(id).with_error_code(error)
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: MetadataRequest) -> MetadataResponse {
+pub async fn handle(ctx: Cluster<'_>, version: i16, req: MetadataRequest) -> MetadataResponse {
     // Before v4 there was no flag: brokers auto-created when configured to.
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
     let all = match &req.topics {
@@ -104,7 +103,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: MetadataRequest) -> M
             match &t.name {
                 Some(name) => {
                     let meta: Result<Arc<TopicMeta>, i16> =
-                        admin::get_or_auto_create(ctx, name.as_str(), allow_auto_create).await.map(|t| t.meta.clone());
+                        ctx.auto_create.topic(name.as_str(), allow_auto_create).await.map(|t| t.meta.clone());
                     found.push(meta.map_err(|e| error_topic(Some(name.clone()), uuid::Uuid::nil(), e)));
                 }
                 None => match ctx.view.meta_by_id(&t.topic_id) {
@@ -125,7 +124,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, version: i16, req: MetadataRequest) -> M
         .collect();
     MetadataResponse::default()
         .with_brokers(vec![broker(ctx)])
-        .with_cluster_id(Some(StrBytes::from_string(ctx.config().cluster_id.clone())))
-        .with_controller_id(BrokerId(ctx.config().node_id))
+        .with_cluster_id(Some(StrBytes::from_string(ctx.config.cluster_id.clone())))
+        .with_controller_id(BrokerId(ctx.config.node_id))
         .with_topics(topics)
 }

@@ -1,20 +1,15 @@
 //! OffsetForLeaderEpoch: the end offset of a leader epoch, from the owner's epoch checkpoint.
 
-use std::rc::Rc;
-
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use crate::caps::Data;
 use crate::errors::{code, partition_error};
-use crate::server::{Request, ShardCtx};
+use crate::server::Request;
 use replication::{EpochQuery, LeaderEpoch};
 
-pub async fn handle(
-    ctx: &Rc<ShardCtx>,
-    _version: i16,
-    req: OffsetForLeaderEpochRequest,
-) -> OffsetForLeaderEpochResponse {
+pub async fn handle(ctx: Data<'_>, _version: i16, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let meta = ctx.view.meta(t.topic.as_str());
@@ -36,7 +31,7 @@ pub async fn handle(
             let items = vec![q];
             let r = ctx.router.call(owner, |reply| Request::EndOffsetForEpoch { items, reply }).await;
             partitions.push(match r.map(|v| v.into_iter().next()) {
-                Ok(Some(Ok((epoch, end)))) => out.with_leader_epoch(epoch.get()).with_end_offset(end),
+                Ok(Some(Ok((epoch, end)))) => out.with_leader_epoch(epoch.get()).with_end_offset(end.get()),
                 Ok(Some(Err(e))) | Err(e) => out.with_error_code(partition_error(&e)),
                 Ok(None) => out.with_error_code(code::UNKNOWN_SERVER_ERROR),
             });

@@ -1,8 +1,6 @@
 //! Produce: batches are validated on the connection's core (framing, CRC-32C, size, timestamps),
 //! then sent to their owners, one message per owner shard, and stored exactly as sent.
 
-use std::rc::Rc;
-
 use crate::server::Request;
 use bytes::BytesMut;
 use engine::shard::TopicPartition;
@@ -13,9 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 use replication::AppendItem;
 use replication::ShardId;
 
+use crate::caps::Produce;
 use crate::errors::{batch_error, code, partition_error};
-use crate::handlers::admin;
-use crate::server::ShardCtx;
 
 fn partition_result(index: i32, error_code: i16, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -82,7 +79,7 @@ fn stamp_append_time(
     ValidatedBatches::new(bytes, max_bytes)
 }
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> ProduceResponse {
+pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> ProduceResponse {
     let now = engine::now_ms();
     let reject_all = if !matches!(req.acks, -1..=1) { Some(code::INVALID_REQUIRED_ACKS) } else { None };
     let transactional_id = req.transactional_id.is_some();
@@ -97,7 +94,7 @@ pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: ProduceRequest) -> P
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         let meta = match reject_all {
             Some(c) => Err(c),
-            None => admin::get_or_auto_create(ctx, topic.name.as_str(), true).await,
+            None => ctx.auto_create.topic(topic.name.as_str(), true).await,
         };
         for (pi, p) in topic.partition_data.into_iter().enumerate() {
             let meta = match &meta {

@@ -3,8 +3,6 @@
 //! admin path Kafka's tools use to abort a hanging transaction
 //! (`kafka-transactions.sh abort`, `Admin#abortTransaction`).
 
-use std::rc::Rc;
-
 use engine::shard::TopicPartition;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
@@ -12,13 +10,14 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use replication::{Marker, MarkerItem, ShardId};
 
+use crate::caps::Data;
 use crate::errors::{code, partition_error};
-use crate::server::{Request, ShardCtx};
+use crate::server::Request;
 
 /// Where a partition's answer goes: (marker, topic, partition) indexes of the request.
 type Slot = (usize, usize, usize);
 
-pub async fn handle(ctx: &Rc<ShardCtx>, _version: i16, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn handle(ctx: Data<'_>, _version: i16, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     // Every (marker, topic, partition) slot in request order; the valid ones grouped by owner.
     let mut out: Vec<WritableTxnMarkerResult> = Vec::with_capacity(req.markers.len());
     let mut per_owner: Vec<Vec<(Slot, MarkerItem)>> = (0..ctx.router.shard_count()).map(|_| Vec::new()).collect();

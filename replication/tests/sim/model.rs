@@ -162,7 +162,7 @@ impl Model {
     }
 
     pub fn check_partition_offsets(&mut self, p: usize, before: Seen, o: &PartitionOffsets) {
-        self.check_offsets(p, before, o.log_start_offset, o.high_watermark, o.log_end_offset);
+        self.check_offsets(p, before, o.log_start_offset.get(), o.high_watermark.get(), o.log_end_offset.get());
         let (want, got) = (self.parts[p].epoch, o.leader_epoch.get());
         let n = &self.names[p];
         let msg = format!("{n}: leader epoch {got}, this life's is {want}");
@@ -342,7 +342,7 @@ impl Model {
     /// and every acknowledged record is there (invariants 1 and 2).
     pub fn check_scan(&mut self, p: usize, o: &PartitionOffsets, read: &[i64]) {
         let n = self.names[p].clone();
-        let (start, hw, leo) = (o.log_start_offset, o.high_watermark, o.log_end_offset);
+        let (start, hw, leo) = (o.log_start_offset.get(), o.high_watermark.get(), o.log_end_offset.get());
         let mut want = start;
         for &off in read.iter().filter(|&&off| off >= start) {
             if !self.ensure(off == want, || format!("{n}: offsets not dense: {off} read where {want} was next")) {
@@ -365,7 +365,7 @@ impl Model {
     /// Forgets what a crash may legitimately lose.
     pub fn check_new_life(&mut self, p: usize, o: &PartitionOffsets, crashed: bool) {
         let n = self.names[p].clone();
-        let (start, hw, leo) = (o.log_start_offset, o.high_watermark, o.log_end_offset);
+        let (start, hw, leo) = (o.log_start_offset.get(), o.high_watermark.get(), o.log_end_offset.get());
         let epoch = o.leader_epoch.get();
         let part = &self.parts[p];
         let (old, old_seen, acked_start) = (part.epoch, part.seen, part.acked_start);

@@ -36,6 +36,7 @@ mod producer;
 pub mod stats;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,7 @@ use engine::Compression;
 use kafka_protocol::messages::ApiKey;
 use serde_json::{json, Value};
 
-use crate::client::{Client, ClientConfig, Connection, NewTopic, OffsetSpec};
+use crate::client::{Client, ClientConfig, Connection, NewTopic, OffsetSpec, TopicInfo};
 use consumer::ConsumerLink;
 use producer::ProducerLink;
 use stats::{Counters, Measured};
@@ -362,6 +363,123 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
     };
     let a = &args;
     let acks = parse_acks(&a.acks)?;
+    let topic_configs = check_args(a)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = a.threads.unwrap_or(cores).max(1);
+    let duration = if a.count.is_some() { a.duration } else { Some(a.duration.unwrap_or(10.0)) };
+    let from = a.from.unwrap_or(if kind == Kind::E2e { StartFrom::End } else { StartFrom::Beginning });
+    let setup = set_up(a, kind, from, &topic_configs)?;
+    let producer_links = producer_links(a, kind, &setup);
+    let consumer_links = consumer_links(a, kind, &setup);
+
+    let clock = Clock::new();
+    let load_start = Instant::now();
+    let warmup = Duration::from_secs_f64(a.warmup);
+    let stop_at = duration.map(|d| load_start + warmup + Duration::from_secs_f64(d));
+    let plan = Arc::new(Plan {
+        kind,
+        topic: a.topic.clone(),
+        partition_count: setup.partitions.len() as i32,
+        keys: a.keys,
+        key_space: a.key_space,
+        acks,
+        compression: compression(a.compression),
+        batch_size: a.batch_size,
+        linger: Duration::from_millis(a.linger_ms),
+        request_bytes_max: a.max_request_size.max(1),
+        max_in_flight: a.max_in_flight,
+        produce_version: setup.produce_version,
+        fetch_version: setup.fetch_version,
+        value_tail: value_tail(a.record_size),
+        clock,
+        load_start,
+        stop_at,
+        measured_start_ns: clock.ns(load_start + warmup),
+        consume_count: if kind == Kind::Consume { a.count } else { None },
+        producer_links: producer_links.len() as u64,
+        counters: Counters::default(),
+        abort: AtomicBool::new(false),
+        errors: Mutex::new(Vec::new()),
+    });
+    let started_at = utc_now();
+
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handles = spawn_workers(&plan, producer_links, consumer_links, threads, cores, &finished)?;
+    watch(&plan, a, handles.len(), &finished);
+    let finished_at = Instant::now();
+    let mut total = Measured::new(plan.measured_start_ns);
+    let mut failures = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok((m, errs)) => {
+                total.merge(m);
+                failures.extend(errs);
+            }
+            Err(e) => failures.push(format!("a worker thread failed: {e}")),
+        }
+    }
+
+    let measured_start = load_start + warmup;
+    let duration_s = finished_at.saturating_duration_since(measured_start).as_secs_f64().max(1e-9);
+    let config = config_json(kind, a, threads, from, duration);
+    let result = result_json(&plan, a, &total, duration_s, config, started_at);
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&result).map_err(|e| format!("encoding the result: {e}"))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    print_summary(&result);
+    outcome(&plan, a, &failures)
+}
+
+/// The run's result document (`--json`, and the summary printed from it).
+fn result_json(
+    plan: &Plan,
+    a: &BenchArgs,
+    total: &Measured,
+    duration_s: f64,
+    config: Value,
+    started_at: String,
+) -> Value {
+    let (kind, acks) = (plan.kind, plan.acks);
+    let c = &plan.counters;
+    let produced = (kind != Kind::Consume).then(|| {
+        json!({
+            "records": total.produced_records,
+            "bytes": total.produced_bytes,
+            "errors": Counters::get(&c.produce_errors),
+            "records_per_s": total.produced_records as f64 / duration_s,
+            "mb_per_s": total.produced_bytes as f64 / duration_s / 1e6,
+            "records_total": Counters::get(&c.produced_records),
+        })
+    });
+    let consumed = (kind != Kind::Produce).then(|| {
+        json!({
+            "records": total.consumed_records,
+            "bytes": total.consumed_bytes,
+            "records_per_s": total.consumed_records as f64 / duration_s,
+            "mb_per_s": total.consumed_bytes as f64 / duration_s / 1e6,
+            "records_total": Counters::get(&c.consumed_records),
+        })
+    });
+    json!({
+        "kind": kind.name(),
+        "bootstrap": a.bootstrap_server,
+        "topic": a.topic,
+        "config": config,
+        "started_at": started_at,
+        "duration_s": duration_s,
+        "produced": produced,
+        "consumed": consumed,
+        "latency": {
+            "produce": if kind == Kind::Consume || acks == 0 { Value::Null } else { stats::summary(&total.produce) },
+            "e2e": if kind == Kind::E2e { stats::summary(&total.e2e) } else { Value::Null },
+        },
+        "timeline": stats::timeline(&total.seconds),
+    })
+}
+
+/// Checks the arguments that clap cannot; returns the `--topic-config` pairs.
+fn check_args(a: &BenchArgs) -> Result<Vec<(String, String)>, String> {
     if a.record_size < wire::TIMESTAMP_BYTES {
         return Err(format!(
             "--record-size must be at least {} (the send time rides in the value)",
@@ -380,50 +498,36 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
     if !(a.warmup >= 0.0 && a.warmup.is_finite()) || a.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
         return Err("--warmup must be >= 0 and --duration > 0 seconds".into());
     }
-    let topic_configs = a
-        .topic_config
+    a.topic_config
         .iter()
         .map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .ok_or_else(|| format!("--topic-config wants K=V, got {kv:?}"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = a.threads.unwrap_or(cores).max(1);
-    let duration = if a.count.is_some() { a.duration } else { Some(a.duration.unwrap_or(10.0)) };
-    let from = a.from.unwrap_or(if kind == Kind::E2e { StartFrom::End } else { StartFrom::Beginning });
+        .collect()
+}
 
-    // ---- set-up through the blocking client: metadata, topic, versions, start offsets ----
+/// What the set-up learned through the blocking client before the load starts.
+struct Setup {
+    /// `(partition, leader node)`.
+    partitions: Vec<(i32, i32)>,
+    /// `(node, host:port)` of every leader.
+    leaders: Vec<(i32, String)>,
+    produce_version: i16,
+    fetch_version: i16,
+    /// Where consumers start, per partition (empty for produce runs).
+    start_offsets: BTreeMap<i32, i64>,
+}
+
+/// Metadata, the topic (created if asked), the API versions every leader supports, and the
+/// consumers' start offsets.
+fn set_up(a: &BenchArgs, kind: Kind, from: StartFrom, topic_configs: &[(String, String)]) -> Result<Setup, String> {
     let mut config = ClientConfig::new(&a.bootstrap_server);
     config.client_id = CLIENT_ID.to_string();
     config.timeout = Duration::from_secs(10);
     let mut client = Client::connect(config).map_err(|e| e.to_string())?;
-    let topic = match client.topic(&a.topic) {
-        Ok(t) => t,
-        Err(e) if e.kafka_name() == Some("UNKNOWN_TOPIC_OR_PARTITION") => {
-            if !a.create_topic {
-                return Err(format!("unknown topic {:?} (pass --create-topic to create it)", a.topic));
-            }
-            let new = NewTopic {
-                name: a.topic.clone(),
-                partitions: a.partitions,
-                replication_factor: a.replication_factor,
-                configs: topic_configs.clone(),
-            };
-            client.create_topics(&[new], false).map_err(|e| e.to_string())?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match client.topic(&a.topic) {
-                    Ok(t) if !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0) => break t,
-                    _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-                    Ok(_) => return Err(format!("topic {:?} was created but has no leaders yet", a.topic)),
-                    Err(e) => return Err(e.to_string()),
-                }
-            }
-        }
-        Err(e) => return Err(e.to_string()),
-    };
+    let topic = find_or_create_topic(&mut client, a, topic_configs)?;
     let partitions: Vec<(i32, i32)> = topic.partitions.iter().map(|p| (p.partition, p.leader)).collect();
     if let Some((p, _)) = partitions.iter().find(|(_, leader)| *leader < 0) {
         return Err(format!("partition {}-{p} has no leader", a.topic));
@@ -456,86 +560,108 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
         let spec = if from == StartFrom::End { OffsetSpec::Latest } else { OffsetSpec::Earliest };
         client.list_offsets(&a.topic, &ids, spec).map_err(|e| e.to_string())?
     };
-    drop(client);
+    Ok(Setup { partitions, leaders, produce_version, fetch_version, start_offsets })
+}
 
-    // ---- links: producers x leaders, consumers x leaders ----
-    let producer_links: Vec<ProducerLink> = if kind == Kind::Consume {
-        Vec::new()
-    } else {
-        let mut links = Vec::new();
-        for i in 0..a.producers {
-            for (node, addr) in &leaders {
-                let ps: Vec<i32> = partitions.iter().filter(|(_, l)| l == node).map(|(p, _)| *p).collect();
-                links.push(ProducerLink {
-                    addr: addr.clone(),
-                    partitions: ps,
-                    rate: 0.0,
-                    count: None,
-                    seed: 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1),
-                });
+/// The topic's metadata; with `--create-topic`, a missing topic is created and waited for
+/// until every partition has a leader.
+fn find_or_create_topic(
+    client: &mut Client,
+    a: &BenchArgs,
+    topic_configs: &[(String, String)],
+) -> Result<TopicInfo, String> {
+    match client.topic(&a.topic) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kafka_name() == Some("UNKNOWN_TOPIC_OR_PARTITION") => {
+            if !a.create_topic {
+                return Err(format!("unknown topic {:?} (pass --create-topic to create it)", a.topic));
             }
-        }
-        // Rate and count are split in proportion to the partitions each link carries.
-        let total_parts: usize = links.iter().map(|l| l.partitions.len()).sum();
-        let n = links.len() as u64;
-        for (i, l) in links.iter_mut().enumerate() {
-            let share = l.partitions.len() as f64 / total_parts as f64;
-            l.rate = a.rate * share;
-            l.count = a.count.map(|c| c / n + u64::from((i as u64) < c % n));
-        }
-        links
-    };
-    let consumer_links: Vec<ConsumerLink> = if kind == Kind::Produce {
-        Vec::new()
-    } else {
-        let mut links = Vec::new();
-        for c in 0..a.consumers {
-            for (node, addr) in &leaders {
-                let ps: Vec<(i32, i64)> = partitions
-                    .iter()
-                    .filter(|(p, l)| l == node && (*p as usize) % a.consumers == c)
-                    .map(|(p, _)| (*p, start_offsets.get(p).copied().unwrap_or(0)))
-                    .collect();
-                if !ps.is_empty() {
-                    links.push(ConsumerLink { addr: addr.clone(), partitions: ps });
+            let new = NewTopic {
+                name: a.topic.clone(),
+                partitions: a.partitions,
+                replication_factor: a.replication_factor,
+                configs: topic_configs.to_vec(),
+            };
+            client.create_topics(&[new], false).map_err(|e| e.to_string())?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match client.topic(&a.topic) {
+                    Ok(t) if !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0) => break Ok(t),
+                    _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                    Ok(_) => return Err(format!("topic {:?} was created but has no leaders yet", a.topic)),
+                    Err(e) => return Err(e.to_string()),
                 }
             }
         }
-        links
-    };
+        Err(e) => Err(e.to_string()),
+    }
+}
 
-    let clock = Clock::new();
-    let load_start = Instant::now();
-    let warmup = Duration::from_secs_f64(a.warmup);
-    let stop_at = duration.map(|d| load_start + warmup + Duration::from_secs_f64(d));
-    let plan = Arc::new(Plan {
-        kind,
-        topic: a.topic.clone(),
-        partition_count: partitions.len() as i32,
-        keys: a.keys,
-        key_space: a.key_space,
-        acks,
-        compression: compression(a.compression),
-        batch_size: a.batch_size,
-        linger: Duration::from_millis(a.linger_ms),
-        request_bytes_max: a.max_request_size.max(1),
-        max_in_flight: a.max_in_flight,
-        produce_version,
-        fetch_version,
-        value_tail: value_tail(a.record_size),
-        clock,
-        load_start,
-        stop_at,
-        measured_start_ns: clock.ns(load_start + warmup),
-        consume_count: if kind == Kind::Consume { a.count } else { None },
-        producer_links: producer_links.len() as u64,
-        counters: Counters::default(),
-        abort: AtomicBool::new(false),
-        errors: Mutex::new(Vec::new()),
-    });
-    let started_at = utc_now();
+/// One link per producer and leader, with the rate and count split in proportion to the
+/// partitions each carries. None for consume runs.
+fn producer_links(a: &BenchArgs, kind: Kind, setup: &Setup) -> Vec<ProducerLink> {
+    if kind == Kind::Consume {
+        return Vec::new();
+    }
+    let mut links = Vec::new();
+    for i in 0..a.producers {
+        for (node, addr) in &setup.leaders {
+            let ps: Vec<i32> = setup.partitions.iter().filter(|(_, l)| l == node).map(|(p, _)| *p).collect();
+            links.push(ProducerLink {
+                addr: addr.clone(),
+                partitions: ps,
+                rate: 0.0,
+                count: None,
+                seed: 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1),
+            });
+        }
+    }
+    let total_parts: usize = links.iter().map(|l| l.partitions.len()).sum();
+    let n = links.len() as u64;
+    for (i, l) in links.iter_mut().enumerate() {
+        let share = l.partitions.len() as f64 / total_parts as f64;
+        l.rate = a.rate * share;
+        l.count = a.count.map(|c| c / n + u64::from((i as u64) < c % n));
+    }
+    links
+}
 
-    // ---- workers ----
+/// One link per consumer and leader it has partitions on (partition `p` goes to consumer
+/// `p % consumers`). None for produce runs.
+fn consumer_links(a: &BenchArgs, kind: Kind, setup: &Setup) -> Vec<ConsumerLink> {
+    if kind == Kind::Produce {
+        return Vec::new();
+    }
+    let mut links = Vec::new();
+    for c in 0..a.consumers {
+        for (node, addr) in &setup.leaders {
+            let ps: Vec<(i32, i64)> = setup
+                .partitions
+                .iter()
+                .filter(|(p, l)| l == node && (*p as usize) % a.consumers == c)
+                .map(|(p, _)| (*p, setup.start_offsets.get(p).copied().unwrap_or(0)))
+                .collect();
+            if !ps.is_empty() {
+                links.push(ConsumerLink { addr: addr.clone(), partitions: ps });
+            }
+        }
+    }
+    links
+}
+
+/// What one worker thread returns: its links' merged measurements and their errors.
+type WorkerResult = (Measured, Vec<String>);
+
+/// Deals the links to `threads` worker threads (each its own glommio executor) and starts them;
+/// each counts itself in `finished` when all its links are done.
+fn spawn_workers(
+    plan: &Arc<Plan>,
+    producer_links: Vec<ProducerLink>,
+    consumer_links: Vec<ConsumerLink>,
+    threads: usize,
+    cores: usize,
+    finished: &Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<Vec<glommio::ExecutorJoinHandle<WorkerResult>>, String> {
     let mut per_thread: Vec<(Vec<ProducerLink>, Vec<ConsumerLink>)> =
         (0..threads).map(|_| (Vec::new(), Vec::new())).collect();
     let mut next = 0;
@@ -549,7 +675,6 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
         per_thread[next % threads].0.push(l);
         next += 1;
     }
-    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut handles = Vec::new();
     for (t, (prods, cons)) in per_thread.into_iter().enumerate() {
         if prods.is_empty() && cons.is_empty() {
@@ -589,9 +714,13 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
             .map_err(|e| format!("starting worker thread {t}: {e}"))?;
         handles.push(h);
     }
+    Ok(handles)
+}
 
-    // ---- progress, idle watch ----
-    let workers = handles.len();
+/// Until every worker has finished: a progress line each second (unless `--quiet`), and the
+/// idle watch that stops a run whose consumers stopped receiving.
+fn watch(plan: &Plan, a: &BenchArgs, workers: usize, finished: &std::sync::atomic::AtomicUsize) {
+    let kind = plan.kind;
     let mut last = (0u64, 0u64, 0u64, 0u64);
     let mut last_at = Instant::now();
     let mut last_progress = Instant::now();
@@ -618,88 +747,43 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
                 Counters::get(&c.consumed_records),
                 Counters::get(&c.consumed_bytes),
             );
-            let dt = last_at.elapsed().as_secs_f64();
             if !a.quiet {
-                let mut line = format!("{:>6.1}s", load_start.elapsed().as_secs_f64());
-                if kind != Kind::Consume {
-                    line += &format!(
-                        "  produced {:>10.0} rec/s {:>8.1} MB/s (total {}, errors {})",
-                        (now.0 - last.0) as f64 / dt,
-                        (now.1 - last.1) as f64 / dt / 1e6,
-                        now.0,
-                        Counters::get(&c.produce_errors)
-                    );
-                }
-                if kind != Kind::Produce {
-                    line += &format!(
-                        "  consumed {:>10.0} rec/s {:>8.1} MB/s (total {})",
-                        (now.2 - last.2) as f64 / dt,
-                        (now.3 - last.3) as f64 / dt / 1e6,
-                        now.2
-                    );
-                }
-                eprintln!("{line}");
+                eprintln!("{}", progress_line(plan, last, now, last_at.elapsed().as_secs_f64()));
             }
             last = now;
             last_at = Instant::now();
         }
     }
-    let finished_at = Instant::now();
-    let mut total = Measured::new(plan.measured_start_ns);
-    let mut failures = Vec::new();
-    for h in handles {
-        match h.join() {
-            Ok((m, errs)) => {
-                total.merge(m);
-                failures.extend(errs);
-            }
-            Err(e) => failures.push(format!("a worker thread failed: {e}")),
-        }
-    }
+}
 
-    // ---- result ----
-    let measured_start = load_start + warmup;
-    let duration_s = finished_at.saturating_duration_since(measured_start).as_secs_f64().max(1e-9);
-    let c = &plan.counters;
-    let produced = (kind != Kind::Consume).then(|| {
-        json!({
-            "records": total.produced_records,
-            "bytes": total.produced_bytes,
-            "errors": Counters::get(&c.produce_errors),
-            "records_per_s": total.produced_records as f64 / duration_s,
-            "mb_per_s": total.produced_bytes as f64 / duration_s / 1e6,
-            "records_total": Counters::get(&c.produced_records),
-        })
-    });
-    let consumed = (kind != Kind::Produce).then(|| {
-        json!({
-            "records": total.consumed_records,
-            "bytes": total.consumed_bytes,
-            "records_per_s": total.consumed_records as f64 / duration_s,
-            "mb_per_s": total.consumed_bytes as f64 / duration_s / 1e6,
-            "records_total": Counters::get(&c.consumed_records),
-        })
-    });
-    let result = json!({
-        "kind": kind.name(),
-        "bootstrap": a.bootstrap_server,
-        "topic": a.topic,
-        "config": config_json(kind, a, threads, from, duration),
-        "started_at": started_at,
-        "duration_s": duration_s,
-        "produced": produced,
-        "consumed": consumed,
-        "latency": {
-            "produce": if kind == Kind::Consume || acks == 0 { Value::Null } else { stats::summary(&total.produce) },
-            "e2e": if kind == Kind::E2e { stats::summary(&total.e2e) } else { Value::Null },
-        },
-        "timeline": stats::timeline(&total.seconds),
-    });
-    if let Some(path) = &a.json {
-        let text = serde_json::to_string_pretty(&result).map_err(|e| format!("encoding the result: {e}"))?;
-        std::fs::write(path, text + "\n").map_err(|e| format!("writing {}: {e}", path.display()))?;
+/// One progress line: rates over the last `dt` seconds from the counters' `last` and `now`
+/// (produced records and bytes, consumed records and bytes).
+fn progress_line(plan: &Plan, last: (u64, u64, u64, u64), now: (u64, u64, u64, u64), dt: f64) -> String {
+    let mut line = format!("{:>6.1}s", plan.load_start.elapsed().as_secs_f64());
+    if plan.kind != Kind::Consume {
+        line += &format!(
+            "  produced {:>10.0} rec/s {:>8.1} MB/s (total {}, errors {})",
+            (now.0 - last.0) as f64 / dt,
+            (now.1 - last.1) as f64 / dt / 1e6,
+            now.0,
+            Counters::get(&plan.counters.produce_errors)
+        );
     }
-    print_summary(&result);
+    if plan.kind != Kind::Produce {
+        line += &format!(
+            "  consumed {:>10.0} rec/s {:>8.1} MB/s (total {})",
+            (now.2 - last.2) as f64 / dt,
+            (now.3 - last.3) as f64 / dt / 1e6,
+            now.2
+        );
+    }
+    line
+}
+
+/// The run's exit: the first failed link, an early stop, or success (records acknowledged
+/// with an error are part of the result, reported but not a failure).
+fn outcome(plan: &Plan, a: &BenchArgs, failures: &[String]) -> Result<(), String> {
+    let c = &plan.counters;
     if let Some(e) = failures.first() {
         return Err(e.clone());
     }
@@ -709,7 +793,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
         return Err(format!(
             "stopped early ({errors}): consumed {} of {} records",
             Counters::get(&c.consumed_records),
-            match kind {
+            match plan.kind {
                 Kind::E2e => Counters::get(&c.produced_records),
                 _ => a.count.unwrap_or(0),
             }

@@ -294,83 +294,36 @@ fn produce_request(plan: &Plan, topic: &TopicName, partitions: &[i32], ready: &[
 }
 
 /// Runs one link to the end of the schedule and until every request was answered.
+/// What a link's writer (the [`run`] loop) and its response reader share, on one core.
+#[derive(Clone)]
+struct LinkState {
+    measured: Rc<RefCell<Measured>>,
+    /// Requests sent and not answered yet, oldest first.
+    in_flight: Rc<RefCell<VecDeque<InFlight>>>,
+    /// `max_in_flight` permits: one per request on the wire.
+    window: Rc<Semaphore>,
+    /// Why the reader stopped, if it failed.
+    failure: Rc<RefCell<Option<String>>>,
+    /// Emptied send-time vectors, reused by the generator.
+    spare_times: Rc<RefCell<Vec<Vec<u64>>>>,
+}
+
 pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String> {
     let stream = TcpStream::connect(link.addr.as_str())
         .await
         .map_err(|e| format!("cannot connect to broker {}: {e}", link.addr))?;
     stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY on {}: {e}", link.addr))?;
-    let (mut rd, mut wr) = futures_lite::io::split(stream);
-    let measured = Rc::new(RefCell::new(Measured::new(plan.measured_start_ns)));
-    let in_flight: Rc<RefCell<VecDeque<InFlight>>> = Rc::new(RefCell::new(VecDeque::new()));
-    let window = Rc::new(Semaphore::new(plan.max_in_flight as u64));
-    let failure: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
-    let spare_times: Rc<RefCell<Vec<Vec<u64>>>> = Rc::new(RefCell::new(Vec::new()));
+    let (rd, mut wr) = futures_lite::io::split(stream);
+    let st = LinkState {
+        measured: Rc::new(RefCell::new(Measured::new(plan.measured_start_ns))),
+        in_flight: Rc::new(RefCell::new(VecDeque::new())),
+        window: Rc::new(Semaphore::new(plan.max_in_flight as u64)),
+        failure: Rc::new(RefCell::new(None)),
+        spare_times: Rc::new(RefCell::new(Vec::new())),
+    };
     let record_bytes = (plan.value_tail.len() + TIMESTAMP_BYTES + plan.keys.key_bytes()) as u64;
     let version = plan.produce_version;
-
-    let reader = (plan.acks != 0).then(|| {
-        let (plan, measured, in_flight, window, failure, spare, addr) = (
-            plan.clone(),
-            measured.clone(),
-            in_flight.clone(),
-            window.clone(),
-            failure.clone(),
-            spare_times.clone(),
-            link.addr.clone(),
-        );
-        glommio::spawn_local(async move {
-            let mut frames = wire::FrameReader::new(codec::FRAME_BYTES_MAX);
-            let r: Result<(), String> = async {
-                loop {
-                    let frame = frames.next(&mut rd).await.map_err(|e| format!("reading from {addr}: {e}"))?;
-                    let (id, resp) = codec::decode_response::<ProduceResponse>(version, frame)
-                        .map_err(|e| format!("Produce response from {addr}: {e}"))?;
-                    let entry = {
-                        let mut q = in_flight.borrow_mut();
-                        let pos = q.iter().position(|f| f.correlation_id == id).ok_or_else(|| {
-                            format!("{addr} answered correlation id {id}, which no request in flight has")
-                        })?;
-                        q.remove(pos).ok_or_else(|| "in-flight entry vanished".to_string())?
-                    };
-                    let now_ns = plan.clock.now_ns();
-                    let mut m = measured.borrow_mut();
-                    for part in entry.parts {
-                        let code = resp
-                            .responses
-                            .iter()
-                            .flat_map(|t| t.partition_responses.iter())
-                            .find(|p| p.index == part.partition)
-                            .map_or(-1, |p| p.error_code);
-                        if code == 0 {
-                            for &t in &part.times {
-                                m.acked(t, now_ns, record_bytes);
-                            }
-                            Counters::add(&plan.counters.produced_records, part.records);
-                            Counters::add(&plan.counters.produced_bytes, part.records * record_bytes);
-                        } else {
-                            m.produce_errors += part.records;
-                            Counters::add(&plan.counters.produce_errors, part.records);
-                            plan.note_error(format!(
-                                "partition {} answered {}",
-                                part.partition,
-                                if code == -1 { "nothing".to_string() } else { error_name(code) }
-                            ));
-                        }
-                        let mut times = part.times;
-                        times.clear();
-                        spare.borrow_mut().push(times);
-                    }
-                    drop(m);
-                    window.signal(1);
-                }
-            }
-            .await;
-            if let Err(e) = r {
-                *failure.borrow_mut() = Some(e);
-                window.close();
-            }
-        })
-    });
+    let reader = (plan.acks != 0).then(|| spawn_reader(plan.clone(), st.clone(), rd, link.addr.clone(), record_bytes));
 
     let topic = TopicName(StrBytes::from_string(plan.topic.clone()));
     let n = link.partitions.len();
@@ -383,10 +336,10 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
         link.rate,
         link.seed,
         backlog_bytes_max,
-        spare_times.clone(),
+        st.spare_times.clone(),
     );
     let mut correlation_id = 0i32;
-    let fail = |e: String| failure.borrow_mut().take().unwrap_or(e);
+    let fail = |e: String| st.failure.borrow_mut().take().unwrap_or(e);
     loop {
         let now = Instant::now();
         gen.generate_due(now);
@@ -401,7 +354,7 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
             }
             continue;
         }
-        window.acquire(1).await.map_err(|_| fail("the response reader stopped".into()))?;
+        st.window.acquire(1).await.map_err(|_| fail("the response reader stopped".into()))?;
         correlation_id = correlation_id.wrapping_add(1);
         let req = produce_request(&plan, &topic, &link.partitions, &ready);
         let frame = codec::encode_request(version, correlation_id, Some(CLIENT_ID), &req)
@@ -413,7 +366,7 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
         if plan.acks == 0 {
             wr.write_all(&frame).await.map_err(|e| fail(format!("writing to {}: {e}", link.addr)))?;
             let sent_ns = plan.clock.now_ns();
-            let mut m = measured.borrow_mut();
+            let mut m = st.measured.borrow_mut();
             for p in &parts {
                 for &t in &p.times {
                     m.sent_unacked(t, sent_ns, record_bytes);
@@ -421,21 +374,91 @@ pub async fn run(plan: Arc<Plan>, link: ProducerLink) -> Result<Measured, String
                 Counters::add(&plan.counters.produced_records, p.records);
                 Counters::add(&plan.counters.produced_bytes, p.records * record_bytes);
             }
-            window.signal(1);
+            st.window.signal(1);
         } else {
-            in_flight.borrow_mut().push_back(InFlight { correlation_id, parts });
+            st.in_flight.borrow_mut().push_back(InFlight { correlation_id, parts });
             wr.write_all(&frame).await.map_err(|e| fail(format!("writing to {}: {e}", link.addr)))?;
         }
     }
     // Every request answered: the whole window is free again.
-    window.acquire(plan.max_in_flight as u64).await.map_err(|_| fail("the response reader stopped".into()))?;
+    st.window.acquire(plan.max_in_flight as u64).await.map_err(|_| fail("the response reader stopped".into()))?;
     if let Some(reader) = reader {
         reader.cancel().await;
     }
     let _ = wr.close().await;
     Counters::add(&plan.counters.producers_done, 1);
-    let m = std::mem::replace(&mut *measured.borrow_mut(), Measured::new(plan.measured_start_ns));
+    let m = std::mem::replace(&mut *st.measured.borrow_mut(), Measured::new(plan.measured_start_ns));
     Ok(m)
+}
+
+/// The link's response reader (acks 1 and all): matches each answer to its request, accounts
+/// for it and frees its slot in the window. On a failure it records why and closes the window,
+/// which stops the writer.
+fn spawn_reader(
+    plan: Arc<Plan>,
+    st: LinkState,
+    mut rd: futures_lite::io::ReadHalf<TcpStream>,
+    addr: String,
+    record_bytes: u64,
+) -> glommio::Task<()> {
+    let version = plan.produce_version;
+    glommio::spawn_local(async move {
+        let mut frames = wire::FrameReader::new(codec::FRAME_BYTES_MAX);
+        let r: Result<(), String> = async {
+            loop {
+                let frame = frames.next(&mut rd).await.map_err(|e| format!("reading from {addr}: {e}"))?;
+                let (id, resp) = codec::decode_response::<ProduceResponse>(version, frame)
+                    .map_err(|e| format!("Produce response from {addr}: {e}"))?;
+                let entry = {
+                    let mut q = st.in_flight.borrow_mut();
+                    let pos = q.iter().position(|f| f.correlation_id == id).ok_or_else(|| {
+                        format!("{addr} answered correlation id {id}, which no request in flight has")
+                    })?;
+                    q.remove(pos).ok_or_else(|| "in-flight entry vanished".to_string())?
+                };
+                account(&plan, &st, entry, &resp, record_bytes);
+                st.window.signal(1);
+            }
+        }
+        .await;
+        if let Err(e) = r {
+            *st.failure.borrow_mut() = Some(e);
+            st.window.close();
+        }
+    })
+}
+
+/// Accounts for one answered request: latencies and counts of the acknowledged partitions,
+/// errors of the others; their send-time vectors go back to the spares.
+fn account(plan: &Plan, st: &LinkState, entry: InFlight, resp: &ProduceResponse, record_bytes: u64) {
+    let now_ns = plan.clock.now_ns();
+    let mut m = st.measured.borrow_mut();
+    for part in entry.parts {
+        let code = resp
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == part.partition)
+            .map_or(-1, |p| p.error_code);
+        if code == 0 {
+            for &t in &part.times {
+                m.acked(t, now_ns, record_bytes);
+            }
+            Counters::add(&plan.counters.produced_records, part.records);
+            Counters::add(&plan.counters.produced_bytes, part.records * record_bytes);
+        } else {
+            m.produce_errors += part.records;
+            Counters::add(&plan.counters.produce_errors, part.records);
+            plan.note_error(format!(
+                "partition {} answered {}",
+                part.partition,
+                if code == -1 { "nothing".to_string() } else { error_name(code) }
+            ));
+        }
+        let mut times = part.times;
+        times.clear();
+        st.spare_times.borrow_mut().push(times);
+    }
 }
 
 #[cfg(test)]

@@ -244,32 +244,7 @@ pub fn run(a: ConsumeArgs, out: &mut dyn Write) -> Result<()> {
     let info = c.topic(&a.topic)?;
     let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
     let partitions: Vec<i32> = if a.partitions.is_empty() { all.clone() } else { a.partitions.clone() };
-    for p in &partitions {
-        if !all.contains(p) {
-            return Err(Error::Kafka {
-                code: 3,
-                name: "UNKNOWN_TOPIC_OR_PARTITION".into(),
-                context: format!("topic {:?} has {} partition(s), no partition {p}", a.topic, all.len()),
-                message: None,
-            });
-        }
-    }
-    if let Some(g) = &a.group {
-        // Kafka refuses standalone commits to a group with active members: say so up front.
-        let desc = c.describe_group(g)?;
-        if !super::group::is_inactive(&desc) {
-            return Err(Error::Kafka {
-                code: 68,
-                name: "NON_EMPTY_GROUP".into(),
-                context: format!(
-                    "group {g:?} is {} with {} active member(s): `consume --group` commits as a standalone consumer, which only an inactive group allows",
-                    desc.state,
-                    desc.members.len()
-                ),
-                message: None,
-            });
-        }
-    }
+    check_request(&mut c, &a, &partitions, &all)?;
     let mut position = start_offsets(&mut c, &a, &partitions)?;
     let stop = if a.follow { None } else { Some(c.list_offsets(&a.topic, &partitions, OffsetSpec::Latest)?) };
     let mut done: BTreeMap<i32, bool> = partitions
@@ -338,6 +313,37 @@ pub fn run(a: ConsumeArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     out.flush().map_err(out_err)
+}
+
+/// The partitions asked exist (`all` are the topic's), and a `--group` has no active members.
+fn check_request(c: &mut Client, a: &ConsumeArgs, partitions: &[i32], all: &[i32]) -> Result<()> {
+    for p in partitions {
+        if !all.contains(p) {
+            return Err(Error::Kafka {
+                code: 3,
+                name: "UNKNOWN_TOPIC_OR_PARTITION".into(),
+                context: format!("topic {:?} has {} partition(s), no partition {p}", a.topic, all.len()),
+                message: None,
+            });
+        }
+    }
+    if let Some(g) = &a.group {
+        // Kafka refuses standalone commits to a group with active members: say so up front.
+        let desc = c.describe_group(g)?;
+        if !super::group::is_inactive(&desc) {
+            return Err(Error::Kafka {
+                code: 68,
+                name: "NON_EMPTY_GROUP".into(),
+                context: format!(
+                    "group {g:?} is {} with {} active member(s): `consume --group` commits as a standalone consumer, which only an inactive group allows",
+                    desc.state,
+                    desc.members.len()
+                ),
+                message: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn commit(c: &mut Client, group: &str, topic: &str, position: &BTreeMap<i32, i64>) -> Result<()> {

@@ -296,29 +296,7 @@ fn reset(
         });
     }
     let committed = c.offset_fetch(group, None)?;
-    let mut wanted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    if all_topics {
-        for (t, p) in committed.keys() {
-            wanted.entry(t.clone()).or_default().push(*p);
-        }
-        if wanted.is_empty() {
-            return Err(Error::Invalid(format!("group {group:?} has no committed offsets: name topics with --topic")));
-        }
-    }
-    for spec in topics {
-        let (t, parts) = match spec.split_once(':') {
-            Some((t, ps)) => {
-                let parts = ps
-                    .split(',')
-                    .map(|p| p.trim().parse::<i32>())
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|_| Error::Invalid(format!("--topic {spec:?}: expected TOPIC or TOPIC:0,1,...")))?;
-                (t.to_string(), parts)
-            }
-            None => (spec.clone(), c.topic(spec)?.partitions.iter().map(|p| p.partition).collect()),
-        };
-        wanted.entry(t).or_default().extend(parts);
-    }
+    let wanted = wanted_partitions(c, group, topics, all_topics, &committed)?;
     let mut plan: Vec<(String, i32, Option<i64>, i64)> = Vec::new();
     for (t, mut parts) in wanted {
         parts.sort_unstable();
@@ -382,4 +360,39 @@ fn reset(
             Ok(())
         }
     }
+}
+
+/// The partitions a reset covers, per topic: those named (`TOPIC` for all of its partitions,
+/// `TOPIC:0,1`), and with `--all-topics` every one the group has an offset for.
+fn wanted_partitions(
+    c: &mut Client,
+    group: &str,
+    topics: &[String],
+    all_topics: bool,
+    committed: &BTreeMap<(String, i32), i64>,
+) -> Result<BTreeMap<String, Vec<i32>>> {
+    let mut wanted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    if all_topics {
+        for (t, p) in committed.keys() {
+            wanted.entry(t.clone()).or_default().push(*p);
+        }
+        if wanted.is_empty() {
+            return Err(Error::Invalid(format!("group {group:?} has no committed offsets: name topics with --topic")));
+        }
+    }
+    for spec in topics {
+        let (t, parts) = match spec.split_once(':') {
+            Some((t, ps)) => {
+                let parts = ps
+                    .split(',')
+                    .map(|p| p.trim().parse::<i32>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|_| Error::Invalid(format!("--topic {spec:?}: expected TOPIC or TOPIC:0,1,...")))?;
+                (t.to_string(), parts)
+            }
+            None => (spec.clone(), c.topic(spec)?.partitions.iter().map(|p| p.partition).collect()),
+        };
+        wanted.entry(t).or_default().extend(parts);
+    }
+    Ok(wanted)
 }

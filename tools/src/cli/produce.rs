@@ -129,6 +129,11 @@ pub fn run(args: ProduceArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> R
     for (partition, records) in pending {
         send(&mut c, &args.topic, partition, &records, &opts, &mut sent)?;
     }
+    report(&args, &sent, out)
+}
+
+/// What was produced, per partition: offsets (none under acks=0), as JSON or text.
+fn report(args: &ProduceArgs, sent: &BTreeMap<i32, Sent>, out: &mut dyn Write) -> Result<()> {
     let total: u64 = sent.values().map(|s| s.records).sum();
     match args.global.output {
         Output::Json => print_json(
@@ -147,7 +152,7 @@ pub fn run(args: ProduceArgs, stdin: &mut dyn BufRead, out: &mut dyn Write) -> R
         Output::Table => {
             let o = super::out_err;
             writeln!(out, "produced {total} record(s) to {}", args.topic).map_err(o)?;
-            for (p, s) in &sent {
+            for (p, s) in sent {
                 match (s.first_offset, s.last_offset) {
                     (Some(a), Some(b)) => writeln!(out, "  partition {p}: offsets {a}..{b}").map_err(o)?,
                     _ => writeln!(out, "  partition {p}: {} record(s), acks=0", s.records).map_err(o)?,

@@ -94,49 +94,8 @@ pub fn run(args: TopicArgs, out: &mut dyn Write) -> Result<()> {
                     .map_err(super::out_err),
             }
         }
-        TopicCommand::List { internal } => {
-            let md = c.refresh_metadata(None)?;
-            let topics: Vec<&TopicInfo> = md.topics.values().filter(|t| internal || !t.internal).collect();
-            match g.output {
-                Output::Json => print_json(
-                    out,
-                    &json!(topics
-                        .iter()
-                        .map(|t| json!({
-                            "name": t.name,
-                            "id": t.id.to_string(),
-                            "partitions": t.partitions.len(),
-                            "internal": t.internal,
-                        }))
-                        .collect::<Vec<_>>()),
-                ),
-                Output::Table => {
-                    let rows: Vec<Vec<String>> =
-                        topics.iter().map(|t| vec![t.name.clone(), t.partitions.len().to_string()]).collect();
-                    print_table(out, &["NAME", "PARTITIONS"], &rows)
-                }
-            }
-        }
-        TopicCommand::Describe { names, all_configs } => {
-            let mut docs = Vec::new();
-            for (i, name) in names.iter().enumerate() {
-                let d = describe(&mut c, name)?;
-                match g.output {
-                    Output::Json => docs.push(d),
-                    Output::Table => {
-                        if i > 0 {
-                            writeln!(out).map_err(super::out_err)?;
-                        }
-                        print_description(out, &d, all_configs)?;
-                    }
-                }
-            }
-            if g.output == Output::Json {
-                let v = if docs.len() == 1 { docs.remove(0) } else { json!(docs) };
-                print_json(out, &v)?;
-            }
-            Ok(())
-        }
+        TopicCommand::List { internal } => list(&mut c, g, internal, out),
+        TopicCommand::Describe { names, all_configs } => describe_all(&mut c, g, &names, all_configs, out),
         TopicCommand::Alter { name, partitions, configs, delete_configs } => {
             if partitions.is_none() && configs.is_empty() && delete_configs.is_empty() {
                 return Err(Error::Invalid("nothing to alter: give --partitions, --config or --delete-config".into()));
@@ -178,6 +137,53 @@ pub fn run(args: TopicArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
+}
+
+/// `topic list`: the topics (internal ones only if asked), as JSON or a table.
+fn list(c: &mut Client, g: &Global, internal: bool, out: &mut dyn Write) -> Result<()> {
+    let md = c.refresh_metadata(None)?;
+    let topics: Vec<&TopicInfo> = md.topics.values().filter(|t| internal || !t.internal).collect();
+    match g.output {
+        Output::Json => print_json(
+            out,
+            &json!(topics
+                .iter()
+                .map(|t| json!({
+                    "name": t.name,
+                    "id": t.id.to_string(),
+                    "partitions": t.partitions.len(),
+                    "internal": t.internal,
+                }))
+                .collect::<Vec<_>>()),
+        ),
+        Output::Table => {
+            let rows: Vec<Vec<String>> =
+                topics.iter().map(|t| vec![t.name.clone(), t.partitions.len().to_string()]).collect();
+            print_table(out, &["NAME", "PARTITIONS"], &rows)
+        }
+    }
+}
+
+/// `topic describe`: one JSON document (an array for several topics) or one table each.
+fn describe_all(c: &mut Client, g: &Global, names: &[String], all_configs: bool, out: &mut dyn Write) -> Result<()> {
+    let mut docs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let d = describe(c, name)?;
+        match g.output {
+            Output::Json => docs.push(d),
+            Output::Table => {
+                if i > 0 {
+                    writeln!(out).map_err(super::out_err)?;
+                }
+                print_description(out, &d, all_configs)?;
+            }
+        }
+    }
+    if g.output == Output::Json {
+        let v = if docs.len() == 1 { docs.remove(0) } else { json!(docs) };
+        print_json(out, &v)?;
+    }
+    Ok(())
 }
 
 /// A topic's description as JSON: the table printer reads the same document.
