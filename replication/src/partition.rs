@@ -90,6 +90,11 @@ struct Producers {
     state: RefCell<ProducerState>,
     /// Loading the state and writing snapshots, one at a time.
     io: LocalMutex,
+    /// Idempotent appends pass the gate in the order they arrived (the lock is first come,
+    /// first served). Without it, two requests of one producer in flight to this partition
+    /// could overtake each other while waiting for room, and the later batch would be refused
+    /// as out of order and retried by the client.
+    order: LocalMutex,
     /// The state reflects the whole log. A recovered partition loads it at its first
     /// idempotent append (so start-up reads nothing for partitions nobody writes to).
     loaded: Cell<bool>,
@@ -107,6 +112,7 @@ impl Producers {
         Self {
             state: RefCell::new(ProducerState::default()),
             io: LocalMutex::default(),
+            order: LocalMutex::default(),
             loaded: Cell::new(loaded),
             dirty: Cell::new(false),
             snapshot_offset: Cell::new(None),
@@ -269,8 +275,10 @@ impl<S: Storage> Partition<S> {
     pub async fn append(&self, batches: ValidatedBatches, now_ms: i64) -> Result<AppendInfo, PartitionError> {
         // Loaded at the first append of any kind, so the upkeep snapshots every written log
         // and a crash never leaves a long tail to rescan.
-        self.load_producers(now_ms).await?;
         let idempotent = has_producer(batches.batches());
+        // Taken before any await, so its queue is the order the appends arrived in.
+        let _order = if idempotent { Some(self.producers.order.lock().await) } else { None };
+        self.load_producers(now_ms).await?;
         let state = &self.producers.state;
         let gate = |first_offset: i64, metas: &[BatchMeta]| {
             if !idempotent {
