@@ -17,13 +17,7 @@ static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
 const TOPIC: &str = "idem";
 
 fn create_topic(c: &mut Client) {
-    let create = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    );
+    let create = c.call(7, &common::create_topic(TOPIC, 1));
     assert_eq!(create.topics[0].error_code, 0);
 }
 
@@ -54,14 +48,7 @@ fn batch(id: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
 
 /// Produces one batch with acks=all: `(error code, base offset)`.
 fn produce(c: &mut Client, records: Bytes) -> (i16, i64) {
-    let r = c.call(
-        9,
-        &ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-            produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records)),
-            ]),
-        ]),
-    );
+    let r = c.call(9, &common::produce_to(TOPIC, -1, [0], &records));
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }

@@ -23,13 +23,7 @@ const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const INVALID_RECORD: i16 = 87;
 
 fn create_topic(c: &mut Client) {
-    let create = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    );
+    let create = c.call(7, &common::create_topic(TOPIC, 1));
     assert_eq!(create.topics[0].error_code, 0);
 }
 
