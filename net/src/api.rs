@@ -76,7 +76,13 @@ api_table! {
     CreateTopics 2..=7 => async create_topics::handle (admin);
     DeleteTopics 1..=6 => async delete_topics::handle (admin);
     DeleteRecords 0..=2 => async delete_records::handle (data);
-    InitProducerId 0..=5 => async init_producer_id::handle (producer_ids);
+    InitProducerId 0..=5 => async txn::init_producer_id (producer_init);
+    AddPartitionsToTxn 0..=4 => async txn::add_partitions (group_router);
+    AddOffsetsToTxn 0..=3 => async txn::add_offsets (group_router);
+    EndTxn 0..=3 => async txn::end_txn (group_router);
+    DescribeTransactions 0..=0 => async txn::describe (group_router);
+    ListTransactions 0..=1 => async txn::list (group_router);
+    TxnOffsetCommit 0..=3 => group groups::route (group_router);
     OffsetForLeaderEpoch 2..=4 => async offset_for_leader_epoch::handle (data);
     DescribeConfigs 1..=4 => sync configs::describe (admin);
     AlterConfigs 0..=2 => async configs::alter (admin);

@@ -13,8 +13,8 @@
 //! | [`LogDirs`]     | DescribeLogDirs                                                     |
 //! | [`Cluster`]     | Metadata, DescribeTopicPartitions, DescribeCluster, FindCoordinator |
 //! | [`Admin`]       | CreateTopics, DeleteTopics, CreatePartitions, the config APIs       |
-//! | [`Router`]      | the group APIs (it reaches their coordinator shard)                 |
-//! | [`ProducerIds`] | InitProducerId                                                      |
+//! | [`Router`]      | the group and transaction APIs (it reaches their coordinator shard) |
+//! | [`ProducerInit`]| InitProducerId (ids for idempotence, or the transaction coordinator)|
 //! | `()`            | ApiVersions                                                         |
 //!
 //! The shard's own services are not handlers and keep the whole context: the group
@@ -46,6 +46,9 @@ pub struct Produce<'a> {
     pub router: &'a Router,
     pub view: &'a MetadataView,
     pub auto_create: AutoCreate<'a>,
+    /// `transaction.partition.verification.enable`: transactional batches are checked with
+    /// their coordinator first (through `router`).
+    pub verify_transactions: bool,
 }
 
 /// Fetch: partitions, this shard's fetch sessions and the broker's fetch limits.
@@ -79,6 +82,14 @@ pub struct Cluster<'a> {
     pub auto_create: AutoCreate<'a>,
 }
 
+/// InitProducerId: producer ids for idempotent producers, and the router to the transaction
+/// coordinator of a transactional id.
+#[derive(Clone, Copy)]
+pub struct ProducerInit<'a> {
+    pub ids: &'a ProducerIds,
+    pub router: &'a Router,
+}
+
 /// Topic administration: the registry (the truth the views follow), the partitions' owners,
 /// this shard's view, and the broker's settings (default configs).
 #[derive(Clone, Copy)]
@@ -107,6 +118,11 @@ impl AutoCreate<'_> {
     pub async fn offsets_topic(self) -> Result<(), i16> {
         crate::coordinator::store::ensure_topic(self.admin).await
     }
+
+    /// Creates `__transaction_state` on first use (see [`crate::coordinator::txn::ensure_topic`]).
+    pub async fn txn_topic(self) -> Result<(), i16> {
+        crate::coordinator::txn::ensure_topic(self.admin).await
+    }
 }
 
 impl ShardCtx {
@@ -114,7 +130,12 @@ impl ShardCtx {
         Data { router: &self.router, view: &self.view }
     }
     pub fn produce(&self) -> Produce<'_> {
-        Produce { router: &self.router, view: &self.view, auto_create: self.auto_create() }
+        Produce {
+            router: &self.router,
+            view: &self.view,
+            auto_create: self.auto_create(),
+            verify_transactions: self.config().transaction_partition_verification,
+        }
     }
     pub fn fetch(&self) -> Fetch<'_> {
         let config = self.config();
@@ -138,12 +159,13 @@ impl ShardCtx {
     pub fn auto_create(&self) -> AutoCreate<'_> {
         AutoCreate { admin: self.admin() }
     }
-    /// The group APIs reach their coordinator shard through the router, and nothing else.
+    /// The group and transaction APIs reach their coordinator shard through the router, and
+    /// nothing else.
     pub fn group_router(&self) -> &Router {
         &self.router
     }
-    pub fn producer_ids(&self) -> &ProducerIds {
-        &self.broker.producer_ids
+    pub fn producer_init(&self) -> ProducerInit<'_> {
+        ProducerInit { ids: &self.broker.producer_ids, router: &self.router }
     }
     /// For the handlers that need nothing of the shard (ApiVersions).
     pub fn nothing(&self) {}

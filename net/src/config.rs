@@ -60,6 +60,17 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms`: a partition forgets an idempotent producer that stored
     /// nothing in it for this long (a retry after that may be stored again).
     pub producer_id_expiration_ms: i64,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: a transactional id with no transaction for this long
+    /// is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often each
+    /// transaction coordinator looks for transactions past their timeout (and ids to forget).
+    pub transaction_cleanup_interval_ms: u64,
+    /// `transaction.partition.verification.enable` (KIP-890): a transactional batch is written
+    /// only to a partition its transaction coordinator has in the producer's transaction.
+    pub transaction_partition_verification: bool,
 }
 
 impl Default for BrokerConfig {
@@ -90,6 +101,10 @@ impl Default for BrokerConfig {
             group_consumer_heartbeat_interval_ms: 1000,
             log_memory_bytes: None,
             producer_id_expiration_ms: 86_400_000,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_cleanup_interval_ms: 10_000,
+            transaction_partition_verification: true,
         }
     }
 }

@@ -46,6 +46,14 @@ pub mod code {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    pub const PRODUCER_FENCED: i16 = 90;
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     // KIP-848 consumer groups.
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;

@@ -29,6 +29,11 @@ pub enum Call {
     Group(Box<GroupCall>),
     /// A topic's new state for this shard's metadata view.
     Topic(crate::view::TopicChange),
+    /// A request for a transactional id this shard coordinates.
+    Txn(Box<crate::coordinator::txn::TxnCall>),
+    /// A transaction marker was written to a `__consumer_offsets` partition this shard owns:
+    /// the group coordinator commits or drops the producer's pending offsets there.
+    TxnOffsetsEnded { partition: i32, producer_id: i64, commit: bool, reply: flume::Sender<()> },
 }
 /// Every shard's door, as the broker's handlers use it.
 pub type Router = replication::Router<Call>;
@@ -109,6 +114,8 @@ pub struct ShardCtx {
     pub groups: crate::coordinator::group::SharedCoordinator,
     /// This shard's view of the topics and their typed configs.
     pub view: crate::view::MetadataView,
+    /// The transactional ids this shard coordinates (see [`crate::coordinator::txn`]).
+    pub txns: crate::coordinator::txn::SharedTxns,
 }
 
 impl ShardCtx {
@@ -134,6 +141,14 @@ impl CoordinatorService<Call> for Groups {
                 self.apply(change);
                 Box::pin(async {})
             }
+            Call::Txn(call) => Box::pin(async move {
+                let txns = ctx.txns.clone();
+                crate::coordinator::txn::serve(&ctx, &txns, *call).await;
+            }),
+            call @ Call::TxnOffsetsEnded { .. } => {
+                self.end_txn_offsets(call);
+                Box::pin(async {})
+            }
         }
     }
 
@@ -142,11 +157,21 @@ impl CoordinatorService<Call> for Groups {
             Call::Group(call) => crate::handlers::groups::refuse(call),
             // Never refused: it is applied at once, and a view that missed it would be stale.
             Call::Topic(change) => self.apply(change),
+            Call::Txn(call) => crate::coordinator::txn::refuse(*call),
+            // Never refused either: the marker is written, and its offsets must follow it.
+            call @ Call::TxnOffsetsEnded { .. } => self.end_txn_offsets(call),
         }
     }
 }
 
 impl Groups {
+    fn end_txn_offsets(&self, call: Call) {
+        if let Call::TxnOffsetsEnded { partition, producer_id, commit, reply } = call {
+            self.ctx.groups.borrow_mut().end_txn_offsets(producer_id, partition, commit);
+            let _ = reply.send(());
+        }
+    }
+
     fn apply(&self, change: crate::view::TopicChange) {
         let ctx = &self.ctx;
         if let Some(topic) = ctx.view.apply(&change.name, change.revision, change.meta) {
@@ -174,7 +199,16 @@ fn shard_ctx(broker: Arc<Broker>, shard: Rc<PartitionShard<DmaStorage>>, router:
         c.settings = crate::coordinator::group::GroupSettings::from_config(&broker.config);
     }
     let view = crate::view::MetadataView::load(broker.clone());
-    Rc::new(ShardCtx { broker, shard, router, request_bytes, fetch_sessions: Default::default(), groups, view })
+    Rc::new(ShardCtx {
+        broker,
+        shard,
+        router,
+        request_bytes,
+        fetch_sessions: Default::default(),
+        groups,
+        view,
+        txns: Default::default(),
+    })
 }
 
 async fn run_shard(ctx: Rc<ShardCtx>) {
@@ -186,6 +220,19 @@ async fn run_shard(ctx: Rc<ShardCtx>) {
             let groups = ctx.groups.clone();
             crate::coordinator::store::load(&ctx, &groups).await;
             crate::coordinator::store::persist_loop(&ctx, &groups).await;
+        })
+        .detach();
+    }
+    {
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let txns = ctx.txns.clone();
+            crate::coordinator::txn::load(&ctx, &txns).await;
+            let interval = Duration::from_millis(ctx.config().transaction_cleanup_interval_ms);
+            loop {
+                glommio::timer::sleep(interval).await;
+                crate::coordinator::txn::sweep(&ctx, &txns).await;
+            }
         })
         .detach();
     }

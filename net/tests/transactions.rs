@@ -3,11 +3,15 @@
 //! read_committed fetches stop there and name the aborted transactions; ListOffsets honours
 //! the isolation level; markers from an older coordinator are fenced; and all of it comes back
 //! after a restart, from the producer-state snapshot or from the log alone.
+//!
+//! The transactional batches are written without a coordinator, so the broker runs with
+//! `transaction.partition.verification.enable=false` (the coordinator's side is tested in
+//! `txn_coordinator.rs`).
 
 mod common;
 
 use bytes::Bytes;
-use common::{name, start, Client};
+use common::{name, start_configured, Client};
 use engine::batch::Compression;
 use engine::records::{BatchBuilder, Record};
 use kafka_protocol::messages::*;
@@ -17,6 +21,10 @@ use kafka_protocol::protocol::StrBytes;
 static ALLOCATOR: net::alloc::NoReserveAlloc = net::alloc::NoReserveAlloc;
 
 const TOPIC: &str = "txn";
+
+fn start_unverified(dir: &std::path::Path) -> (replication::Node<net::server::Call>, std::net::SocketAddr) {
+    start_configured(dir, replication::DoorLimits::default(), |c| c.transaction_partition_verification = false)
+}
 const INVALID_TXN_STATE: i16 = 48;
 const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
@@ -131,7 +139,7 @@ fn fetch(c: &mut Client, read_committed: bool) -> (Vec<String>, i64, Vec<(i64, i
 #[test]
 fn transactions_hold_back_read_committed_until_their_markers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (set, addr) = start(dir.path());
+    let (set, addr) = start_unverified(dir.path());
     let mut c = Client::connect(addr);
     create_topic(&mut c);
     assert_eq!(produce(&mut c, None, batch(900, 0, false, "n0")), (0, 0));
@@ -176,7 +184,7 @@ fn transactions_hold_back_read_committed_until_their_markers() {
                 }
             }
         }
-        let (set, addr) = start(dir.path());
+        let (set, addr) = start_unverified(dir.path());
         let mut c = Client::connect(addr);
         assert_eq!((latest(&mut c, true), latest(&mut c, false)), (7, 8), "from the log: {from_log}");
         // The open transaction at 7 now bounds the stable offset.

@@ -218,7 +218,7 @@ impl ProducerState {
         if batches.iter().all(|b| b.producer_id < 0) {
             return Ok(Verdict::Append);
         }
-        for b in batches.iter().filter(|b| b.producer_id >= 0) {
+        for b in batches.iter().filter(|b| b.producer_id >= 0 && b.base_sequence >= 0) {
             let last = last_sequence(b.base_sequence, b.last_offset_delta);
             if let Some(dup) =
                 self.producers.get(&b.producer_id).and_then(|e| e.find(b.producer_epoch, b.base_sequence, last))
@@ -237,8 +237,30 @@ impl ProducerState {
                 continue;
             }
             let current = staged.get(&b.producer_id).or_else(|| self.producers.get(&b.producer_id));
-            check(current, b.producer_id, b.producer_epoch, b.base_sequence)?;
             let transactional = b.attributes & ATTR_TRANSACTIONAL != 0;
+            if b.base_sequence < 0 {
+                // Written by a coordinator (transactional offset commits): no sequence, so only
+                // the epoch is judged, and the batch opens the producer's transaction here.
+                let mut entry = current.cloned().unwrap_or_else(|| ProducerEntry::new(b.producer_epoch, now_ms));
+                if b.producer_epoch < entry.epoch {
+                    return Err(ProducerError::InvalidEpoch {
+                        pid: b.producer_id,
+                        epoch: b.producer_epoch,
+                        current: entry.epoch,
+                    });
+                }
+                if b.producer_epoch > entry.epoch {
+                    entry.epoch = b.producer_epoch;
+                    entry.batches.clear();
+                }
+                entry.last_append_ms = entry.last_append_ms.max(now_ms);
+                if transactional && entry.txn_first_offset.is_none() {
+                    entry.txn_first_offset = Some(first);
+                }
+                staged.insert(b.producer_id, entry);
+                continue;
+            }
+            check(current, b.producer_id, b.producer_epoch, b.base_sequence)?;
             if let Some(open) = current.and_then(|e| e.txn_first_offset).filter(|_| !transactional) {
                 return Err(ProducerError::TransactionOpen { pid: b.producer_id, txn_first_offset: open });
             }
@@ -314,7 +336,16 @@ impl ProducerState {
             return;
         }
         let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry::new(epoch, now_ms));
-        entry.push(epoch, range, now_ms);
+        if range.first_seq < 0 {
+            // A coordinator's batch (no sequence): only its epoch and transaction count.
+            if epoch > entry.epoch {
+                entry.epoch = epoch;
+                entry.batches.clear();
+            }
+            entry.last_append_ms = entry.last_append_ms.max(now_ms);
+        } else {
+            entry.push(epoch, range, now_ms);
+        }
         if attributes & ATTR_TRANSACTIONAL != 0 && entry.txn_first_offset.is_none() {
             Self::set_txn(&mut self.open, pid, entry, Some(range.first_offset));
         }

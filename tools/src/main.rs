@@ -185,6 +185,7 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if c.producer_id_expiration_ms < 1 {
         return Err("producer.id.expiration.ms must be at least 1".into());
     }
+    transaction_config(&props, &mut c)?;
     if let Some(id) = props.get("cluster.id") {
         c.cluster_id = id.clone();
     }
@@ -202,6 +203,22 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
         );
     }
     Ok(c)
+}
+
+/// The transaction coordinator's settings.
+fn transaction_config(props: &BTreeMap<String, String>, c: &mut BrokerConfig) -> Result<(), String> {
+    parse(props, "transaction.max.timeout.ms", &mut c.transaction_max_timeout_ms)?;
+    parse(props, "transactional.id.expiration.ms", &mut c.transactional_id_expiration_ms)?;
+    let interval = "transaction.abort.timed.out.transaction.cleanup.interval.ms";
+    parse(props, interval, &mut c.transaction_cleanup_interval_ms)?;
+    parse(props, "transaction.partition.verification.enable", &mut c.transaction_partition_verification)?;
+    if c.transaction_max_timeout_ms < 1 || c.transactional_id_expiration_ms < 1 || c.transaction_cleanup_interval_ms < 1
+    {
+        return Err(format!(
+            "transaction.max.timeout.ms, transactional.id.expiration.ms and {interval} must be at least 1"
+        ));
+    }
+    Ok(())
 }
 
 /// Every broker property `serve` understands (see `broker_config`).
@@ -231,6 +248,10 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "queued.max.request.bytes",
     "queued.max.requests.per.connection",
     "socket.request.max.bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.max.timeout.ms",
+    "transaction.partition.verification.enable",
+    "transactional.id.expiration.ms",
 ];
 
 fn serve(args: ServeArgs) -> Result<(), String> {

@@ -126,7 +126,7 @@ pub struct Group {
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the time they expire.
     pending: HashMap<String, Instant>,
     /// group.instance.id → member id.
-    statics: HashMap<String, String>,
+    pub(crate) statics: HashMap<String, String>,
     pub offsets: BTreeMap<(String, i32), Committed>,
     /// Tags the rebalance a timer belongs to, so a stale timer does nothing.
     rebalance_id: u64,
@@ -336,6 +336,10 @@ pub struct Coordinator {
     /// The broker (topic registry) for KIP-848 assignments made by the session sweep.
     pub broker: Option<std::sync::Arc<crate::server::Broker>>,
     pub settings: GroupSettings,
+    /// Offsets committed inside transactions not yet ended (TxnOffsetCommit), per producer id:
+    /// `(group, topic, partition)` → offset. They become committed offsets when the COMMIT
+    /// marker reaches the group's `__consumer_offsets` partition, and go at an ABORT.
+    pub txn_offsets: HashMap<i64, BTreeMap<(String, String, i32), Committed>>,
 }
 
 /// The group settings of the broker's configuration.
@@ -391,7 +395,38 @@ impl Coordinator {
             written: HashMap::new(),
             broker: None,
             settings: GroupSettings::from_config(&crate::config::BrokerConfig::default()),
+            txn_offsets: HashMap::new(),
         }
+    }
+
+    /// A transaction marker of `producer_id` reached `__consumer_offsets` partition
+    /// `partition`: its pending offsets of the groups there are committed (`commit`) or dropped.
+    pub fn end_txn_offsets(&mut self, producer_id: i64, partition: i32, commit: bool) {
+        let Some(pending) = self.txn_offsets.get_mut(&producer_id) else { return };
+        let ended: Vec<_> = pending.keys().filter(|(g, _, _)| coordinator_partition(g) == partition).cloned().collect();
+        let mut done = Vec::with_capacity(ended.len());
+        for key in ended {
+            if let Some(c) = pending.remove(&key) {
+                done.push((key, c));
+            }
+        }
+        if pending.is_empty() {
+            self.txn_offsets.remove(&producer_id);
+        }
+        if !commit {
+            return;
+        }
+        for ((group, topic, p), c) in done {
+            if let Some(g) = self.group_or_create(&group) {
+                g.offsets.insert((topic, p), c);
+            }
+        }
+    }
+
+    /// Whether a transaction not yet ended holds an offset of the group's partition (an
+    /// OffsetFetch with `require_stable` is then answered UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets.values().any(|m| m.contains_key(&(group.to_owned(), topic.to_owned(), partition)))
     }
 
     /// Notes that a group's membership must be persisted again.

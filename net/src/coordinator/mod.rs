@@ -4,11 +4,14 @@
 //! - [`group`]: classic consumer groups (JoinGroup/SyncGroup/Heartbeat, committed offsets) and
 //!   the per-shard coordinator that holds every group it coordinates;
 //! - [`consumer_group`]: KIP-848 groups (ConsumerGroupHeartbeat, server-side assignment);
-//! - [`store`]: their persistence in `__consumer_offsets` and recovery at start-up.
+//! - [`store`]: their persistence in `__consumer_offsets` and recovery at start-up;
+//! - [`txn`]: the transaction coordinator, on the shard owning the id's `__transaction_state`
+//!   partition.
 //!
-//! The transaction coordinator (issue 11) goes here too. The request handlers that route group
-//! APIs to their coordinator shard are in `crate::handlers::groups`.
+//! The request handlers that route group APIs to their coordinator shard are in
+//! `crate::handlers::groups`, the transaction APIs in `crate::handlers::txn`.
 
 pub mod consumer_group;
 pub mod group;
 pub mod store;
+pub mod txn;

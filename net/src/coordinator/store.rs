@@ -180,15 +180,25 @@ pub async fn append(ctx: &ShardCtx, partition: i32, records: Vec<Record>) -> Res
         return Ok(());
     }
     ensure_topic(ctx.admin()).await?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    append_batch(ctx, TopicPartition::new(OFFSETS_TOPIC, partition), &batch_of(records, None)).await
+}
+
+/// One batch of `records`, stamped now; `producer`: a transactional batch of that producer id
+/// and epoch, without a sequence (a coordinator's write: Kafka's `NO_SEQUENCE`).
+pub fn batch_of(records: Vec<Record>, producer: Option<(i64, i16)>) -> BatchBuilder {
+    let now_ms = engine::now_ms();
     let mut builder = BatchBuilder::new(Compression::None, now_ms);
+    if let Some((id, epoch)) = producer {
+        builder = builder.producer(id, epoch, -1).transactional();
+    }
     for r in records {
         builder.push(r.with_timestamp(now_ms));
     }
-    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+    builder
+}
+
+/// Appends one batch to a partition of an internal topic and waits until it is durable.
+pub async fn append_batch(ctx: &ShardCtx, tp: TopicPartition, builder: &BatchBuilder) -> Result<(), i16> {
     let owner = ctx.router.owner(&tp);
     // Another shard may have registered the topic and still be creating its partitions.
     for attempt in 0..50 {
@@ -208,24 +218,13 @@ pub async fn append(ctx: &ShardCtx, partition: i32, records: Vec<Record>) -> Res
     Err(code::COORDINATOR_NOT_AVAILABLE)
 }
 
-/// Rebuilds this shard's groups from the `__consumer_offsets` partitions it owns, then marks
-/// the coordinator loaded (requests wait for that).
-pub async fn load(ctx: &ShardCtx, co: &SharedCoordinator) {
-    if ctx.broker.topics.get(OFFSETS_TOPIC).is_some() {
-        for p in 0..OFFSETS_TOPIC_PARTITIONS {
-            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            if ctx.router.owner(&tp) != ctx.shard.id() {
-                continue;
-            }
-            if let Err(e) = load_partition(ctx, co, tp.clone()).await {
-                eprintln!("loading {}: {e}", tp.dir_name());
-            }
-        }
-    }
-    co.borrow_mut().loaded = true;
-}
-
-async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartition) -> Result<(), String> {
+/// Reads a partition of an internal topic this shard owns from its start to its high
+/// watermark, handing each batch to `f`. A partition that does not exist is empty.
+pub async fn scan(
+    ctx: &ShardCtx,
+    tp: TopicPartition,
+    mut f: impl FnMut(&engine::batch::BatchView<'_>),
+) -> Result<(), String> {
     let mut offset = 0i64;
     loop {
         let item = ReadItem {
@@ -252,9 +251,7 @@ async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartiti
             for batch in parse_all(chunk, usize::MAX).map_err(|e| e.to_string())? {
                 offset = offset.max(batch.last_offset() + 1);
                 progressed = true;
-                for r in decode_records(&batch).map_err(|e| e.to_string())? {
-                    apply(co, &r);
-                }
+                f(&batch);
             }
             glommio::yield_if_needed().await;
         }
@@ -264,7 +261,64 @@ async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartiti
     }
 }
 
-fn apply(co: &SharedCoordinator, r: &Record) {
+/// Rebuilds this shard's groups from the `__consumer_offsets` partitions it owns, then marks
+/// the coordinator loaded (requests wait for that).
+pub async fn load(ctx: &ShardCtx, co: &SharedCoordinator) {
+    if ctx.broker.topics.get(OFFSETS_TOPIC).is_some() {
+        for p in 0..OFFSETS_TOPIC_PARTITIONS {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+            if ctx.router.owner(&tp) != ctx.shard.id() {
+                continue;
+            }
+            if let Err(e) = load_partition(ctx, co, tp.clone()).await {
+                eprintln!("loading {}: {e}", tp.dir_name());
+            }
+        }
+    }
+    co.borrow_mut().loaded = true;
+}
+
+async fn load_partition(ctx: &ShardCtx, co: &SharedCoordinator, tp: TopicPartition) -> Result<(), String> {
+    let partition = tp.partition;
+    let mut failed = None;
+    scan(ctx, tp, |batch| {
+        if batch.is_control() {
+            // A transaction's end: its offsets become committed, or are dropped.
+            if let Some(commit) = marker_kind(batch) {
+                co.borrow_mut().end_txn_offsets(batch.producer_id(), partition, commit);
+            }
+            return;
+        }
+        let records = match decode_records(batch) {
+            Ok(r) => r,
+            Err(e) => {
+                failed = Some(e.to_string());
+                return;
+            }
+        };
+        let txn = (batch.is_transactional() && batch.producer_id() >= 0).then(|| batch.producer_id());
+        for r in &records {
+            apply(co, r, txn);
+        }
+    })
+    .await?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// A control batch's marker: `Some(true)` COMMIT, `Some(false)` ABORT, `None` another kind.
+pub fn marker_kind(batch: &engine::batch::BatchView<'_>) -> Option<bool> {
+    let records = decode_records(batch).ok()?;
+    let key = records.first()?.key.as_deref()?;
+    match i16::from_be_bytes(key.get(2..4)?.try_into().ok()?) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+/// One record read back; `txn`: it belongs to that producer's transaction, and counts only
+/// once its COMMIT marker is read.
+fn apply(co: &SharedCoordinator, r: &Record, txn: Option<i64>) {
     let Some(Ok(key)) = r.key.as_deref().map(serde_json::from_slice::<Key>) else {
         return;
     };
@@ -273,7 +327,13 @@ fn apply(co: &SharedCoordinator, r: &Record) {
         Key::Group { group } => return apply_membership(co, group, r),
     };
     let mut c = co.borrow_mut();
-    match r.value.as_deref().map(serde_json::from_slice::<OffsetValue>) {
+    let value = r.value.as_deref().map(serde_json::from_slice::<OffsetValue>);
+    if let (Some(pid), Some(Ok(v))) = (txn, &value) {
+        let committed = Committed { offset: v.offset, leader_epoch: v.leader_epoch, metadata: v.metadata.clone() };
+        c.txn_offsets.entry(pid).or_default().insert((group, topic, partition), committed);
+        return;
+    }
+    match value {
         Some(Ok(v)) => {
             if let Some(g) = c.group_or_create(&group) {
                 g.offsets.insert(

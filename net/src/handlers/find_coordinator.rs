@@ -1,9 +1,10 @@
-//! FindCoordinator: on a single node this broker coordinates every group (key type 0). Inside
-//! the broker the group's coordinator is one shard (see [`crate::coordinator::group::coordinator_partition`]);
-//! transactions (key type 1) come with a later issue and get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: on a single node this broker coordinates every group (key type 0) and
+//! every transactional id (key type 1). Inside the broker the coordinator is one shard (see
+//! [`crate::coordinator::group::coordinator_partition`], [`crate::coordinator::txn::txn_partition`]).
 //!
-//! As in Kafka, the first group lookup creates `__consumer_offsets`, so that cost is paid here,
-//! once, and not by a consumer's JoinGroup or first commit.
+//! As in Kafka, the first lookup creates `__consumer_offsets` (groups) or
+//! `__transaction_state` (transactions), so that cost is paid here, once, and not by a
+//! consumer's JoinGroup or a producer's InitProducerId.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,25 +14,28 @@ use crate::caps::Cluster;
 use crate::errors::code;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// (error code, message) for one key.
 fn lookup(key_type: i8, key: &str) -> (i16, Option<StrBytes>) {
-    if key_type != KEY_TYPE_GROUP {
-        return (
-            code::COORDINATOR_NOT_AVAILABLE,
-            Some(StrBytes::from_static_str("transaction coordinators are not available on this broker yet")),
-        );
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => (code::INVALID_GROUP_ID, Some(StrBytes::from_static_str("empty group id"))),
+        KEY_TYPE_TRANSACTION if key.is_empty() => {
+            (code::INVALID_REQUEST, Some(StrBytes::from_static_str("empty transactional id")))
+        }
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => (code::NONE, None),
+        _ => (code::INVALID_REQUEST, Some(StrBytes::from_static_str("unknown coordinator key type"))),
     }
-    if key.is_empty() {
-        return (crate::errors::code::INVALID_GROUP_ID, Some(StrBytes::from_static_str("empty group id")));
-    }
-    (code::NONE, None)
 }
 
 pub async fn handle(ctx: Cluster<'_>, version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let offsets_topic = if req.key_type == KEY_TYPE_GROUP { ctx.auto_create.offsets_topic().await } else { Ok(()) };
+    let offsets_topic = match req.key_type {
+        KEY_TYPE_GROUP => ctx.auto_create.offsets_topic().await,
+        KEY_TYPE_TRANSACTION => ctx.auto_create.txn_topic().await,
+        _ => Ok(()),
+    };
     let lookup = |key_type: i8, key: &str| match offsets_topic {
-        Err(e) => (e, Some(StrBytes::from_static_str("the offsets topic cannot be created"))),
+        Err(e) => (e, Some(StrBytes::from_static_str("the coordinator's internal topic cannot be created"))),
         Ok(()) => lookup(key_type, key),
     };
     let node = BrokerId(ctx.config.node_id);

@@ -16,11 +16,15 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
     DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest,
     ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind, TopicName,
+    OffsetFetchRequest, OffsetFetchResponse, RequestKind, ResponseKind, TopicName, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -155,6 +159,7 @@ pub async fn route(router: &Router, version: i16, caller: Caller<'_>, request: R
         RequestKind::OffsetDelete(r) => r.group_id.to_string(),
         RequestKind::OffsetFetch(r) => r.group_id.to_string(),
         RequestKind::ConsumerGroupHeartbeat(r) => r.group_id.to_string(),
+        RequestKind::TxnOffsetCommit(r) => r.group_id.to_string(),
         _ => return None,
     };
     let shard = coordinator_shard(router, &group_id);
@@ -248,6 +253,7 @@ pub async fn serve(ctx: &ShardCtx, co: &SharedCoordinator, call: Box<GroupCall>)
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(group::leave(co, version, r)),
         RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(consumer_describe(ctx, co, r)),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, co, r).await),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit(ctx, co, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(co, version, r)),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete(ctx, co, r).await),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe(co, version, r)),
@@ -342,6 +348,7 @@ fn load_in_progress(request: RequestKind, version: i16) -> Option<ResponseKind> 
                 .collect();
             ResponseKind::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))
         }
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_error(r, e)),
         RequestKind::OffsetFetch(r) if version >= 8 => {
             let groups = r
                 .groups
@@ -481,6 +488,141 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// The same error for every partition of a TxnOffsetCommit.
+fn txn_offset_error(req: TxnOffsetCommitRequest, e: i16) -> TxnOffsetCommitResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(e)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The member checks of a transactional commit. A producer that names no member (generation
+/// -1, no member id: `sendOffsetsToTransaction(offsets, groupId)`) is not checked; one that
+/// does must be a current member of the current generation (or epoch). Unlike OffsetCommit, a
+/// rebalance in progress does not refuse it: the commit lands only if the transaction commits.
+fn txn_member_check(c: &group::Coordinator, req: &TxnOffsetCommitRequest) -> i16 {
+    let group_id = req.group_id.as_str();
+    if group_id.is_empty() {
+        return code::INVALID_GROUP_ID;
+    }
+    if req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none() {
+        return code::NONE;
+    }
+    if let Some(cg) = c.consumer_groups.get(group_id) {
+        return match cg.members.get(req.member_id.as_str()) {
+            None => code::UNKNOWN_MEMBER_ID,
+            Some(m) if m.epoch != req.generation_id => code::ILLEGAL_GENERATION,
+            Some(_) => code::NONE,
+        };
+    }
+    let Some(g) = c.group(group_id) else { return code::ILLEGAL_GENERATION };
+    let member = match req.group_instance_id.as_deref() {
+        Some(inst) => match g.statics.get(inst) {
+            Some(m) if *m == req.member_id.as_str() => Some(m),
+            Some(_) => return code::FENCED_INSTANCE_ID,
+            None => None,
+        },
+        None => g.members.get(req.member_id.as_str()).map(|m| &m.id),
+    };
+    if member.is_none() {
+        code::UNKNOWN_MEMBER_ID
+    } else if req.generation_id != g.generation {
+        code::ILLEGAL_GENERATION
+    } else {
+        code::NONE
+    }
+}
+
+/// TxnOffsetCommit: the offsets are written to the group's partition in the producer's
+/// transaction (a transactional batch of its id and epoch) and held pending; they become the
+/// group's committed offsets when the COMMIT marker reaches that partition
+/// ([`group::Coordinator::end_txn_offsets`]).
+async fn txn_offset_commit(
+    ctx: &ShardCtx,
+    co: &SharedCoordinator,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let group_id = req.group_id.to_string();
+    let partition = group::coordinator_partition(&group_id);
+    let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+    let mut err = txn_member_check(&co.borrow(), &req);
+    if err == code::NONE && ctx.config().transaction_partition_verification {
+        let tps = vec![(group::OFFSETS_TOPIC.to_owned(), partition)];
+        let verdict = crate::handlers::txn::verify(&ctx.router, req.transactional_id.as_str(), pid, epoch, tps).await;
+        err = verdict.first().copied().unwrap_or(code::UNKNOWN_SERVER_ERROR);
+    }
+    // (topic index, partition index, (group, topic, partition), offset) of what passed.
+    type Accepted = (usize, usize, (String, String, i32), Committed);
+    let mut accepted: Vec<Accepted> = Vec::new();
+    let mut topics: Vec<TxnOffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
+    for (ti, t) in req.topics.into_iter().enumerate() {
+        let meta = ctx.view.meta(t.name.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for (pi, p) in t.partitions.into_iter().enumerate() {
+            let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
+            let code = if err != code::NONE {
+                err
+            } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions) {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
+                code::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let c = Committed { offset: p.committed_offset, leader_epoch: p.committed_leader_epoch, metadata };
+                accepted.push((ti, pi, (group_id.clone(), t.name.to_string(), p.partition_index), c));
+                code::NONE
+            };
+            partitions.push(
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code),
+            );
+        }
+        topics.push(TxnOffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions));
+    }
+    if accepted.is_empty() {
+        return TxnOffsetCommitResponse::default().with_topics(topics);
+    }
+    let records =
+        accepted.iter().map(|(_, _, (g, topic, p), c)| group_store::offset_record(g, topic, *p, Some(c))).collect();
+    let written = match group_store::ensure_topic(ctx.admin()).await {
+        Ok(()) => {
+            let tp = TopicPartition::new(group::OFFSETS_TOPIC, partition);
+            group_store::append_batch(ctx, tp, &group_store::batch_of(records, Some((pid, epoch)))).await
+        }
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(()) => {
+            let mut c = co.borrow_mut();
+            let pending = c.txn_offsets.entry(pid).or_default();
+            for (_, _, key, value) in accepted {
+                pending.insert(key, value);
+            }
+        }
+        Err(e) => {
+            for (ti, pi, _, _) in &accepted {
+                if let Some(p) = topics.get_mut(*ti).and_then(|t| t.partitions.get_mut(*pi)) {
+                    p.error_code = e;
+                }
+            }
+        }
+    }
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
 /// A topic's partitions with their committed offsets, if any.
 type FetchedTopic = (TopicName, Vec<(i32, Option<Committed>)>);
 
@@ -544,6 +686,20 @@ fn offset_fetch(co: &SharedCoordinator, version: i16, req: OffsetFetchRequest) -
                 OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
             })
             .collect();
+        let mut groups: Vec<OffsetFetchResponseGroup> = groups;
+        if req.require_stable {
+            let c = co.borrow();
+            for g in &mut groups {
+                for t in &mut g.topics {
+                    for p in &mut t.partitions {
+                        if c.has_pending_txn_offset(g.group_id.as_str(), t.name.as_str(), p.partition_index) {
+                            p.error_code = code::UNSTABLE_OFFSET_COMMIT;
+                            p.committed_offset = -1;
+                        }
+                    }
+                }
+            }
+        }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
@@ -564,6 +720,19 @@ fn offset_fetch(co: &SharedCoordinator, version: i16, req: OffsetFetchRequest) -
             OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
         })
         .collect();
+    let mut topics: Vec<OffsetFetchResponseTopic> = topics;
+    // KIP-447: a read_committed consumer asks for stable offsets only (v7).
+    if req.require_stable {
+        let c = co.borrow();
+        for t in &mut topics {
+            for p in &mut t.partitions {
+                if c.has_pending_txn_offset(req.group_id.as_str(), t.name.as_str(), p.partition_index) {
+                    p.error_code = code::UNSTABLE_OFFSET_COMMIT;
+                    p.committed_offset = -1;
+                }
+            }
+        }
+    }
     OffsetFetchResponse::default().with_topics(topics)
 }
 

@@ -4,8 +4,8 @@
 //! never handed out twice, across restarts and kill -9 included: the file names the first id
 //! not yet reserved, and an id is handed out only once a reservation covering it is durable.
 //! Each partition de-duplicates a producer's batches by its id and epoch (see
-//! `replication::producer`). Transactions (a transactional id) come with the transaction
-//! coordinator.
+//! `replication::producer`). A transactional id's producer id comes from its transaction
+//! coordinator (`coordinator::txn`), which takes it from the same blocks.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -99,9 +99,11 @@ fn refused(error_code: i16) -> InitProducerIdResponse {
         .with_producer_epoch(-1)
 }
 
+/// InitProducerId without a transactional id (those go to their coordinator,
+/// `handlers::txn::init_producer_id`).
 pub async fn handle(ids: &ProducerIds, _version: i16, req: InitProducerIdRequest) -> InitProducerIdResponse {
     if req.transactional_id.is_some() {
-        return refused(code::COORDINATOR_NOT_AVAILABLE);
+        return refused(code::INVALID_REQUEST);
     }
     // KIP-360: a known producer asks for an epoch bump (its partitions then expect sequence 0
     // of the new epoch); a new one, or one whose epoch is used up, gets a fresh id.

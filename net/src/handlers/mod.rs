@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod retention;
+pub mod txn;
 pub mod write_txn_markers;
 
 use std::future::Future;

@@ -55,6 +55,9 @@ fn check_producer_batches(batches: &ValidatedBatches, transactional_id: bool) ->
         if meta.attributes & engine::batch::ATTR_CONTROL != 0 {
             return Err((code::INVALID_RECORD, "clients may not write control batches".into()));
         }
+        if meta.producer_id >= 0 && meta.base_sequence < 0 {
+            return Err((code::INVALID_RECORD, "a batch with a producer id needs a sequence number".into()));
+        }
         if meta.attributes & engine::batch::ATTR_TRANSACTIONAL != 0 && !transactional_id {
             return Err((
                 code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -79,15 +82,70 @@ fn stamp_append_time(
     ValidatedBatches::new(bytes, max_bytes)
 }
 
+/// KIP-890 part 1: a transactional batch is written only to a partition its coordinator has
+/// in the producer's ongoing transaction, so a batch arriving after its transaction ended (a
+/// late retry, a zombie) cannot open a transaction nobody will end. Refused items leave
+/// `per_owner` with their error in `topics_out`.
+async fn verify_transactional(
+    ctx: Produce<'_>,
+    transactional_id: Option<&StrBytes>,
+    per_owner: &mut [Vec<(usize, usize, AppendItem)>],
+    topics_out: &mut [TopicProduceResponse],
+) {
+    let Some(transactional_id) = transactional_id.filter(|_| ctx.verify_transactions).map(|s| s.as_str()) else {
+        return;
+    };
+    // (producer id, epoch) → the partitions its transactional batches go to.
+    let mut asks: std::collections::BTreeMap<(i64, i16), Vec<(String, i32)>> = Default::default();
+    for (_, _, item) in per_owner.iter().flatten() {
+        for m in item.batches.batches() {
+            if m.attributes & engine::batch::ATTR_TRANSACTIONAL != 0 && m.producer_id >= 0 {
+                let tp = (item.tp.topic.to_string(), item.tp.partition);
+                let list = asks.entry((m.producer_id, m.producer_epoch)).or_default();
+                if !list.contains(&tp) {
+                    list.push(tp);
+                }
+            }
+        }
+    }
+    let mut refused: std::collections::HashMap<(String, i32), i16> = Default::default();
+    for ((pid, epoch), tps) in asks {
+        let codes = crate::handlers::txn::verify(ctx.router, transactional_id, pid, epoch, tps.clone()).await;
+        for (tp, c) in tps.into_iter().zip(codes) {
+            let c = match c {
+                code::NONE => continue,
+                // The coordinator is loading or gone: a retriable error producers know.
+                code::COORDINATOR_NOT_AVAILABLE | code::COORDINATOR_LOAD_IN_PROGRESS => code::NOT_ENOUGH_REPLICAS,
+                code::INVALID_PRODUCER_ID_MAPPING => code::INVALID_TXN_STATE,
+                other => other,
+            };
+            refused.insert(tp, c);
+        }
+    }
+    if refused.is_empty() {
+        return;
+    }
+    for items in per_owner.iter_mut() {
+        items.retain(|(t, p, item)| {
+            let Some(c) = refused.get(&(item.tp.topic.to_string(), item.tp.partition)) else { return true };
+            let out = &mut topics_out[*t].partition_responses[*p];
+            out.error_code = *c;
+            out.error_message =
+                Some(StrBytes::from_static_str("the partition is not in the producer's ongoing transaction"));
+            false
+        });
+    }
+}
+
 pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> ProduceResponse {
     let now = engine::now_ms();
     let reject_all = if !matches!(req.acks, -1..=1) { Some(code::INVALID_REQUIRED_ACKS) } else { None };
     let transactional_id = req.transactional_id.is_some();
     let durable = req.acks == -1;
-    let shard_count = ctx.router.shard_count();
     // Results in request order; appends grouped per owner, remembering each one's slot.
     let mut topics_out: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
-    let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> = (0..shard_count).map(|_| Vec::new()).collect();
+    let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> =
+        (0..ctx.router.shard_count()).map(|_| Vec::new()).collect();
     // Partitions of LogAppendTime topics: their response carries the broker's timestamp.
     let mut append_time_slots: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
@@ -146,6 +204,7 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
         }
         topics_out.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(parts));
     }
+    verify_transactional(ctx, req.transactional_id.as_deref(), &mut per_owner, &mut topics_out).await;
     let calls: Vec<_> = per_owner
         .into_iter()
         .enumerate()

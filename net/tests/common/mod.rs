@@ -106,14 +106,24 @@ pub fn start(dir: &std::path::Path) -> (Node<net::server::Call>, SocketAddr) {
 }
 
 pub fn start_with(dir: &std::path::Path, door: replication::DoorLimits) -> (Node<net::server::Call>, SocketAddr) {
+    start_configured(dir, door, |_| {})
+}
+
+/// A broker whose settings `edit` changes from the defaults.
+pub fn start_configured(
+    dir: &std::path::Path,
+    door: replication::DoorLimits,
+    edit: impl FnOnce(&mut BrokerConfig),
+) -> (Node<net::server::Call>, SocketAddr) {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let config = BrokerConfig {
+    let mut config = BrokerConfig {
         listen: addr,
         advertised_port: i32::from(port),
         data_dir: dir.to_path_buf(),
         ..BrokerConfig::default()
     };
+    edit(&mut config);
     let shards = ShardSetConfig { shard_count: 2, pin: false, io_memory_bytes: 8 << 20, ..ShardSetConfig::new(dir) };
     let broker = Broker::new(config).expect("broker");
     let set = Node::start(NodeConfig { door, ..NodeConfig::new(shards) }, Some(broker.service())).expect("shards");
