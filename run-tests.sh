@@ -11,6 +11,8 @@ command -v cc >/dev/null || need_apt+=(build-essential)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v kcat >/dev/null || need_apt+=(kcat)
+# The Java client's transactional test program is compiled against ../shared/kafka's jars.
+command -v javac >/dev/null || need_apt+=(openjdk-17-jdk-headless)
 # perf/run.py measures the machine's references with fio and iperf3 (tests/interop/test_perf.py).
 command -v fio >/dev/null || need_apt+=(fio)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)

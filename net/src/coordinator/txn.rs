@@ -182,7 +182,7 @@ pub enum TxnCall {
     },
     List {
         req: ListTransactionsRequest,
-        reply: flume::Sender<Vec<Listed>>,
+        reply: flume::Sender<Result<Vec<Listed>, i16>>,
     },
     /// Whether each partition is in the producer's ongoing transaction (KIP-890).
     Verify {
@@ -525,6 +525,12 @@ pub async fn add_partitions(
         if meta.state.prepared() {
             return all(code::CONCURRENT_TRANSACTIONS);
         }
+        // AddOffsetsToTxn may come before any lookup of the group created the offsets topic.
+        if topics.iter().any(|(t, _)| t.as_str() == crate::coordinator::group::OFFSETS_TOPIC) {
+            if let Err(e) = store::ensure_topic(ctx.admin()).await {
+                return all(e);
+            }
+        }
         // Unknown partitions fail the whole request: the others are not attempted.
         let known = |t: &str, p: i32| ctx.view.meta(t).is_some_and(|m| p >= 0 && p < m.partitions);
         if topics.iter().any(|(t, ps)| ps.iter().any(|p| !known(t.as_str(), *p))) {
@@ -764,11 +770,22 @@ pub async fn serve(ctx: &ShardCtx, txns: &SharedTxns, call: TxnCall) {
         TxnCall::End { version, req, reply } => {
             let _ = reply.send(end_txn(ctx, txns, version, req).await);
         }
+        // Answered from the state read back at start-up: until it is, a live transaction
+        // would look unknown, so the admin client is told to retry instead.
+        TxnCall::Describe { ids, reply } if !wait_loaded(txns).await => {
+            let e = code::COORDINATOR_LOAD_IN_PROGRESS;
+            let _ = reply.send(
+                ids.into_iter().map(|id| Described::default().with_transactional_id(id).with_error_code(e)).collect(),
+            );
+        }
         TxnCall::Describe { ids, reply } => {
             let _ = reply.send(describe(txns, ids));
         }
+        TxnCall::List { reply, .. } if !wait_loaded(txns).await => {
+            let _ = reply.send(Err(code::COORDINATOR_LOAD_IN_PROGRESS));
+        }
         TxnCall::List { req, reply } => {
-            let _ = reply.send(list(txns, &req));
+            let _ = reply.send(Ok(list(txns, &req)));
         }
         TxnCall::Verify { id, producer_id, producer_epoch, tps, reply } => {
             let _ = reply.send(verify(txns, &id, producer_id, producer_epoch, &tps).await);
@@ -796,7 +813,7 @@ pub fn refuse(call: TxnCall) {
             );
         }
         TxnCall::List { reply, .. } => {
-            let _ = reply.send(Vec::new());
+            let _ = reply.send(Err(e));
         }
         TxnCall::Verify { tps, reply, .. } => {
             let _ = reply.send(vec![e; tps.len()]);

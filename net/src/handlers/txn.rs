@@ -118,7 +118,6 @@ pub async fn add_offsets(ctx: &Router, version: i16, req: AddOffsetsToTxnRequest
         .with_producer_id(req.producer_id)
         .with_producer_epoch(req.producer_epoch)
         .with_topics(vec![topic]);
-    // The offsets topic exists once the group has a coordinator (FindCoordinator made it).
     let results = add_one(ctx, version, txn).await;
     let error = results
         .iter()
@@ -126,8 +125,6 @@ pub async fn add_offsets(ctx: &Router, version: i16, req: AddOffsetsToTxnRequest
         .map(|p| p.partition_error_code)
         .find(|c| *c != code::NONE)
         .unwrap_or(code::NONE);
-    // An unknown offsets partition means the offsets topic is not there yet: retriable.
-    let error = if error == code::UNKNOWN_TOPIC_OR_PARTITION { code::COORDINATOR_NOT_AVAILABLE } else { error };
     AddOffsetsToTxnResponse::default().with_error_code(error)
 }
 
@@ -175,7 +172,8 @@ pub async fn list(ctx: &Router, _version: i16, req: ListTransactionsRequest) -> 
             return ListTransactionsResponse::default().with_error_code(code::COORDINATOR_NOT_AVAILABLE);
         }
         match rx.recv_async().await {
-            Ok(states) => out.extend(states),
+            Ok(Ok(states)) => out.extend(states),
+            Ok(Err(e)) => return ListTransactionsResponse::default().with_error_code(e),
             Err(_) => return ListTransactionsResponse::default().with_error_code(code::COORDINATOR_NOT_AVAILABLE),
         }
     }
