@@ -1,6 +1,6 @@
-//! The `odradek` command-line tools for topics, records, groups and configs, in the spirit of
-//! Kafka's scripts, kcat and rpk. They speak plain Kafka protocol through [`crate::client`], so
-//! they work against any Kafka broker.
+//! The `odradek` command-line tools for topics, records, groups, transactions and configs, in
+//! the spirit of Kafka's scripts, kcat and rpk. They speak plain Kafka protocol through
+//! [`crate::client`], so they work against any Kafka broker.
 //!
 //! Every subcommand takes `--bootstrap-server` (env `ODRADEK_BOOTSTRAP_SERVER`, default
 //! `127.0.0.1:9092`) and `--output table|json`. Errors go to stderr with Kafka's error name and
@@ -19,6 +19,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod topic;
+pub mod txn;
 pub mod util;
 
 /// The client subcommands, flattened into the binary's subcommand list beside `serve`.
@@ -32,6 +33,8 @@ pub enum Command {
     Consume(consume::ConsumeArgs),
     /// List, describe, reset the offsets of, and delete consumer groups.
     Group(group::GroupArgs),
+    /// List and describe transactions, and abort a hanging one.
+    Txn(txn::TxnArgs),
     /// Cluster id, controller and brokers.
     Cluster(admin::ClusterArgs),
     /// Describe and alter topic and broker configs.
@@ -90,6 +93,7 @@ pub fn run(command: Command) -> ExitCode {
         Command::Produce(a) => produce::run(a, &mut std::io::stdin().lock(), &mut out),
         Command::Consume(a) => consume::run(a, &mut out),
         Command::Group(a) => group::run(a, &mut out),
+        Command::Txn(a) => txn::run(a, &mut out),
         Command::Cluster(a) => admin::cluster(a, &mut out),
         Command::Config(a) => admin::config(a, &mut out),
     };

@@ -283,8 +283,14 @@ pub struct Client {
     bootstrap: Connection,
     nodes: BTreeMap<i32, Connection>,
     metadata: Metadata,
-    coordinators: BTreeMap<String, i32>,
+    /// Coordinator node per (FindCoordinator key type, key): groups and transactional ids
+    /// apart, as a group and a transactional id may share a name.
+    coordinators: BTreeMap<(i8, String), i32>,
 }
+
+/// FindCoordinator key types.
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 impl Client {
     /// Connects to the first reachable bootstrap broker and loads the cluster's metadata.
@@ -811,12 +817,29 @@ impl Client {
 
     /// The coordinator node of a group (cached), retrying while it is loading.
     pub fn coordinator(&mut self, group: &str) -> Result<i32> {
-        if let Some(n) = self.coordinators.get(group) {
+        self.find_coordinator(KEY_TYPE_GROUP, group, || format!("finding the coordinator of group {group:?}"))
+    }
+
+    /// The coordinator node of a transactional id (cached), retrying while it is loading.
+    pub fn transaction_coordinator(&mut self, transactional_id: &str) -> Result<i32> {
+        let context = || format!("finding the coordinator of transaction {transactional_id:?}");
+        self.find_coordinator(KEY_TYPE_TRANSACTION, transactional_id, context)
+    }
+
+    /// Forgets a transactional id's coordinator (after NOT_COORDINATOR), so the next call
+    /// asks again.
+    pub fn forget_transaction_coordinator(&mut self, transactional_id: &str) {
+        self.coordinators.remove(&(KEY_TYPE_TRANSACTION, transactional_id.to_string()));
+    }
+
+    fn find_coordinator(&mut self, key_type: i8, key: &str, context: impl Fn() -> String) -> Result<i32> {
+        let cache_key = (key_type, key.to_string());
+        if let Some(n) = self.coordinators.get(&cache_key) {
             return Ok(*n);
         }
         let version = self.bootstrap.version(ApiKey::FindCoordinator)?;
-        let mut req = FindCoordinatorRequest::default().with_key_type(0);
-        req = if version >= 4 { req.with_coordinator_keys(vec![s(group)]) } else { req.with_key(s(group)) };
+        let mut req = FindCoordinatorRequest::default().with_key_type(key_type);
+        req = if version >= 4 { req.with_coordinator_keys(vec![s(key)]) } else { req.with_key(s(key)) };
         let mut attempt = 0;
         loop {
             let resp = self.bootstrap.send_version(version, &req)?;
@@ -824,8 +847,7 @@ impl Client {
                 Some(c) if version >= 4 => (c.error_code, c.error_message, c.node_id.0, c.host, c.port),
                 _ => (resp.error_code, resp.error_message, resp.node_id.0, resp.host, resp.port),
             };
-            let r = Error::check(code, message.as_deref(), || format!("finding the coordinator of group {group:?}"));
-            match r {
+            match Error::check(code, message.as_deref(), &context) {
                 Err(e) if e.is_retriable() && attempt < 20 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(100));
@@ -840,7 +862,7 @@ impl Client {
                 port,
                 rack: None,
             });
-            self.coordinators.insert(group.to_string(), node);
+            self.coordinators.insert(cache_key, node);
             return Ok(node);
         }
     }
@@ -933,7 +955,7 @@ impl Client {
             for r in &resp.results {
                 Error::check(r.error_code, None, || format!("deleting group {g:?}"))?;
             }
-            self.coordinators.remove(*g);
+            self.coordinators.remove(&(KEY_TYPE_GROUP, g.to_string()));
         }
         Ok(())
     }

@@ -129,7 +129,15 @@ impl Error {
                     }
                     E::MessageTooLarge => Some("the record is larger than the topic's max.message.bytes"),
                     E::CoordinatorLoadInProgress | E::CoordinatorNotAvailable | E::NotCoordinator => {
-                        Some("the group coordinator is not ready; retry in a moment")
+                        Some("the coordinator (of the group or transactional id) is not ready; retry in a moment")
+                    }
+                    E::TransactionalIdNotFound => Some("list transactions with `odradek txn list`"),
+                    E::TransactionCoordinatorFenced => Some(
+                        "the partition has a marker of a newer coordinator epoch: give that --coordinator-epoch \
+                         (DescribeProducers shows it, e.g. `kafka-transactions.sh describe-producers`)",
+                    ),
+                    E::InvalidProducerEpoch | E::ProducerFenced => {
+                        Some("the producer has a newer epoch in the partition: its older transaction is over")
                     }
                     E::UnknownMemberId | E::IllegalGeneration | E::RebalanceInProgress => {
                         Some("the group is in use by active members; stop them first")

@@ -32,7 +32,9 @@
 //!   [`Record`]), [`Client::fetch`], [`Client::list_offsets`] (earliest/latest/timestamp),
 //!   [`Client::list_groups`], [`Client::describe_group`], [`Client::delete_groups`],
 //!   [`Client::offset_fetch`], [`Client::offset_commit`] (standalone: generation -1),
-//!   [`Client::offset_delete`].
+//!   [`Client::offset_delete`]; transactions: [`Client::list_transactions`],
+//!   [`Client::describe_transactions`] (each id's coordinator found with FindCoordinator),
+//!   [`Client::abort_transaction`] (an ABORT marker straight to the partition's leader).
 //!
 //! Every failure is one [`Error`]: broker errors carry Kafka's error name
 //! (`UNKNOWN_TOPIC_OR_PARTITION`, see [`error::error_name`]) and [`Error::hint`] says what
@@ -58,6 +60,7 @@ mod conn;
 pub mod error;
 pub mod partitioner;
 pub mod records;
+mod txn;
 
 pub use client::{
     AlterOp, BrokerInfo, Client, ClientConfig, ConfigEntry, ConfigResource, FetchOptions, FetchSpec, FetchedPartition,
@@ -68,3 +71,4 @@ pub use conn::Connection;
 pub use engine::records::Record;
 pub use engine::Compression;
 pub use error::{Error, Result};
+pub use txn::{AbortTransactionSpec, TransactionDescription, TransactionListing};
