@@ -55,12 +55,18 @@ pub fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
-/// The `__consumer_offsets` partition of a group: Kafka's `Utils.abs(hashCode) % partitions`
-/// (`Utils.abs` maps `i32::MIN` to 0).
-pub fn coordinator_partition(group_id: &str) -> i32 {
-    let h = java_string_hash(group_id);
+/// The partition of an internal topic with `partitions` partitions that holds `key` (a group
+/// or transactional id): Kafka's `Utils.abs(hashCode) % partitions` (`Utils.abs` maps
+/// `i32::MIN` to 0).
+pub fn key_partition(key: &str, partitions: i32) -> i32 {
+    let h = java_string_hash(key);
     let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % OFFSETS_TOPIC_PARTITIONS
+    abs % partitions
+}
+
+/// The `__consumer_offsets` partition of a group.
+pub fn coordinator_partition(group_id: &str) -> i32 {
+    key_partition(group_id, OFFSETS_TOPIC_PARTITIONS)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

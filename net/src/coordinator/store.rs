@@ -160,18 +160,7 @@ pub async fn persist_loop(ctx: &ShardCtx, co: &SharedCoordinator) {
 
 /// Creates `__consumer_offsets` (compacted) on first use.
 pub async fn ensure_topic(ctx: Admin<'_>) -> Result<(), i16> {
-    if ctx.topics.get(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
-    match admin::create_topic(ctx, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, configs, false).await {
-        Ok(_) => Ok(()),
-        Err((c, _)) if c == code::TOPIC_ALREADY_EXISTS => Ok(()),
-        Err((_, msg)) => {
-            eprintln!("cannot create {OFFSETS_TOPIC}: {msg}");
-            Err(code::COORDINATOR_NOT_AVAILABLE)
-        }
-    }
+    admin::ensure_internal_topic(ctx, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS).await
 }
 
 /// Appends `records` to the group's partition and waits until they are durable.

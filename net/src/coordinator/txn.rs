@@ -67,7 +67,6 @@ use replication::{Marker, MarkerItem, PartitionError};
 use serde::{Deserialize, Serialize};
 
 use crate::caps::Admin;
-use crate::coordinator::group::java_string_hash;
 use crate::coordinator::store;
 use crate::errors::code;
 use crate::handlers::admin;
@@ -85,9 +84,7 @@ const LOAD_WAIT: Duration = Duration::from_secs(2);
 
 /// The `__transaction_state` partition of a transactional id (Kafka's placement).
 pub fn txn_partition(id: &str) -> i32 {
-    let h = java_string_hash(id);
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % TXN_TOPIC_PARTITIONS
+    crate::coordinator::group::key_partition(id, TXN_TOPIC_PARTITIONS)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,18 +221,7 @@ fn fenced(fenced_supported: bool) -> i16 {
 
 /// Creates `__transaction_state` (compacted) on first use.
 pub async fn ensure_topic(ctx: Admin<'_>) -> Result<(), i16> {
-    if ctx.topics.get(TXN_TOPIC).is_some() {
-        return Ok(());
-    }
-    let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
-    match admin::create_topic(ctx, TXN_TOPIC, TXN_TOPIC_PARTITIONS, configs, false).await {
-        Ok(_) => Ok(()),
-        Err((c, _)) if c == code::TOPIC_ALREADY_EXISTS => Ok(()),
-        Err((_, msg)) => {
-            eprintln!("cannot create {TXN_TOPIC}: {msg}");
-            Err(code::COORDINATOR_NOT_AVAILABLE)
-        }
-    }
+    admin::ensure_internal_topic(ctx, TXN_TOPIC, TXN_TOPIC_PARTITIONS).await
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -828,7 +814,8 @@ mod tests {
     #[test]
     fn placement_is_kafkas() {
         // Kafka: Utils.abs("my-txn".hashCode()) % 50.
-        assert_eq!(txn_partition("my-txn"), java_string_hash("my-txn").abs() % 50);
+        let h = crate::coordinator::group::java_string_hash("my-txn");
+        assert_eq!(txn_partition("my-txn"), h.abs() % 50);
         assert!((0..TXN_TOPIC_PARTITIONS).contains(&txn_partition("")));
     }
 

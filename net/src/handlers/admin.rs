@@ -40,6 +40,23 @@ pub fn log_config_of(broker: &crate::config::BrokerConfig, configs: &BTreeMap<St
     c
 }
 
+/// Creates a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`),
+/// compacted, on first use; a failure is the coordinator's COORDINATOR_NOT_AVAILABLE.
+pub async fn ensure_internal_topic(ctx: Admin<'_>, name: &str, partitions: i32) -> Result<(), i16> {
+    if ctx.topics.get(name).is_some() {
+        return Ok(());
+    }
+    let configs = BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]);
+    match create_topic(ctx, name, partitions, configs, false).await {
+        Ok(_) => Ok(()),
+        Err((c, _)) if c == code::TOPIC_ALREADY_EXISTS => Ok(()),
+        Err((_, msg)) => {
+            eprintln!("cannot create {name}: {msg}");
+            Err(code::COORDINATOR_NOT_AVAILABLE)
+        }
+    }
+}
+
 /// Creates a topic and its partitions. With `validate_only`, only checks.
 pub async fn create_topic(
     ctx: Admin<'_>,

@@ -410,6 +410,27 @@ fn consumer_describe(
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
 
+/// One partition of an OffsetCommit or TxnOffsetCommit: the offset to write, or the error to
+/// answer (`err`, the request's own, comes first). `offset`: (offset, leader epoch, metadata).
+fn judge_offset(
+    err: i16,
+    topic: Option<&crate::topics::TopicMeta>,
+    partition: i32,
+    offset: (i64, i32, Option<StrBytes>),
+) -> Result<Committed, i16> {
+    let (offset, leader_epoch, metadata) = offset;
+    let metadata = metadata.map(|m| m.to_string()).unwrap_or_default();
+    if err != code::NONE {
+        Err(err)
+    } else if !topic.is_some_and(|m| partition >= 0 && partition < m.partitions) {
+        Err(code::UNKNOWN_TOPIC_OR_PARTITION)
+    } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
+        Err(code::OFFSET_METADATA_TOO_LARGE)
+    } else {
+        Ok(Committed { offset, leader_epoch, metadata })
+    }
+}
+
 async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = req.group_id.to_string();
     let consumer_check =
@@ -441,17 +462,13 @@ async fn offset_commit(ctx: &ShardCtx, co: &SharedCoordinator, req: OffsetCommit
         let meta = ctx.view.meta(t.name.as_str());
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for (pi, p) in t.partitions.into_iter().enumerate() {
-            let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
-            let code = if err != code::NONE {
-                err
-            } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions) {
-                code::UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
-                code::OFFSET_METADATA_TOO_LARGE
-            } else {
-                let c = Committed { offset: p.committed_offset, leader_epoch: p.committed_leader_epoch, metadata };
-                accepted.push((ti, pi, (t.name.to_string(), p.partition_index), c));
-                code::NONE
+            let offset = (p.committed_offset, p.committed_leader_epoch, p.committed_metadata);
+            let code = match judge_offset(err, meta.as_deref(), p.partition_index, offset) {
+                Ok(c) => {
+                    accepted.push((ti, pi, (t.name.to_string(), p.partition_index), c));
+                    code::NONE
+                }
+                Err(e) => e,
             };
             partitions.push(
                 OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code),
@@ -572,17 +589,13 @@ async fn txn_offset_commit(
         let meta = ctx.view.meta(t.name.as_str());
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for (pi, p) in t.partitions.into_iter().enumerate() {
-            let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
-            let code = if err != code::NONE {
-                err
-            } else if !meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions) {
-                code::UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > group::OFFSET_METADATA_BYTES_MAX {
-                code::OFFSET_METADATA_TOO_LARGE
-            } else {
-                let c = Committed { offset: p.committed_offset, leader_epoch: p.committed_leader_epoch, metadata };
-                accepted.push((ti, pi, (group_id.clone(), t.name.to_string(), p.partition_index), c));
-                code::NONE
+            let offset = (p.committed_offset, p.committed_leader_epoch, p.committed_metadata);
+            let code = match judge_offset(err, meta.as_deref(), p.partition_index, offset) {
+                Ok(c) => {
+                    accepted.push((ti, pi, (group_id.clone(), t.name.to_string(), p.partition_index), c));
+                    code::NONE
+                }
+                Err(e) => e,
             };
             partitions.push(
                 TxnOffsetCommitResponsePartition::default()
