@@ -230,12 +230,15 @@ def test_java_verifiable_producer_resends_after_lost_answers_are_stored_once(pro
     create_topic(b, topic_name)
     n = 1500
     conf = tmp_path / "producer.properties"
-    conf.write_text("enable.idempotence=true\nretries=1000000\nlinger.ms=2\nbatch.size=2048\nretry.backoff.ms=20\n"
+    # Small batches, paced: about a hundred Produce requests, so every fourth answer lost is many cuts,
+    # however fast the machine (unpaced, the tool packed 1,500 records in ~10 requests: 2 cuts some runs).
+    conf.write_text("enable.idempotence=true\nretries=1000000\nlinger.ms=2\nbatch.size=256\nretry.backoff.ms=20\n"
                     "request.timeout.ms=10000\ndelivery.timeout.ms=120000\n")
     env = dict(os.environ, LOG_DIR=str(tmp_path / "logs"))
     out = subprocess.run(
         [os.path.join(KAFKA, "bin", "kafka-verifiable-producer.sh"), "--bootstrap-server", proxy.bootstrap,
-         "--topic", topic_name, "--max-messages", str(n), "--acks", "-1", "--producer.config", str(conf)],
+         "--topic", topic_name, "--max-messages", str(n), "--throughput", "1000", "--acks", "-1",
+             "--producer.config", str(conf)],
         capture_output=True, text=True, env=env, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     assert '"name":"tool_data"' in out.stdout and f'"acked":{n}' in out.stdout, out.stdout[-2000:]
