@@ -56,6 +56,8 @@ pub trait Storage: Clone + 'static {
     async fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     async fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     async fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists (atomically, as rename(2) does).
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Reads a small whole file (indexes, checkpoints); `None` if missing.
@@ -228,6 +230,10 @@ pub mod dma {
                 r => r,
             })
             .await
+        }
+        async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            let (from, to) = (from.to_path_buf(), to.to_path_buf());
+            blocking(move || std::fs::rename(&from, &to)).await
         }
         async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
             let dir = dir.to_path_buf();
@@ -455,6 +461,12 @@ pub mod mem {
             let mut st = self.state.borrow_mut();
             st.files.retain(|p, _| !p.starts_with(dir));
             st.dirs.retain(|p| !p.starts_with(dir));
+            Ok(())
+        }
+        async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            let mut st = self.state.borrow_mut();
+            let f = st.files.remove(from).ok_or_else(|| not_found(from))?;
+            st.files.insert(to.to_path_buf(), f);
             Ok(())
         }
         async fn sync_dir(&self, _dir: &Path) -> io::Result<()> {

@@ -22,7 +22,8 @@
 //! - [`segment`], [`index`]: data files, the aligned write buffer, sparse offset/time indexes,
 //!   recovery scans.
 //! - [`log`]: a partition log: append with group commit, reads from the tail cache or disk,
-//!   timestamp lookup, roll, truncate, delete-before, leader epochs, recovery on open.
+//!   timestamp lookup, roll, truncate, delete-before, leader epochs, recovery on open, and the
+//!   log cleaner (compaction).
 //! - [`commit`]: a shard's group write and group commit across all its logs (what acks wait for).
 //! - [`budget`]: a shard's memory budget for write buffers and tail caches.
 //! - [`shard`]: executors, the default placement, the per-shard log registry (storage only).
@@ -33,7 +34,8 @@
 //! - A batch acknowledged through a shard at all (acks=0/1 too) is on the device first, so it
 //!   survives a crash of the process ([`commit`]).
 //! - A corrupt batch is never served: recovery cuts a bad tail, and reads from disk verify CRCs.
-//! - Offsets are dense and increasing across segments.
+//! - Offsets are increasing across segments and dense but where the log cleaner removed
+//!   records (compacted topics); a cleaned segment covers exactly the offsets it replaced.
 //!
 //! ## Limits
 //!

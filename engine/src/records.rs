@@ -360,20 +360,7 @@ impl BatchBuilder {
         let mut max_ts = self.base_timestamp;
         for (i, r) in self.records.iter().enumerate() {
             max_ts = max_ts.max(r.timestamp);
-            let mut rec = BytesMut::new();
-            rec.put_i8(0);
-            write_varlong(&mut rec, r.timestamp - self.base_timestamp);
-            write_varint(&mut rec, i as i32);
-            put_nullable(&mut rec, r.key.as_deref());
-            put_nullable(&mut rec, r.value.as_deref());
-            write_varint(&mut rec, r.headers.len() as i32);
-            for (k, v) in &r.headers {
-                write_varint(&mut rec, k.len() as i32);
-                rec.put_slice(k.as_bytes());
-                put_nullable(&mut rec, v.as_deref());
-            }
-            write_varint(&mut body, rec.len() as i32);
-            body.put_slice(&rec);
+            encode_record(&mut body, r, i as i32, r.timestamp - self.base_timestamp);
         }
         let payload = match self.compression {
             Compression::None => body.to_vec(),
@@ -398,6 +385,53 @@ impl BatchBuilder {
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         out
     }
+}
+
+/// Appends one record (length-prefixed) to a batch body.
+fn encode_record(body: &mut BytesMut, r: &Record, offset_delta: i32, timestamp_delta: i64) {
+    let mut rec = BytesMut::new();
+    rec.put_i8(0);
+    write_varlong(&mut rec, timestamp_delta);
+    write_varint(&mut rec, offset_delta);
+    put_nullable(&mut rec, r.key.as_deref());
+    put_nullable(&mut rec, r.value.as_deref());
+    write_varint(&mut rec, r.headers.len() as i32);
+    for (k, v) in &r.headers {
+        write_varint(&mut rec, k.len() as i32);
+        rec.put_slice(k.as_bytes());
+        put_nullable(&mut rec, v.as_deref());
+    }
+    write_varint(body, rec.len() as i32);
+    body.put_slice(&rec);
+}
+
+/// The batch `original` with only `kept` of its records (a subset, in offset order), as the log
+/// cleaner writes it: the header keeps everything but the record count, the length and the CRC
+/// (base offset, last offset delta, timestamps, producer id, epoch, sequence, attributes and
+/// leader epoch), so offsets and the producer's sequence range stay what they were, and the
+/// records keep their offset and timestamp deltas. Compressed with the original codec.
+pub fn rebuild_batch(original: &BatchView<'_>, kept: &[Record]) -> BytesMut {
+    let h = original.header();
+    let base_offset = h.base_offset.get();
+    let base_ts = h.base_timestamp.get();
+    let mut body = BytesMut::new();
+    for r in kept {
+        let delta = i32::try_from(r.offset - base_offset).unwrap_or(i32::MAX);
+        encode_record(&mut body, r, delta, r.timestamp.wrapping_sub(base_ts));
+    }
+    let payload = match original.compression() {
+        Compression::None => body.to_vec(),
+        c => compress(c, &body),
+    };
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + payload.len());
+    out.put_slice(&original.bytes()[..HEADER_BYTES]);
+    out.put_slice(&payload);
+    let length = (HEADER_BYTES - batch::LOG_OVERHEAD + payload.len()) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    let crc = batch::compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 fn put_nullable(out: &mut BytesMut, v: Option<&[u8]>) {

@@ -39,10 +39,18 @@ pub fn time_index_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{base:020}.timeindex"))
 }
 
-/// Removes the segment at `base`: its data file and both indexes. Recovery (a damaged tail)
-/// and retention (segments before the log start) delete segments this one way.
+/// A cleaned segment's end: the offset after the last offset it covers, which is past its last
+/// batch when the cleaner removed the records at its end. Recovery reads it to tell a range
+/// the cleaner emptied from a segment that went missing.
+pub fn covered_end_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{base:020}.cleaned"))
+}
+
+/// Removes the segment at `base`: its data file, both indexes and its covered end. Recovery (a
+/// damaged tail), retention (segments before the log start) and the cleaner (replaced
+/// segments) delete segments this one way.
 pub async fn remove_files<S: Storage>(storage: &S, dir: &Path, base: i64) -> io::Result<()> {
-    for p in [data_path(dir, base), index_path(dir, base), time_index_path(dir, base)] {
+    for p in [data_path(dir, base), index_path(dir, base), time_index_path(dir, base), covered_end_path(dir, base)] {
         storage.remove(&p).await?;
     }
     Ok(())
@@ -201,8 +209,44 @@ impl<F: SegmentFile> Segment<F> {
         if seg.size > 0 {
             seg.first_append_ms = Some(now_ms);
         }
+        // A cleaned segment covers offsets past its last batch (see `covered_end_path`).
+        if let Some(b) = storage.read_small(&covered_end_path(dir, base_offset)).await? {
+            let end = std::str::from_utf8(&b).ok().and_then(|t| t.trim().parse::<i64>().ok());
+            if let Some(end) = end.filter(|&e| e > seg.next_offset && e - base_offset <= i64::from(u32::MAX)) {
+                seg.next_offset = end;
+            }
+        }
         seg.load_partial_block().await?;
         Ok((seg, cut_garbage))
+    }
+
+    /// A segment the cleaner wrote to `file`: `batches` (positions in the file) fill `[0, size)`,
+    /// all on the device and synced, and it covers offsets up to `covered_end`. Sealed: it
+    /// holds no write buffer and is never appended to.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cleaned(
+        file: F,
+        base_offset: i64,
+        batches: &[ScannedBatch],
+        size: u64,
+        covered_end: i64,
+        index_interval_bytes: u64,
+        chunk_bytes: usize,
+        now_ms: i64,
+    ) -> Self {
+        let mut seg = Self::from_parts(file, base_offset, index_interval_bytes, chunk_bytes);
+        for b in batches {
+            seg.note_batch(b);
+            if seg.scanned_epochs.last().is_none_or(|&(e, _)| b.leader_epoch > e) {
+                seg.scanned_epochs.push((b.leader_epoch, b.base_offset));
+            }
+        }
+        seg.size = size;
+        seg.written = size;
+        seg.next_offset = seg.next_offset.max(covered_end);
+        seg.first_append_ms = (size > 0).then_some(now_ms);
+        seg.chunk_pos = align_down(size);
+        seg
     }
 
     fn note_batch(&mut self, b: &ScannedBatch) {
@@ -445,11 +489,14 @@ impl<F: SegmentFile> Segment<F> {
         assert_eq!(self.written, self.size, "truncate with unwritten data");
         let mut cut = self.size;
         let mut pos = self.position_for(offset);
-        // Find the first batch to drop.
+        // Find the first batch to drop; the segment ends where it began (or, if none is dropped,
+        // at `offset` or the end it covered, whichever is lower).
+        let mut new_end = offset.min(self.next_offset);
         let scan = self.scan(pos, i64::MIN, self.size).await.map_err(|e| io::Error::other(e.to_string()))?;
         for b in &scan.batches {
             if b.last_offset >= offset {
                 cut = b.position;
+                new_end = b.base_offset;
                 break;
             }
             pos = b.position + b.size;
@@ -466,6 +513,9 @@ impl<F: SegmentFile> Segment<F> {
         for b in &rescan.batches {
             self.note_batch(b);
         }
+        // A cleaned segment may cover offsets past its last kept batch: up to the cut it still
+        // does, so no offset below the cut is handed out again.
+        self.next_offset = self.next_offset.max(new_end);
         self.size = cut;
         self.written = cut;
         self.first_append_ms = if cut > 0 { self.first_append_ms.or(Some(now_ms)) } else { None };

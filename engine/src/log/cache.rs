@@ -63,6 +63,18 @@ impl TailCache {
             }
         }
     }
+    /// Drops the cached batches wholly below `offset` (the cleaner rewrote them on the device).
+    pub(super) fn drop_below(&mut self, offset: i64) {
+        while let Some(b) = self.batches.front() {
+            if b.last_offset >= offset {
+                break;
+            }
+            let n = b.bytes.len();
+            self.bytes -= n;
+            self.budget.cache_removed(n);
+            self.batches.pop_front();
+        }
+    }
     pub(super) fn clear(&mut self) {
         self.batches.clear();
         self.budget.cache_removed(self.bytes);

@@ -36,8 +36,10 @@ use crate::segment::{self, ReadError, Segment};
 use crate::sync::{LocalMutex, Notify};
 
 use cache::TailCache;
+pub use cleaner::{CleanStats, CleanerConfig};
 
 mod cache;
+mod cleaner;
 mod reader;
 mod recovery;
 mod retention;
@@ -292,6 +294,7 @@ pub struct PartitionLog<S: Storage> {
     stats: Cell<LogStats>,
     budget: Rc<MemoryBudget>,
     commit_want: Cell<CommitWant>,
+    cleaner: Cell<cleaner::CleanerState>,
 }
 
 /// Counters of the I/O a log did, for benchmarks and metrics.

@@ -51,6 +51,18 @@ async fn reopen_active<S: Storage>(
     Ok(())
 }
 
+/// Completes every cleaner swap a crash interrupted after its commit point (see
+/// [`super::cleaner`]): the cleaned segment replaces the segments its range covers.
+async fn finish_swaps<S: Storage>(storage: &S, dir: &Path) -> Result<(), LogError> {
+    let names = storage.list(dir).await?;
+    let bases: Vec<i64> =
+        names.iter().filter_map(|n| n.strip_suffix(".log").and_then(|stem| stem.parse::<i64>().ok())).collect();
+    for (base, end) in names.iter().filter_map(|n| super::cleaner::parse_swap_name(n)) {
+        super::cleaner::complete_swap(storage, dir, base, end, &bases).await?;
+    }
+    Ok(())
+}
+
 /// Opens the segments at `bases` (sorted) in order while the log continues: the scan stops at a
 /// segment that does not start where the previous one ended, or after one whose tail was cut in
 /// the middle of the log, and deletes the segments from there on.
@@ -144,6 +156,7 @@ impl<S: Storage> PartitionLog<S> {
         budget: Rc<MemoryBudget>,
     ) -> Result<(Rc<Self>, RecoveryReport), LogError> {
         storage.create_dir_all(dir).await?;
+        finish_swaps(&storage, dir).await?;
         let mut bases: Vec<i64> = Vec::new();
         let names = storage.list(dir).await?;
         for name in &names {
@@ -214,6 +227,7 @@ impl<S: Storage> PartitionLog<S> {
             stats: Cell::new(LogStats::default()),
             budget,
             commit_want: Cell::new(CommitWant::default()),
+            cleaner: Cell::new(Default::default()),
         });
         if epochs_cut {
             log.persist_epochs().await?;

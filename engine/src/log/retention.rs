@@ -70,6 +70,13 @@ impl<S: Storage> PartitionLog<S> {
             let b = self.inner.borrow().active().base_offset;
             let _ = self.storage.remove(&segment::index_path(&self.dir, b)).await;
             let _ = self.storage.remove(&segment::time_index_path(&self.dir, b)).await;
+            // A cleaned segment's covered end moves to the cut (see `Segment::truncate_to`).
+            let end = self.inner.borrow().active().next_offset;
+            if let Err(e) =
+                self.storage.write_small(&segment::covered_end_path(&self.dir, b), end.to_string().as_bytes()).await
+            {
+                return Err(self.poison("writing a segment's covered end", &e));
+            }
         } else {
             match Segment::create(
                 &self.storage,

@@ -1,0 +1,611 @@
+//! The log cleaner: compaction of a log's sealed segments, keeping the latest record of every
+//! key (Kafka's `cleanup.policy=compact`).
+//!
+//! One pass: pick the cleanable range (sealed segments below the caller's upper bound — the
+//! last stable offset — and old enough for `min.compaction.lag.ms`), and clean it when its
+//! dirty part (what the last pass did not see) is at least `min.cleanable.dirty.ratio` of it,
+//! when its oldest dirty record waited `max.compaction.lag.ms`, or when a kept tombstone's
+//! `delete.retention.ms` ran out. It builds a map from each key's hash to its latest offset in
+//! the dirty part (bounded by `dedupe_buffer_bytes`: the dirty part is cut short when the map is
+//! full), then rewrites the segments from the log start to the map's end, group by group (as
+//! many consecutive segments as fit in `segment.bytes`): a record stays if no later record of
+//! its key is in the map; a tombstone also goes once its batch is `delete.retention.ms` old;
+//! records of aborted transactions go; control batches (transaction markers) stay.
+//!
+//! Invariants: offsets never change, so a reader's position stays valid; a rewritten batch keeps
+//! its header (base offset, last offset delta, producer id, epoch and sequence) and records keep
+//! their deltas; the active segment is never touched; a cleaned segment covers exactly the
+//! offsets its group did (`segment::covered_end_path`), so recovery still tells a range the
+//! cleaner emptied from a missing segment.
+//!
+//! Crash safety: a group is written to `<base>.log.cleaning.tmp` and synced; renaming it to
+//! `<base>.<end>.swap` is the commit point; then the group's old files go, the covered end is
+//! written and the swap file becomes `<base>.log`. Recovery deletes `.tmp` files (the old
+//! segments are intact) and completes any swap it finds ([`complete_swap`]), so a kill at any
+//! moment leaves either the old segments or the cleaned one, never both, never neither.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::{LogError, PartitionLog};
+use crate::batch::{self, BatchView};
+use crate::io::{align_up, IoBuf, SegmentFile, Storage};
+use crate::records;
+use crate::segment::{self, ReadError, ScannedBatch, Segment};
+
+/// What the cleaner of one log is told (the topic's configs and the shard's share of the
+/// broker's cleaner settings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerConfig {
+    /// `delete.retention.ms`: how long a tombstone stays after its batch's timestamp.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a segment with a record younger than this is not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record this old forces a pass whatever the ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Memory for the key map (`log.cleaner.dedupe.buffer.size`, this shard's share).
+    pub dedupe_buffer_bytes: usize,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        Self {
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+            dedupe_buffer_bytes: 128 << 20,
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+    pub segments_before: usize,
+    pub segments_after: usize,
+    /// Offsets below this are clean now (the next pass's dirty part starts here).
+    pub cleaned_to: i64,
+}
+
+/// A log's cleaning state: kept in `cleaner-offset-checkpoint` beside the segments.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CleanerState {
+    loaded: bool,
+    /// Offsets below this were seen by a pass (the clean part).
+    cleaned_to: i64,
+    /// When the oldest kept tombstone's `delete.retention.ms` runs out (a pass is due then).
+    tombstone_deadline: Option<i64>,
+}
+
+const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+/// Bytes the key map spends per key (hash, offset and the table's overhead).
+const MAP_ENTRY_BYTES: usize = 48;
+/// How much the cleaner reads at once.
+const READ_BYTES: usize = 1 << 20;
+
+fn key_hash(key: &[u8]) -> u128 {
+    // Two independent 64-bit hashes: a collision would drop a live key's record, so the map
+    // keys are 128 bits wide (as Kafka's 16-byte digests).
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    0x9e37_79b9_7f4a_7c15_u64.hash(&mut b);
+    key.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+pub(super) fn swap_path(dir: &Path, base: i64, end: i64) -> PathBuf {
+    dir.join(format!("{base:020}.{end:020}.swap"))
+}
+
+/// The `(base, end)` of a swap file's name.
+pub(super) fn parse_swap_name(name: &str) -> Option<(i64, i64)> {
+    let stem = name.strip_suffix(".swap")?;
+    let (b, e) = stem.split_once('.')?;
+    Some((b.parse().ok()?, e.parse().ok()?))
+}
+
+/// Finishes replacing the segments based in `[base, end)` (`bases`: those present) by the
+/// cleaned segment in the swap file: removes them, records the covered end and renames the swap
+/// file to the segment's name. Idempotent: recovery repeats it after a crash.
+pub(super) async fn complete_swap<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    base: i64,
+    end: i64,
+    bases: &[i64],
+) -> io::Result<()> {
+    for &b in bases.iter().filter(|&&b| b >= base && b < end) {
+        segment::remove_files(storage, dir, b).await?;
+    }
+    storage.write_small(&segment::covered_end_path(dir, base), end.to_string().as_bytes()).await?;
+    storage.rename(&swap_path(dir, base, end), &segment::data_path(dir, base)).await?;
+    storage.sync_dir(dir).await
+}
+
+/// One sealed segment as a pass sees it.
+struct SegInfo<F> {
+    base: i64,
+    next: i64,
+    size: u64,
+    max_timestamp: i64,
+    file: Rc<F>,
+    first_position: u64,
+}
+
+impl<F> Clone for SegInfo<F> {
+    fn clone(&self) -> Self {
+        Self { file: self.file.clone(), ..*self }
+    }
+}
+
+/// Reads a segment's batches in order from a batch boundary, a chunk of whole batches at a time
+/// (callers skip the batches below the offset they start at).
+struct Cursor<'a, F: SegmentFile> {
+    file: &'a F,
+    base: i64,
+    pos: u64,
+    size: u64,
+}
+
+impl<F: SegmentFile> Cursor<'_, F> {
+    /// The next run of whole batches (empty at the end of the segment).
+    async fn next_chunk(&mut self) -> Result<Vec<u8>, ReadError> {
+        if self.pos >= self.size {
+            return Ok(Vec::new());
+        }
+        let reader = segment::DiskReader { file: self.file, base_offset: self.base, written: self.size };
+        let bytes = reader.read(self.pos, i64::MIN, READ_BYTES, i64::MAX).await?;
+        self.pos = if bytes.is_empty() { self.size } else { self.pos + bytes.len() as u64 };
+        Ok(bytes)
+    }
+}
+
+fn corrupt(base: i64, e: impl std::fmt::Display) -> LogError {
+    LogError::Read(ReadError::Corrupt { base_offset: base, position: 0, reason: e.to_string() })
+}
+
+/// Whether a transactional batch of `producer_id` at `offset` belongs to an aborted transaction
+/// (`aborted`: producer id, first offset, last offset).
+fn is_aborted(aborted: &[(i64, i64, i64)], producer_id: i64, offset: i64) -> bool {
+    aborted.iter().any(|&(p, first, last)| p == producer_id && first <= offset && offset <= last)
+}
+
+/// The key map of a pass: each key's latest offset in the dirty part below `end`.
+struct OffsetMap {
+    latest: HashMap<u128, i64>,
+    end: i64,
+}
+
+/// The plan of one pass.
+struct Plan<F> {
+    /// Sealed segments from the log start to the cleanable end, in order.
+    segments: Vec<SegInfo<F>>,
+    dirty_start: i64,
+}
+
+/// An output segment being written: aligned chunks out of one buffer.
+struct Output<F: SegmentFile> {
+    file: F,
+    buf: F::Buf,
+    buf_pos: u64,
+    used: usize,
+    size: u64,
+    batches: Vec<ScannedBatch>,
+}
+
+impl<F: SegmentFile> Output<F> {
+    async fn push(&mut self, view: &BatchView<'_>) -> io::Result<()> {
+        let bytes = view.bytes();
+        self.batches.push(ScannedBatch {
+            position: self.size,
+            size: bytes.len() as u64,
+            base_offset: view.base_offset(),
+            last_offset: view.last_offset(),
+            max_timestamp: view.max_timestamp(),
+            leader_epoch: view.header().partition_leader_epoch.get(),
+        });
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let cap = self.buf.as_bytes().len();
+            let n = rest.len().min(cap - self.used);
+            self.buf.as_bytes_mut()[self.used..self.used + n].copy_from_slice(&rest[..n]);
+            self.used += n;
+            self.size += n as u64;
+            rest = &rest[n..];
+            if self.used == cap {
+                let full = std::mem::replace(&mut self.buf, self.file.alloc(cap));
+                self.file.write_at(full, self.buf_pos).await?;
+                self.buf_pos += cap as u64;
+                self.used = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the rest, trims the file to its content and syncs it.
+    async fn finish(mut self) -> io::Result<(F, u64, Vec<ScannedBatch>)> {
+        if self.used > 0 {
+            let padded = align_up(self.used as u64) as usize;
+            self.buf.as_bytes_mut()[self.used..padded].fill(0);
+            let mut last = std::mem::replace(&mut self.buf, self.file.alloc(crate::io::ALIGN));
+            last.trim_to(padded);
+            self.file.write_at(last, self.buf_pos).await?;
+        }
+        self.file.truncate(self.size).await?;
+        self.file.sync().await?;
+        Ok((self.file, self.size, self.batches))
+    }
+}
+
+impl<S: Storage> PartitionLog<S> {
+    async fn cleaner_state(&self) -> Result<CleanerState, LogError> {
+        let st = self.cleaner.get();
+        if st.loaded {
+            return Ok(st);
+        }
+        let mut st = CleanerState { loaded: true, ..CleanerState::default() };
+        if let Some(b) = self.storage.read_small(&self.dir.join(CHECKPOINT_FILE)).await? {
+            let text = String::from_utf8_lossy(&b);
+            let mut it = text.split_whitespace();
+            st.cleaned_to = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            st.tombstone_deadline = it.next().and_then(|v| v.parse().ok()).filter(|&d: &i64| d >= 0);
+        }
+        self.cleaner.set(st);
+        Ok(st)
+    }
+
+    async fn save_cleaner_state(&self, st: CleanerState) -> Result<(), LogError> {
+        self.cleaner.set(st);
+        let text = format!("{} {}", st.cleaned_to, st.tombstone_deadline.unwrap_or(-1));
+        match self.storage.write_small(&self.dir.join(CHECKPOINT_FILE), text.as_bytes()).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison("writing the cleaner checkpoint", &e)),
+        }
+    }
+
+    /// Offsets below this were seen by a cleaning pass.
+    pub fn cleaned_to(&self) -> i64 {
+        self.cleaner.get().cleaned_to
+    }
+
+    /// The sealed segments a pass may clean: from the log start, each below `upper` and the
+    /// high watermark, and not younger than `min.compaction.lag.ms`.
+    fn cleanable_segments(&self, now_ms: i64, cfg: &CleanerConfig, upper: i64) -> Vec<SegInfo<S::File>> {
+        let inner = self.inner.borrow();
+        let upper = upper.min(inner.high_watermark);
+        let active = inner.active().base_offset;
+        let start = inner.log_start_offset;
+        let mut out = Vec::new();
+        for s in inner.segments.values() {
+            if s.base_offset == active || s.next_offset > upper {
+                break;
+            }
+            if cfg.min_compaction_lag_ms > 0 && s.max_timestamp > now_ms.saturating_sub(cfg.min_compaction_lag_ms) {
+                break;
+            }
+            if s.next_offset <= start {
+                continue;
+            }
+            out.push(SegInfo {
+                base: s.base_offset,
+                next: s.next_offset,
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+                file: s.file.clone(),
+                first_position: s.position_for(start.max(s.base_offset)),
+            });
+        }
+        out
+    }
+
+    /// Decides whether a pass is due now and over what.
+    async fn plan(&self, now_ms: i64, cfg: &CleanerConfig, upper: i64) -> Result<Option<Plan<S::File>>, LogError> {
+        let st = self.cleaner_state().await?;
+        let segments = self.cleanable_segments(now_ms, cfg, upper);
+        let Some(last) = segments.last() else { return Ok(None) };
+        let end = last.next;
+        let dirty_start = st.cleaned_to.max(self.log_start_offset()).min(end);
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let dirty: u64 = segments.iter().filter(|s| s.next > dirty_start).map(|s| s.size).sum();
+        let ratio = if total == 0 { 0.0 } else { dirty as f64 / total as f64 };
+        let tombstones_due = st.tombstone_deadline.is_some_and(|d| now_ms >= d);
+        let mut due = dirty_start < end && ratio >= cfg.min_cleanable_dirty_ratio;
+        if !due && dirty_start < end && cfg.max_compaction_lag_ms < i64::MAX {
+            // The oldest dirty record: the first batch of the first dirty segment.
+            if let Some(s) = segments.iter().find(|s| s.next > dirty_start) {
+                let pos = if dirty_start > s.base { self.position_in(s.base, dirty_start) } else { 0 };
+                let mut cur = Cursor { file: s.file.as_ref(), base: s.base, pos, size: s.size };
+                let chunk = cur.next_chunk().await?;
+                if let Ok(first) = BatchView::parse(&chunk, usize::MAX) {
+                    due = now_ms.saturating_sub(first.max_timestamp()) > cfg.max_compaction_lag_ms;
+                } else {
+                    due = s.max_timestamp >= 0 && now_ms.saturating_sub(s.max_timestamp) > cfg.max_compaction_lag_ms;
+                }
+            }
+        }
+        if !(due || tombstones_due) {
+            return Ok(None);
+        }
+        Ok(Some(Plan { segments, dirty_start }))
+    }
+
+    fn position_in(&self, base: i64, offset: i64) -> u64 {
+        self.inner.borrow().segments.get(&base).map_or(0, |s| s.position_for(offset))
+    }
+
+    /// Builds the key map over the plan's dirty part, stopping early (at a batch boundary) when
+    /// the map would pass its memory.
+    async fn build_map<T, Fut>(
+        &self,
+        plan: &Plan<S::File>,
+        cfg: &CleanerConfig,
+        aborted: &[(i64, i64, i64)],
+        stats: &mut CleanStats,
+        throttle: &mut T,
+    ) -> Result<OffsetMap, LogError>
+    where
+        T: FnMut(u64) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let capacity = (cfg.dedupe_buffer_bytes / MAP_ENTRY_BYTES).max(1);
+        let mut map = OffsetMap { latest: HashMap::new(), end: plan.dirty_start };
+        for s in plan.segments.iter().filter(|s| s.next > plan.dirty_start) {
+            let from = plan.dirty_start.max(s.base);
+            let pos = if from > s.base { self.position_in(s.base, from) } else { 0 };
+            let mut cur = Cursor { file: s.file.as_ref(), base: s.base, pos, size: s.size };
+            loop {
+                let chunk = cur.next_chunk().await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                stats.bytes_read += chunk.len() as u64;
+                throttle(chunk.len() as u64).await;
+                for view in batch::parse_all(&chunk, usize::MAX).map_err(|e| corrupt(s.base, e))? {
+                    if view.last_offset() < from {
+                        continue;
+                    }
+                    if map.latest.len() + view.record_count().max(0) as usize > capacity && !map.latest.is_empty() {
+                        return Ok(map);
+                    }
+                    let skip = view.is_control()
+                        || (view.is_transactional() && is_aborted(aborted, view.producer_id(), view.base_offset()));
+                    if !skip {
+                        for r in records::decode_records(&view).map_err(|e| corrupt(s.base, e))? {
+                            if let Some(k) = &r.key {
+                                map.latest.insert(key_hash(k), r.offset);
+                            }
+                        }
+                    }
+                    map.end = view.last_offset() + 1;
+                }
+            }
+            map.end = map.end.max(s.next);
+        }
+        Ok(map)
+    }
+
+    /// Runs one cleaning pass if one is due (see the module docs). `upper`: nothing at or above
+    /// it is cleaned (the last stable offset); `aborted`: the aborted transactions below it
+    /// (producer id, first offset, last offset); `throttle` is called with the bytes read or
+    /// written after each step, and waits as long as the cleaner's I/O budget says. Returns
+    /// `None` if no pass was due, or if the log changed under it (the pass is given up; the
+    /// next one starts over).
+    pub async fn clean<T, Fut>(
+        &self,
+        now_ms: i64,
+        cfg: &CleanerConfig,
+        upper: i64,
+        aborted: &[(i64, i64, i64)],
+        mut throttle: T,
+    ) -> Result<Option<CleanStats>, LogError>
+    where
+        T: FnMut(u64) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        self.inner.borrow().check()?;
+        let Some(plan) = self.plan(now_ms, cfg, upper).await? else { return Ok(None) };
+        let mut stats = CleanStats { segments_before: self.segment_count(), ..CleanStats::default() };
+        let map = self.build_map(&plan, cfg, aborted, &mut stats, &mut throttle).await?;
+        // Groups: consecutive segments up to the one holding the map's end, within segment.bytes.
+        let seg_bytes = self.config.get().segment_bytes;
+        let mut groups: Vec<Vec<SegInfo<S::File>>> = Vec::new();
+        for s in plan.segments.iter().filter(|s| s.base < map.end) {
+            let fits = groups.last().is_some_and(|g| {
+                let size: u64 = g.iter().map(|x| x.size).sum();
+                let base = g.first().map_or(s.base, |x| x.base);
+                size + s.size <= seg_bytes && s.next - base <= i64::from(u32::MAX)
+            });
+            match groups.last_mut() {
+                Some(g) if fits => g.push(s.clone()),
+                _ => groups.push(vec![s.clone()]),
+            }
+        }
+        let mut deadline: Option<i64> = None;
+        for group in &groups {
+            let done =
+                self.clean_group(group, &map, now_ms, cfg, aborted, &mut stats, &mut deadline, &mut throttle).await?;
+            if !done {
+                return Ok(None);
+            }
+        }
+        stats.cleaned_to = map.end.max(plan.dirty_start);
+        stats.segments_after = self.segment_count();
+        let st = CleanerState { loaded: true, cleaned_to: stats.cleaned_to, tombstone_deadline: deadline };
+        self.save_cleaner_state(st).await?;
+        Ok(Some(stats))
+    }
+
+    /// Rewrites one group of segments into one and swaps it in. Returns false if the log changed
+    /// meanwhile (a segment of the group was deleted), and the group was left as it was.
+    #[allow(clippy::too_many_arguments)]
+    async fn clean_group<T, Fut>(
+        &self,
+        group: &[SegInfo<S::File>],
+        map: &OffsetMap,
+        now_ms: i64,
+        cfg: &CleanerConfig,
+        aborted: &[(i64, i64, i64)],
+        stats: &mut CleanStats,
+        deadline: &mut Option<i64>,
+        throttle: &mut T,
+    ) -> Result<bool, LogError>
+    where
+        T: FnMut(u64) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else { return Ok(true) };
+        let (base, end) = (first.base, last.next);
+        let tmp = self.dir.join(format!("{base:020}.log.cleaning.tmp"));
+        let file = self.storage.open(&tmp).await?;
+        file.truncate(0).await?;
+        let chunk = self.config.get().write_chunk_bytes;
+        let buf = file.alloc(chunk);
+        let mut out = Output { file, buf, buf_pos: 0, used: 0, size: 0, batches: Vec::new() };
+        let log_start = self.log_start_offset();
+        let horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
+        for s in group {
+            let mut cur = Cursor { file: s.file.as_ref(), base: s.base, pos: s.first_position, size: s.size };
+            loop {
+                let bytes = cur.next_chunk().await?;
+                if bytes.is_empty() {
+                    break;
+                }
+                stats.bytes_read += bytes.len() as u64;
+                throttle(bytes.len() as u64).await;
+                for view in batch::parse_all(&bytes, usize::MAX).map_err(|e| corrupt(s.base, e))? {
+                    if view.last_offset() < log_start {
+                        continue;
+                    }
+                    self.clean_batch(&view, map, horizon, cfg, aborted, stats, deadline, &mut out).await?;
+                }
+            }
+        }
+        let written = out.size;
+        let (file, size, batches) = out.finish().await?;
+        stats.bytes_written += written;
+        throttle(written).await;
+        self.swap_in(group, base, end, file, size, &batches, &tmp, now_ms).await
+    }
+
+    /// Filters one batch into `out`: whole, rebuilt with the records that stay, or not at all.
+    #[allow(clippy::too_many_arguments)]
+    async fn clean_batch(
+        &self,
+        view: &BatchView<'_>,
+        map: &OffsetMap,
+        horizon: i64,
+        cfg: &CleanerConfig,
+        aborted: &[(i64, i64, i64)],
+        stats: &mut CleanStats,
+        deadline: &mut Option<i64>,
+        out: &mut Output<S::File>,
+    ) -> Result<(), LogError> {
+        if view.is_control() {
+            return Ok(out.push(view).await?);
+        }
+        if view.is_transactional() && is_aborted(aborted, view.producer_id(), view.base_offset()) {
+            stats.records_removed += view.record_count().max(0) as u64;
+            return Ok(());
+        }
+        let recs = records::decode_records(view).map_err(|e| corrupt(view.base_offset(), e))?;
+        let expired = view.max_timestamp() < horizon;
+        let mut kept = Vec::with_capacity(recs.len());
+        for r in &recs {
+            let superseded =
+                r.key.as_ref().is_some_and(|k| map.latest.get(&key_hash(k)).is_some_and(|&latest| latest > r.offset));
+            let tombstone = r.key.is_some() && r.value.is_none();
+            if superseded && r.offset < map.end {
+                stats.records_removed += 1;
+                continue;
+            }
+            if tombstone && r.offset < map.end {
+                if expired {
+                    stats.tombstones_removed += 1;
+                    stats.records_removed += 1;
+                    continue;
+                }
+                let due = view.max_timestamp().saturating_add(cfg.delete_retention_ms);
+                *deadline = Some(deadline.map_or(due, |d: i64| d.min(due)));
+            }
+            kept.push(r.clone());
+        }
+        if kept.len() == recs.len() {
+            out.push(view).await?;
+        } else if !kept.is_empty() {
+            let rebuilt = records::rebuild_batch(view, &kept);
+            let v = BatchView::parse(&rebuilt, usize::MAX).map_err(|e| corrupt(view.base_offset(), e))?;
+            out.push(&v).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the group's segments by the cleaned one (see the module docs), unless the log
+    /// changed since the pass began.
+    #[allow(clippy::too_many_arguments)]
+    async fn swap_in(
+        &self,
+        group: &[SegInfo<S::File>],
+        base: i64,
+        end: i64,
+        file: S::File,
+        size: u64,
+        batches: &[ScannedBatch],
+        tmp: &Path,
+        now_ms: i64,
+    ) -> Result<bool, LogError> {
+        let _io = self.io.lock().await;
+        let unchanged = {
+            let inner = self.inner.borrow();
+            let active = inner.active().base_offset;
+            inner.check().is_ok()
+                && group.iter().all(|g| {
+                    g.base != active
+                        && inner.segments.get(&g.base).is_some_and(|s| s.size == g.size && s.next_offset == g.next)
+                })
+        };
+        if !unchanged {
+            let _ = self.storage.remove(tmp).await;
+            return Ok(false);
+        }
+        let bases: Vec<i64> = group.iter().map(|g| g.base).collect();
+        let r = async {
+            self.storage.rename(tmp, &swap_path(&self.dir, base, end)).await?;
+            self.storage.sync_dir(&self.dir).await?;
+            complete_swap(&self.storage, &self.dir, base, end, &bases).await
+        }
+        .await;
+        if let Err(e) = r {
+            return Err(self.poison("swapping in a cleaned segment", &e));
+        }
+        let c = self.config.get();
+        let seg = Segment::cleaned(file, base, batches, size, end, c.index_interval_bytes, c.write_chunk_bytes, now_ms);
+        let (o, t) = (seg.index.encode_offsets(), seg.index.encode_times());
+        {
+            let mut inner = self.inner.borrow_mut();
+            for b in &bases {
+                inner.segments.remove(b);
+            }
+            inner.segments.insert(base, seg);
+            // Reads of the cleaned range must not find the old batches in the tail cache.
+            inner.cache.drop_below(end);
+        }
+        let r1 = self.storage.write_small(&segment::index_path(&self.dir, base), &o).await;
+        let r2 = self.storage.write_small(&segment::time_index_path(&self.dir, base), &t).await;
+        if let Err(e) = r1.and(r2) {
+            return Err(self.poison("writing segment indexes", &e));
+        }
+        Ok(true)
+    }
+}
