@@ -71,6 +71,19 @@ pub struct BrokerConfig {
     /// `transaction.partition.verification.enable` (KIP-890): a transactional batch is written
     /// only to a partition its transaction coordinator has in the producer's transaction.
     pub transaction_partition_verification: bool,
+    /// `log.cleaner.enable`: compacted topics are cleaned (each shard cleans the partitions it
+    /// owns, in the background).
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`: how many shards may be cleaning at the same moment (shards own
+    /// their partitions, so the cleaning is each shard's own; this bounds how many do it at once).
+    pub log_cleaner_threads: usize,
+    /// `log.cleaner.backoff.ms`: how long a shard's cleaner sleeps when nothing is due.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: key-map memory over all cleaners (split between the
+    /// `log.cleaner.threads` that may run at once).
+    pub log_cleaner_dedupe_buffer_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: read plus write bandwidth over all cleaners.
+    pub log_cleaner_io_bytes_per_second: f64,
 }
 
 impl Default for BrokerConfig {
@@ -104,6 +117,11 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_cleanup_interval_ms: 10_000,
+            log_cleaner_enable: true,
+            log_cleaner_threads: 1,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_bytes: 128 << 20,
+            log_cleaner_io_bytes_per_second: f64::MAX,
             transaction_partition_verification: true,
         }
     }

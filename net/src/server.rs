@@ -59,6 +59,8 @@ pub struct Broker {
     listener_fds: Mutex<Vec<std::os::unix::io::RawFd>>,
     stopping: std::sync::atomic::AtomicBool,
     pub producer_ids: crate::handlers::init_producer_id::ProducerIds,
+    /// How many shards run a log-cleaner pass now (`log.cleaner.threads` bounds it).
+    pub cleaner_slots: crate::handlers::cleaner::CleanerSlots,
 }
 
 impl Broker {
@@ -72,6 +74,7 @@ impl Broker {
             listener_fds: Mutex::new(Vec::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             producer_ids,
+            cleaner_slots: Default::default(),
         }))
     }
 
@@ -245,6 +248,9 @@ async fn run_shard(ctx: Rc<ShardCtx>) {
             }
         })
         .detach();
+    }
+    if ctx.config().log_cleaner_enable {
+        glommio::spawn_local(crate::handlers::cleaner::run(ctx.clone())).detach();
     }
     {
         let ctx = ctx.clone();

@@ -19,7 +19,7 @@ use crate::handlers::configs;
 use crate::topics::TopicMeta;
 
 /// The configs the data path reads, parsed once per change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicConfig {
     /// `max.message.bytes`: the largest record batch accepted.
     pub max_message_bytes: usize,
@@ -35,6 +35,12 @@ pub struct TopicConfig {
     pub retention_ms: Option<i64>,
     /// `retention.bytes` (`None`: unlimited).
     pub retention_bytes: Option<u64>,
+    /// `cleanup.policy` includes `compact`: the log cleaner keeps the latest record per key,
+    /// and records without a key are refused.
+    pub compact: bool,
+    /// `delete.retention.ms`, `min.compaction.lag.ms`, `max.compaction.lag.ms`,
+    /// `min.cleanable.dirty.ratio`, and this shard's share of the cleaner's key-map memory.
+    pub cleaner: engine::log::CleanerConfig,
 }
 
 impl TopicConfig {
@@ -52,6 +58,17 @@ impl TopicConfig {
             retention_deletes: policy.split(',').any(|p| p.trim() == "delete"),
             retention_ms: long("retention.ms").filter(|&v| v >= 0),
             retention_bytes: long("retention.bytes").filter(|&v| v >= 0).and_then(|v| u64::try_from(v).ok()),
+            compact: policy.split(',').any(|p| p.trim() == "compact"),
+            cleaner: engine::log::CleanerConfig {
+                delete_retention_ms: long("delete.retention.ms").unwrap_or(86_400_000).max(0),
+                min_compaction_lag_ms: long("min.compaction.lag.ms").unwrap_or(0).max(0),
+                max_compaction_lag_ms: long("max.compaction.lag.ms").unwrap_or(i64::MAX).max(1),
+                min_cleanable_dirty_ratio: configs::effective(broker, overrides, "min.cleanable.dirty.ratio")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .unwrap_or(0.5),
+                dedupe_buffer_bytes: broker.log_cleaner_dedupe_buffer_bytes / broker.log_cleaner_threads.max(1),
+            },
         }
     }
 }

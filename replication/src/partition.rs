@@ -557,6 +557,32 @@ impl<S: Storage> Partition<S> {
         let (e, end) = self.log.end_offset_for_epoch(epoch.get());
         (LeaderEpoch(e), Offset(end))
     }
+    /// One log-cleaner pass over the partition if one is due (compacted topics): nothing at or
+    /// past the last stable offset is cleaned, so every transaction it touches is decided, and
+    /// the data of aborted ones goes. `throttle` paces the cleaner's I/O.
+    pub async fn clean<T, Fut>(
+        &self,
+        now_ms: i64,
+        cfg: &engine::log::CleanerConfig,
+        throttle: T,
+    ) -> Result<Option<engine::log::CleanStats>, LogError>
+    where
+        T: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        self.load_producers(now_ms).await?;
+        let upper = self.last_stable_offset();
+        let aborted: Vec<(i64, i64, i64)> = self
+            .producers
+            .state
+            .borrow()
+            .aborted_between(self.log.log_start_offset(), upper)
+            .into_iter()
+            .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+            .collect();
+        self.log.clean(now_ms, cfg, upper, &aborted, throttle).await
+    }
+
     /// Applies time and size retention (the topic's `retention.ms` / `retention.bytes`).
     pub async fn apply_retention(
         &self,

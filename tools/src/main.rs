@@ -186,6 +186,7 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
         return Err("producer.id.expiration.ms must be at least 1".into());
     }
     transaction_config(&props, &mut c)?;
+    cleaner_config(&props, &mut c)?;
     if let Some(id) = props.get("cluster.id") {
         c.cluster_id = id.clone();
     }
@@ -221,6 +222,26 @@ fn transaction_config(props: &BTreeMap<String, String>, c: &mut BrokerConfig) ->
     Ok(())
 }
 
+/// The log cleaner's settings.
+fn cleaner_config(props: &BTreeMap<String, String>, c: &mut BrokerConfig) -> Result<(), String> {
+    parse(props, "log.cleaner.enable", &mut c.log_cleaner_enable)?;
+    parse(props, "log.cleaner.threads", &mut c.log_cleaner_threads)?;
+    parse(props, "log.cleaner.backoff.ms", &mut c.log_cleaner_backoff_ms)?;
+    parse(props, "log.cleaner.dedupe.buffer.size", &mut c.log_cleaner_dedupe_buffer_bytes)?;
+    parse(props, "log.cleaner.io.max.bytes.per.second", &mut c.log_cleaner_io_bytes_per_second)?;
+    if c.log_cleaner_threads < 1 || c.log_cleaner_backoff_ms < 1 {
+        return Err("log.cleaner.threads and log.cleaner.backoff.ms must be at least 1".into());
+    }
+    // As Kafka: the key map needs room for at least one entry per thread.
+    if c.log_cleaner_dedupe_buffer_bytes < 1024 * 1024 * c.log_cleaner_threads {
+        return Err("log.cleaner.dedupe.buffer.size must be at least 1 MiB per log.cleaner.threads".into());
+    }
+    if c.log_cleaner_io_bytes_per_second.is_nan() || c.log_cleaner_io_bytes_per_second <= 0.0 {
+        return Err("log.cleaner.io.max.bytes.per.second must be positive".into());
+    }
+    Ok(())
+}
+
 /// Every broker property `serve` understands (see `broker_config`).
 const KNOWN_PROPERTIES: &[&str] = &[
     "advertised.listeners",
@@ -233,6 +254,11 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.min.session.timeout.ms",
     "listeners",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.enable",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.threads",
     "log.dir",
     "log.dirs",
     "log.retention.bytes",

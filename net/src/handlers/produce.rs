@@ -50,6 +50,20 @@ fn check_timestamps(
 /// What a client may not send: control batches (markers are the coordinator's, through
 /// WriteTxnMarkers), and transactional batches outside a transactional request (Kafka answers
 /// those as an unauthorized transactional id).
+/// Compacted topics keep the latest record per key: a record without a key has no place in
+/// them and is refused, as Kafka does.
+fn check_keys(batches: &ValidatedBatches) -> Result<(), (i16, String)> {
+    for b in
+        engine::batch::parse_all(batches.bytes(), usize::MAX).map_err(|e| (code::CORRUPT_MESSAGE, e.to_string()))?
+    {
+        let records = engine::records::decode_records(&b).map_err(|e| (code::CORRUPT_MESSAGE, e.to_string()))?;
+        if records.iter().any(|r| r.key.is_none()) {
+            return Err((code::INVALID_RECORD, "Compacted topic cannot accept message without key".into()));
+        }
+    }
+    Ok(())
+}
+
 fn check_producer_batches(batches: &ValidatedBatches, transactional_id: bool) -> Result<(), (i16, String)> {
     for meta in batches.batches() {
         if meta.attributes & engine::batch::ATTR_CONTROL != 0 {
@@ -179,7 +193,8 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
                     continue;
                 }
             };
-            if let Err((code, msg)) = check_producer_batches(&batches, transactional_id) {
+            let keys = if cfg.compact { check_keys(&batches) } else { Ok(()) };
+            if let Err((code, msg)) = keys.and_then(|()| check_producer_batches(&batches, transactional_id)) {
                 parts.push(partition_result(p.index, code, Some(msg)));
                 continue;
             }
