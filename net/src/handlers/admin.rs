@@ -62,7 +62,7 @@ pub async fn create_topic(
     ctx: Admin<'_>,
     name: &str,
     partitions: i32,
-    configs: BTreeMap<String, String>,
+    mut configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<Arc<TopicMeta>, AdminError> {
     if !valid_topic_name(name) {
@@ -74,9 +74,7 @@ pub async fn create_topic(
             format!("number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}"),
         ));
     }
-    for (k, v) in &configs {
-        configs::validate(k, Some(v))?;
-    }
+    configs::validate_set(ctx.config, &mut configs)?;
     if ctx.topics.get(name).is_some() {
         return Err((code::TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")));
     }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_versions;
+pub mod config_defs;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
