@@ -152,7 +152,8 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         let meta = match reject_all {
             Some(c) => Err(c),
-            None => ctx.auto_create.topic(topic.name.as_str(), true).await,
+            // As Kafka: only Metadata auto-creates; a Produce to an unknown topic is refused.
+            None => ctx.auto_create.topic(topic.name.as_str(), false).await,
         };
         for (pi, p) in topic.partition_data.into_iter().enumerate() {
             let meta = match &meta {
