@@ -186,6 +186,7 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
         return Err("producer.id.expiration.ms must be at least 1".into());
     }
     transaction_config(&props, &mut c)?;
+    log_flush_config(&props, &mut c)?;
     if let Some(id) = props.get("cluster.id") {
         c.cluster_id = id.clone();
     }
@@ -196,13 +197,38 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if !unknown.is_empty() {
         // As Kafka does, unknown settings are reported, not fatal: a server.properties written
         // for Kafka must start Odradek too.
-        eprintln!(
-            "warning: ignoring broker properties Odradek does not support: {} \
-             (acks=all writes are fsynced before they are acknowledged, so log.flush.* have no use here)",
-            unknown.join(", ")
-        );
+        eprintln!("warning: ignoring broker properties Odradek does not support: {}", unknown.join(", "));
     }
+    // What DescribeConfigs shows as STATIC_BROKER_CONFIG: the settings given and understood.
+    c.static_props = props.into_iter().filter(|(k, _)| KNOWN_PROPERTIES.contains(&k.as_str())).collect();
     Ok(c)
+}
+
+/// The durability settings (`log.flush.interval.*`: unset, every log syncs before it
+/// acknowledges; see `net::handlers::admin::durability_of`) and the retention sweep's interval.
+fn log_flush_config(props: &BTreeMap<String, String>, c: &mut BrokerConfig) -> Result<(), String> {
+    let long = |name: &str| -> Result<Option<i64>, String> {
+        props.get(name).map(|v| v.trim().parse::<i64>().map_err(|_| format!("{name}: invalid value {v:?}"))).transpose()
+    };
+    c.flush_interval_messages = long("log.flush.interval.messages")?;
+    c.flush_interval_ms = long("log.flush.interval.ms")?;
+    if let Some(n) = c.flush_interval_messages {
+        if !net::handlers::config_defs::flush_messages_supported(n) {
+            return Err(format!(
+                "log.flush.interval.messages={n}: Odradek supports 1 (sync before every acknowledgement) or \
+                 {} (no count-based sync); use log.flush.interval.ms for periodic syncs",
+                i64::MAX
+            ));
+        }
+    }
+    if c.flush_interval_ms.is_some_and(|ms| ms < 0) {
+        return Err("log.flush.interval.ms must be at least 0".into());
+    }
+    parse(props, "log.retention.check.interval.ms", &mut c.retention_check_interval_ms)?;
+    if c.retention_check_interval_ms < 1 {
+        return Err("log.retention.check.interval.ms must be at least 1".into());
+    }
+    Ok(())
 }
 
 /// The transaction coordinator's settings.
@@ -235,7 +261,10 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "listeners",
     "log.dir",
     "log.dirs",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
     "log.retention.bytes",
+    "log.retention.check.interval.ms",
     "log.retention.hours",
     "log.retention.ms",
     "log.segment.bytes",
@@ -262,6 +291,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     shard_config.log.segment_bytes =
         u64::try_from(config.segment_bytes).map_err(|_| "log.segment.bytes must be positive")?;
+    shard_config.log.durability =
+        net::handlers::admin::durability_of(config.flush_interval_messages, config.flush_interval_ms);
     if let Some(total) = config.log_memory_bytes {
         shard_config.memory_bytes_per_shard = total / shard_config.shard_count.max(1);
     } else {
