@@ -29,6 +29,10 @@ pub struct TopicConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
+    /// `compression.type`: the codec every stored batch has (`None`: `producer`, stored as
+    /// sent), and the level to compress at (`compression.gzip.level`, `.zstd.level`).
+    pub compression: Option<engine::batch::Compression>,
+    pub compression_level: Option<i32>,
     /// `cleanup.policy` includes `delete`.
     pub retention_deletes: bool,
     /// `retention.ms` (`None`: unlimited).
@@ -49,6 +53,10 @@ impl TopicConfig {
             timestamp_before_max_ms: long("message.timestamp.before.max.ms").unwrap_or(i64::MAX),
             log_append_time: configs::effective(broker, overrides, "message.timestamp.type").as_deref()
                 == Some("LogAppendTime"),
+            compression: crate::handlers::recompress::codec_of(
+                &configs::effective(broker, overrides, "compression.type").unwrap_or_default(),
+            ),
+            compression_level: crate::handlers::recompress::level_of(broker, overrides),
             retention_deletes: policy.split(',').any(|p| p.trim() == "delete"),
             retention_ms: long("retention.ms").filter(|&v| v >= 0),
             retention_bytes: long("retention.bytes").filter(|&v| v >= 0).and_then(|v| u64::try_from(v).ok()),

@@ -21,6 +21,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod recompress;
 pub mod retention;
 pub mod txn;
 pub mod write_txn_markers;
