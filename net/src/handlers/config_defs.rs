@@ -6,6 +6,22 @@
 //! cannot honour; those accepted without an effect are accepted because the effect cannot
 //! arise on a single node (the README's configs section says which, and why).
 //!
+//! Accepted without an effect, and why:
+//! - `min.insync.replicas`: Kafka 3.8 enforces `min(min.insync.replicas, replicas)` (checked on
+//!   the JVM broker: acks=all to a replication-factor-1 topic with `min.insync.replicas=2`
+//!   succeeds), and every Odradek partition has one replica, which is always in sync: there is
+//!   nothing to refuse until replication lands. Validated now (at least 1).
+//! - `unclean.leader.election.enable`: one replica, so never an out-of-sync one to elect.
+//! - `follower/leader.replication.throttled.replicas`: no replication traffic to throttle.
+//! - `preallocate`: Kafka's answer to slow file growth on Windows; Odradek's segments grow by
+//!   aligned direct writes.
+//! - `file.delete.delay.ms`: Kafka delays deleting a segment so readers with it open finish;
+//!   an Odradek reader holds the segment's open file, so deletion never cuts a read short.
+//! - `message.format.version`, `message.downconversion.enable`: Odradek stores only v2
+//!   batches and serves Fetch v4 and later, which never need down-conversion.
+//! - `local.retention.*`, `remote.storage.enable=false`: tiered storage only (`true` is refused).
+//! - `compression.lz4.level`: the lz4 encoder has one level.
+//!
 //! Validation is pure: CreateTopics, AlterConfigs and IncrementalAlterConfigs all call
 //! [`validate_set`] on the topic's whole new set of overrides before anything changes.
 
