@@ -424,4 +424,28 @@ mod tests {
         let c = broker_config(&args).expect("config");
         assert_eq!((c.num_partitions, c.advertised_port), (3, 19092));
     }
+
+    #[test]
+    fn log_flush_and_retention_check_settings_parse() {
+        let c = broker_config(&ServeArgs::parse_from(["serve"])).expect("config");
+        assert_eq!((c.flush_interval_messages, c.flush_interval_ms, c.retention_check_interval_ms), (None, None, 5000));
+        assert!(c.static_props.is_empty());
+        let args = ServeArgs::parse_from([
+            "serve",
+            "--override",
+            "log.flush.interval.ms=250",
+            "--override",
+            "log.retention.check.interval.ms=100",
+            "--override",
+            "no.such.setting=1",
+        ]);
+        let c = broker_config(&args).expect("config");
+        assert_eq!((c.flush_interval_ms, c.retention_check_interval_ms), (Some(250), 100));
+        let given: Vec<&str> = c.static_props.keys().map(String::as_str).collect();
+        assert_eq!(given, ["log.flush.interval.ms", "log.retention.check.interval.ms"], "unknown ones are not static");
+        for bad in ["log.flush.interval.messages=10", "log.retention.check.interval.ms=0", "log.flush.interval.ms=-1"] {
+            let args = ServeArgs::parse_from(["serve", "--override", bad]);
+            assert!(broker_config(&args).is_err(), "{bad}");
+        }
+    }
 }
