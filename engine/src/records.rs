@@ -194,6 +194,13 @@ pub fn decompress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordErr
 
 /// Compresses a records region the way Kafka's Java client does for each codec.
 pub fn compress(codec: Compression, input: &[u8]) -> Vec<u8> {
+    compress_with_level(codec, input, None)
+}
+
+/// [`compress`] at a codec level (`compression.gzip.level`, `compression.zstd.level`; `None`:
+/// the codec's default as Kafka's client uses it). lz4 has one level here: the frame encoder
+/// has no high-compression mode, and its output is valid lz4 for any reader.
+pub fn compress_with_level(codec: Compression, input: &[u8], level: Option<i32>) -> Vec<u8> {
     fn io<T>(r: std::io::Result<T>) -> T {
         // Writing into a Vec cannot fail.
         match r {
@@ -204,7 +211,10 @@ pub fn compress(codec: Compression, input: &[u8]) -> Vec<u8> {
     match codec {
         Compression::None => input.to_vec(),
         Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let level = level
+                .and_then(|l| u32::try_from(l).ok())
+                .map_or(flate2::Compression::fast(), |l| flate2::Compression::new(l.min(9)));
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
             io(e.write_all(input));
             io(e.finish())
         }
@@ -216,7 +226,7 @@ pub fn compress(codec: Compression, input: &[u8]) -> Vec<u8> {
                 Err(err) => panic!("in-memory lz4 failed: {err}"),
             }
         }
-        Compression::Zstd => io(zstd::stream::encode_all(input, 3)),
+        Compression::Zstd => io(zstd::stream::encode_all(input, level.unwrap_or(3))),
         Compression::Snappy => {
             let mut out = Vec::with_capacity(input.len() / 2 + 32);
             out.extend_from_slice(&XERIAL_MAGIC);

@@ -179,6 +179,20 @@ impl<S: Storage> Shard<S> {
         log
     }
 
+    /// Applies a topic's new settings to an open log (see [`PartitionLog::apply_topic_config`]),
+    /// keeping the count of interval-durability logs the tick walks. `false`: no such log.
+    pub fn apply_topic_config(&self, tp: &TopicPartition, topic: &LogConfig) -> bool {
+        let Some(log) = self.log(tp) else { return false };
+        let was = is_interval(&log);
+        log.apply_topic_config(topic);
+        match (was, is_interval(&log)) {
+            (false, true) => self.interval_logs.set(self.interval_logs.get() + 1),
+            (true, false) => self.interval_logs.set(self.interval_logs.get() - 1),
+            _ => {}
+        }
+        true
+    }
+
     /// Closes every log cleanly (writes, syncs, indexes) and empties the registry.
     pub async fn close_all(&self) {
         let logs: Vec<_> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();

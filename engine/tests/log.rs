@@ -518,3 +518,65 @@ fn reopening_after_a_crash_syncs_what_the_last_process_wrote() {
         assert_eq!(log.log_end_offset(), 1, "a batch of {size} bytes read after the restart was lost");
     }
 }
+
+#[test]
+fn a_topic_config_change_moves_an_open_log_between_durability_policies() {
+    let storage = MemStorage::new();
+    let log = open(&storage, small_config());
+    block_on(async {
+        // Always: an append returns synced, and the high watermark covers it.
+        log.append(batch(1, 2, 1), 0, 2_000).await.expect("append");
+        assert_eq!((log.durable_offset(), log.high_watermark()), (2, 2));
+        // Never: appends are readable at once, unsynced.
+        log.apply_topic_config(&LogConfig { durability: Durability::Never, ..small_config() });
+        assert_eq!(log.config().durability, Durability::Never);
+        log.append(batch(2, 3, 1), 0, 2_001).await.expect("append");
+        assert_eq!((log.durable_offset(), log.high_watermark()), (2, 5));
+        // Back to a syncing policy: what was readable stays readable; new appends wait for the
+        // interval sync before consumers see them.
+        log.apply_topic_config(&LogConfig { durability: Durability::IntervalMs(100), ..small_config() });
+        assert_eq!(log.high_watermark(), 5);
+        log.append(batch(3, 1, 1), 0, 2_002).await.expect("append");
+        assert_eq!(log.high_watermark(), 5);
+        log.tick(10_000).await.expect("tick");
+        assert_eq!((log.durable_offset(), log.high_watermark()), (6, 6));
+    });
+}
+
+#[test]
+fn a_full_index_rolls_the_segment() {
+    let storage = MemStorage::new();
+    // Room for no time-index entry at all: as in Kafka, every segment holds a single batch.
+    let cfg = LogConfig { segment_index_bytes: 4, segment_bytes: 1 << 20, ..small_config() };
+    let log = open(&storage, cfg);
+    block_on(async {
+        for tag in 0..3 {
+            log.append(batch(tag, 1, 1), 0, 2_000).await.expect("append");
+        }
+        assert_eq!(log.segment_bases(), vec![0, 1, 2]);
+    });
+}
+
+#[test]
+fn segment_jitter_rolls_each_partition_somewhat_early() {
+    let storage = MemStorage::new();
+    let cfg = LogConfig { segment_ms: 1_000, segment_jitter_ms: 1_000, segment_bytes: 1 << 20, ..small_config() };
+    let mut rolled_at = Vec::new();
+    for p in 0..8 {
+        let dir = format!("/data/jitter-{p}");
+        let log = block_on(PartitionLog::open(storage.clone(), Path::new(&dir), cfg, 1_000)).expect("open").0;
+        block_on(async {
+            log.append(batch(1, 1, 1), 0, 10_000).await.expect("append");
+            let mut t = 10_000;
+            while log.segment_count() == 1 {
+                t += 10;
+                log.append(batch(2, 1, 1), 0, t).await.expect("append");
+            }
+            rolled_at.push(t);
+        });
+    }
+    assert!(rolled_at.iter().all(|&t| t <= 11_000), "none after segment.ms: {rolled_at:?}");
+    rolled_at.sort_unstable();
+    rolled_at.dedup();
+    assert!(rolled_at.len() > 1, "partitions roll at different times: {rolled_at:?}");
+}

@@ -27,6 +27,19 @@ pub struct BrokerConfig {
     pub retention_ms: i64,
     /// `log.retention.bytes` (-1: unlimited).
     pub retention_bytes: i64,
+    /// `log.flush.interval.messages` (`None`: not set; see `handlers::admin::durability_of`).
+    pub flush_interval_messages: Option<i64>,
+    /// `log.flush.interval.ms` (`None`: not set). Unset with the above too, every log syncs
+    /// before it acknowledges (`Durability::Always`): Odradek is durable unless told otherwise.
+    pub flush_interval_ms: Option<i64>,
+    /// `log.retention.check.interval.ms`: how often each shard applies retention. Kafka's
+    /// default is 5 minutes; Odradek's 5 s, because a sweep that finds nothing to delete costs
+    /// a walk over the shard's own partitions only, and a user who sets `retention.ms=1000`
+    /// expects to see it act in seconds, not minutes.
+    pub retention_check_interval_ms: u64,
+    /// The broker properties given at start-up (Kafka's names, as written), for
+    /// DescribeConfigs' STATIC_BROKER_CONFIG sources and synonyms.
+    pub static_props: std::collections::BTreeMap<String, String>,
     /// `socket.request.max.bytes`: a frame larger than this closes the connection before any
     /// allocation.
     pub request_bytes_max: usize,
@@ -101,6 +114,10 @@ impl Default for BrokerConfig {
             segment_bytes: 1 << 30,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
+            flush_interval_messages: None,
+            flush_interval_ms: None,
+            retention_check_interval_ms: 5000,
+            static_props: Default::default(),
             request_bytes_max: 100 * 1024 * 1024,
             request_bytes_in_flight_max: 512 * 1024 * 1024,
             connections_max: 10_000,

@@ -40,8 +40,6 @@ pub type Router = replication::Router<Call>;
 /// What one shard asks of another, through its door.
 pub type Request = replication::ShardRequest<Call>;
 
-/// How often each shard applies time and size retention to the partitions it owns.
-pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How often each shard looks after its partitions' producer state: expiry, and a snapshot for
 /// each log that rolled or grew enough since its last one (so a crash leaves at most about this
 /// long of writes to reread at the next start, or `PRODUCER_SNAPSHOT_BYTES`).
@@ -182,9 +180,7 @@ impl Groups {
             let log = crate::handlers::admin::log_config_of(ctx.config(), &topic.meta.configs);
             for p in 0..topic.partitions() {
                 let tp = engine::shard::TopicPartition::new(topic.name(), p);
-                if let Some(partition) = ctx.shard.partition(&tp) {
-                    partition.set_roll_limits(log.segment_bytes, log.segment_ms);
-                }
+                ctx.shard.apply_topic_config(&tp, &log);
             }
         }
         let _ = change.reply.send(());
@@ -242,8 +238,11 @@ async fn run_shard(ctx: Rc<ShardCtx>) {
     {
         let ctx = ctx.clone();
         glommio::spawn_local(async move {
+            // `log.retention.check.interval.ms`: how often this shard applies time and size
+            // retention to the partitions it owns.
+            let interval = Duration::from_millis(ctx.config().retention_check_interval_ms.max(1));
             loop {
-                glommio::timer::sleep(RETENTION_CHECK_INTERVAL).await;
+                glommio::timer::sleep(interval).await;
                 crate::handlers::retention::sweep(&ctx).await;
             }
         })

@@ -29,6 +29,10 @@ pub struct TopicConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
+    /// `compression.type`: the codec every stored batch has (`None`: `producer`, stored as
+    /// sent), and the level to compress at (`compression.gzip.level`, `.zstd.level`).
+    pub compression: Option<engine::batch::Compression>,
+    pub compression_level: Option<i32>,
     /// `cleanup.policy` includes `delete`.
     pub retention_deletes: bool,
     /// `retention.ms` (`None`: unlimited).
@@ -48,13 +52,24 @@ impl TopicConfig {
     pub fn of(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Self {
         let long = |name: &str| configs::effective_i64(broker, overrides, name);
         let policy = configs::effective(broker, overrides, "cleanup.policy").unwrap_or_default();
+        // KIP-937: the deprecated `message.timestamp.difference.max.ms`, when a topic sets it,
+        // stands for whichever of the two newer configs the topic does not set.
+        let difference = overrides.get("message.timestamp.difference.max.ms").and_then(|v| v.trim().parse().ok());
+        let skew = |name: &str| match (overrides.contains_key(name), difference) {
+            (false, Some(d)) => d,
+            _ => long(name).unwrap_or(i64::MAX),
+        };
         Self {
             max_message_bytes: long("max.message.bytes")
                 .map_or(usize::MAX, |v| usize::try_from(v.max(0)).unwrap_or(usize::MAX)),
-            timestamp_after_max_ms: long("message.timestamp.after.max.ms").unwrap_or(i64::MAX),
-            timestamp_before_max_ms: long("message.timestamp.before.max.ms").unwrap_or(i64::MAX),
+            timestamp_after_max_ms: skew("message.timestamp.after.max.ms"),
+            timestamp_before_max_ms: skew("message.timestamp.before.max.ms"),
             log_append_time: configs::effective(broker, overrides, "message.timestamp.type").as_deref()
                 == Some("LogAppendTime"),
+            compression: crate::handlers::recompress::codec_of(
+                &configs::effective(broker, overrides, "compression.type").unwrap_or_default(),
+            ),
+            compression_level: crate::handlers::recompress::level_of(broker, overrides),
             retention_deletes: policy.split(',').any(|p| p.trim() == "delete"),
             retention_ms: long("retention.ms").filter(|&v| v >= 0),
             retention_bytes: long("retention.bytes").filter(|&v| v >= 0).and_then(|v| u64::try_from(v).ok()),
@@ -217,4 +232,31 @@ pub async fn publish(ctx: crate::caps::Admin<'_>, name: &str) {
         }
     });
     engine::sync::join_all(calls.collect()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(pairs: &[(&str, &str)]) -> TopicConfig {
+        let overrides = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TopicConfig::of(&BrokerConfig::default(), &overrides)
+    }
+
+    #[test]
+    fn the_deprecated_timestamp_difference_fills_in_for_unset_bounds() {
+        let c = config_of(&[("message.timestamp.difference.max.ms", "10")]);
+        assert_eq!((c.timestamp_before_max_ms, c.timestamp_after_max_ms), (10, 10));
+        let c = config_of(&[("message.timestamp.difference.max.ms", "10"), ("message.timestamp.after.max.ms", "20")]);
+        assert_eq!((c.timestamp_before_max_ms, c.timestamp_after_max_ms), (10, 20));
+        let c = config_of(&[]);
+        assert_eq!((c.timestamp_before_max_ms, c.timestamp_after_max_ms), (i64::MAX, 3_600_000));
+    }
+
+    #[test]
+    fn compression_type_reaches_the_produce_path() {
+        assert_eq!(config_of(&[]).compression, None);
+        let c = config_of(&[("compression.type", "lz4")]);
+        assert_eq!(c.compression, Some(engine::batch::Compression::Lz4));
+    }
 }

@@ -213,6 +213,12 @@ impl<S: Storage> PartitionShard<S> {
         self.partitions.borrow().get(tp).cloned()
     }
 
+    /// A topic config change on a partition's open log (see
+    /// `engine::shard::Shard::apply_topic_config`). `false`: no such partition here.
+    pub fn apply_topic_config(&self, tp: &TopicPartition, topic: &LogConfig) -> bool {
+        self.store.apply_topic_config(tp, topic)
+    }
+
     /// The partitions this shard owns, sorted.
     pub fn partitions(&self) -> Vec<TopicPartition> {
         let mut v: Vec<_> = self.partitions.borrow().keys().cloned().collect();

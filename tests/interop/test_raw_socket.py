@@ -265,8 +265,13 @@ def test_fetch_long_poll_honours_max_wait_and_min_bytes(broker, topic_name):
 
 
 def test_acks_zero_error_closes_the_connection(broker, topic_name):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    # A Produce never creates a topic (only Metadata does, as in Kafka): create it first.
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic_name, num_partitions=3, replication_factor=1)])[topic_name].result(10)
     name = topic_name.encode()
-    # Produce v3, acks=0, to a partition that does not exist (the topic is auto-created with 3).
+    # Produce v3, acks=0, to a partition that does not exist (the topic has 3).
     body = (struct.pack(">hhi", -1, 0, 1000) + struct.pack(">ih", 1, len(name)) + name
             + struct.pack(">iii", 1, 99, 0))
     s = connect(broker)

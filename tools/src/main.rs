@@ -187,6 +187,7 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     }
     transaction_config(&props, &mut c)?;
     cleaner_config(&props, &mut c)?;
+    log_flush_config(&props, &mut c)?;
     if let Some(id) = props.get("cluster.id") {
         c.cluster_id = id.clone();
     }
@@ -197,13 +198,38 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if !unknown.is_empty() {
         // As Kafka does, unknown settings are reported, not fatal: a server.properties written
         // for Kafka must start Odradek too.
-        eprintln!(
-            "warning: ignoring broker properties Odradek does not support: {} \
-             (acks=all writes are fsynced before they are acknowledged, so log.flush.* have no use here)",
-            unknown.join(", ")
-        );
+        eprintln!("warning: ignoring broker properties Odradek does not support: {}", unknown.join(", "));
     }
+    // What DescribeConfigs shows as STATIC_BROKER_CONFIG: the settings given and understood.
+    c.static_props = props.into_iter().filter(|(k, _)| KNOWN_PROPERTIES.contains(&k.as_str())).collect();
     Ok(c)
+}
+
+/// The durability settings (`log.flush.interval.*`: unset, every log syncs before it
+/// acknowledges; see `net::handlers::admin::durability_of`) and the retention sweep's interval.
+fn log_flush_config(props: &BTreeMap<String, String>, c: &mut BrokerConfig) -> Result<(), String> {
+    let long = |name: &str| -> Result<Option<i64>, String> {
+        props.get(name).map(|v| v.trim().parse::<i64>().map_err(|_| format!("{name}: invalid value {v:?}"))).transpose()
+    };
+    c.flush_interval_messages = long("log.flush.interval.messages")?;
+    c.flush_interval_ms = long("log.flush.interval.ms")?;
+    if let Some(n) = c.flush_interval_messages {
+        if !net::handlers::config_defs::flush_messages_supported(n) {
+            return Err(format!(
+                "log.flush.interval.messages={n}: Odradek supports 1 (sync before every acknowledgement) or \
+                 {} (no count-based sync); use log.flush.interval.ms for periodic syncs",
+                i64::MAX
+            ));
+        }
+    }
+    if c.flush_interval_ms.is_some_and(|ms| ms < 0) {
+        return Err("log.flush.interval.ms must be at least 0".into());
+    }
+    parse(props, "log.retention.check.interval.ms", &mut c.retention_check_interval_ms)?;
+    if c.retention_check_interval_ms < 1 {
+        return Err("log.retention.check.interval.ms must be at least 1".into());
+    }
+    Ok(())
 }
 
 /// The transaction coordinator's settings.
@@ -261,7 +287,10 @@ const KNOWN_PROPERTIES: &[&str] = &[
     "log.cleaner.threads",
     "log.dir",
     "log.dirs",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
     "log.retention.bytes",
+    "log.retention.check.interval.ms",
     "log.retention.hours",
     "log.retention.ms",
     "log.segment.bytes",
@@ -288,6 +317,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     shard_config.log.segment_bytes =
         u64::try_from(config.segment_bytes).map_err(|_| "log.segment.bytes must be positive")?;
+    shard_config.log.durability =
+        net::handlers::admin::durability_of(config.flush_interval_messages, config.flush_interval_ms);
     if let Some(total) = config.log_memory_bytes {
         shard_config.memory_bytes_per_shard = total / shard_config.shard_count.max(1);
     } else {
@@ -418,5 +449,29 @@ mod tests {
         let args = ServeArgs::parse_from(["serve", "--override", "num.partitions=3", "--listeners", "127.0.0.1:19092"]);
         let c = broker_config(&args).expect("config");
         assert_eq!((c.num_partitions, c.advertised_port), (3, 19092));
+    }
+
+    #[test]
+    fn log_flush_and_retention_check_settings_parse() {
+        let c = broker_config(&ServeArgs::parse_from(["serve"])).expect("config");
+        assert_eq!((c.flush_interval_messages, c.flush_interval_ms, c.retention_check_interval_ms), (None, None, 5000));
+        assert!(c.static_props.is_empty());
+        let args = ServeArgs::parse_from([
+            "serve",
+            "--override",
+            "log.flush.interval.ms=250",
+            "--override",
+            "log.retention.check.interval.ms=100",
+            "--override",
+            "no.such.setting=1",
+        ]);
+        let c = broker_config(&args).expect("config");
+        assert_eq!((c.flush_interval_ms, c.retention_check_interval_ms), (Some(250), 100));
+        let given: Vec<&str> = c.static_props.keys().map(String::as_str).collect();
+        assert_eq!(given, ["log.flush.interval.ms", "log.retention.check.interval.ms"], "unknown ones are not static");
+        for bad in ["log.flush.interval.messages=10", "log.retention.check.interval.ms=0", "log.flush.interval.ms=-1"] {
+            let args = ServeArgs::parse_from(["serve", "--override", bad]);
+            assert!(broker_config(&args).is_err(), "{bad}");
+        }
     }
 }

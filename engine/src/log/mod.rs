@@ -68,6 +68,13 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// `segment.ms`: roll when the active segment's first append is older than this.
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before `segment.ms`, by an
+    /// amount fixed per segment (as Kafka's random jitter), so partitions created together do
+    /// not all roll in the same instant.
+    pub segment_jitter_ms: i64,
+    /// `segment.index.bytes`: roll when the active segment's offset or time index would grow
+    /// past this many bytes (as Kafka's indexes fill).
+    pub segment_index_bytes: u64,
     /// `index.interval.bytes`: bytes of data between sparse index entries.
     pub index_interval_bytes: u64,
     pub durability: Durability,
@@ -89,6 +96,8 @@ impl Default for LogConfig {
         Self {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 << 20,
             index_interval_bytes: 4096,
             durability: Durability::Always,
             timestamp_type: TimestampType::CreateTime,
@@ -282,7 +291,8 @@ const EPOCH_FILE: &str = "leader-epoch-checkpoint";
 pub struct PartitionLog<S: Storage> {
     storage: S,
     dir: PathBuf,
-    /// Fixed at open but for what [`PartitionLog::set_roll_limits`] changes.
+    /// Fixed at open but for what [`PartitionLog::set_roll_limits`] and
+    /// [`PartitionLog::apply_topic_config`] change.
     config: Cell<LogConfig>,
     inner: RefCell<Inner<S::File>>,
     io: LocalMutex,
@@ -338,6 +348,42 @@ impl<S: Storage> PartitionLog<S> {
         c.segment_ms = segment_ms;
         self.config.set(c);
     }
+
+    /// Applies a topic's new settings to the open log: roll limits, index settings (for the
+    /// segments it creates from now on) and the durability policy. The high watermark follows
+    /// the new policy unless replication owns it: to `Never` it jumps to the log end (what is
+    /// appended is readable at once), to a syncing policy it stays where it is and moves on
+    /// with the syncs (what was readable stays readable). Buffer and cache sizes stay as
+    /// opened.
+    pub fn apply_topic_config(&self, topic: &LogConfig) {
+        let mut c = self.config.get();
+        c.segment_bytes = topic.segment_bytes;
+        c.segment_ms = topic.segment_ms;
+        c.segment_jitter_ms = topic.segment_jitter_ms;
+        c.segment_index_bytes = topic.segment_index_bytes;
+        c.index_interval_bytes = topic.index_interval_bytes;
+        c.durability = topic.durability;
+        self.config.set(c);
+        let moved = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.hw_rule == HwRule::External {
+                return;
+            }
+            inner.hw_rule = if c.durability == Durability::Never { HwRule::LogEnd } else { HwRule::Durable };
+            let target = if inner.hw_rule == HwRule::LogEnd {
+                inner.log_end_offset()
+            } else {
+                inner.durable_offset.min(inner.log_end_offset())
+            };
+            let moved = target > inner.high_watermark;
+            inner.high_watermark = inner.high_watermark.max(target);
+            moved
+        };
+        if moved {
+            self.appended.notify_all();
+        }
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.inner.borrow().log_start_offset
     }

@@ -70,13 +70,7 @@ impl<S: Storage> PartitionLog<S> {
             let b = self.inner.borrow().active().base_offset;
             let _ = self.storage.remove(&segment::index_path(&self.dir, b)).await;
             let _ = self.storage.remove(&segment::time_index_path(&self.dir, b)).await;
-            // A cleaned segment's covered end moves to the cut (see `Segment::truncate_to`).
-            let end = self.inner.borrow().active().next_offset;
-            if let Err(e) =
-                self.storage.write_small(&segment::covered_end_path(&self.dir, b), end.to_string().as_bytes()).await
-            {
-                return Err(self.poison("writing a segment's covered end", &e));
-            }
+            self.persist_covered_end(b).await?;
         } else {
             match Segment::create(
                 &self.storage,
@@ -124,6 +118,16 @@ impl<S: Storage> PartitionLog<S> {
             self.persist_log_start(start).await?;
         }
         self.persist_epochs().await
+    }
+
+    /// A cleaned segment's covered end moves to the cut (see `Segment::truncate_to`).
+    async fn persist_covered_end(&self, base: i64) -> Result<(), LogError> {
+        let end = self.inner.borrow().active().next_offset;
+        let path = segment::covered_end_path(&self.dir, base);
+        match self.storage.write_small(&path, end.to_string().as_bytes()).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison("writing a segment's covered end", &e)),
+        }
     }
 
     pub(super) async fn persist_log_start(&self, offset: i64) -> Result<(), LogError> {

@@ -191,11 +191,33 @@ impl<S: Storage> PartitionLog<S> {
         if a.size == 0 {
             return false;
         }
-        let too_big = a.size + incoming > self.config.get().segment_bytes;
-        let too_old = a.first_append_ms.is_some_and(|t| now_ms - t >= self.config.get().segment_ms);
+        let c = self.config.get();
+        let too_big = a.size + incoming > c.segment_bytes;
+        let roll_ms = c.segment_ms.saturating_sub(self.roll_jitter_ms(a.base_offset));
+        let too_old = a.first_append_ms.is_some_and(|t| now_ms - t >= roll_ms);
+        // As Kafka's fixed-size index files: full at `segment.index.bytes` / entry size entries.
+        let full = |entries: usize, entry_bytes: usize| entries as u64 >= c.segment_index_bytes / entry_bytes as u64;
+        let index_full = full(a.index.offsets.len(), crate::index::OFFSET_ENTRY_BYTES)
+            || full(a.index.times.len(), crate::index::TIME_ENTRY_BYTES);
         // Relative offsets are u32 in the index.
         let overflow = a.next_offset + span - a.base_offset > i64::from(u32::MAX);
-        too_big || too_old || overflow
+        too_big || too_old || index_full || overflow
+    }
+
+    /// How much earlier than `segment.ms` the segment at `base` rolls: below
+    /// `min(segment.jitter.ms, segment.ms)`, the same for a segment whenever asked, different
+    /// across partitions and segments (a hash of the directory and base offset, where Kafka
+    /// draws a random number when the segment is created).
+    fn roll_jitter_ms(&self, base: i64) -> i64 {
+        let c = self.config.get();
+        let bound = c.segment_jitter_ms.min(c.segment_ms);
+        if bound <= 0 {
+            return 0;
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.dir.as_path(), base).hash(&mut h);
+        (h.finish() % bound as u64) as i64
     }
 
     pub(super) async fn persist_epochs(&self) -> Result<(), LogError> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::server::Request;
 use engine::shard::TopicPartition;
-use engine::LogConfig;
+use engine::{Durability, LogConfig};
 use uuid::Uuid;
 
 use crate::caps::Admin;
@@ -25,19 +25,52 @@ pub fn log_config(ctx: Admin<'_>, configs: &BTreeMap<String, String>) -> LogConf
 }
 
 /// [`log_config`] without a shard: also used at start-up, when the shards reopen the logs of
-/// existing topics with their own settings.
+/// existing topics with their own settings, and when a config change reaches the open logs.
 pub fn log_config_of(broker: &crate::config::BrokerConfig, configs: &BTreeMap<String, String>) -> LogConfig {
     let mut c = LogConfig::default();
-    let segment_bytes = configs::effective(broker, configs, "segment.bytes");
-    if let Some(b) = segment_bytes.and_then(|v| v.parse::<u64>().ok()) {
+    let long = |name: &str| configs::effective_i64(broker, configs, name);
+    if let Some(b) = long("segment.bytes").and_then(|v| u64::try_from(v).ok()) {
         c.segment_bytes = b;
     }
-    if let Some(ms) = configs::effective(broker, configs, "segment.ms").and_then(|v| v.parse::<i64>().ok()) {
+    if let Some(ms) = long("segment.ms") {
         c.segment_ms = ms;
     }
+    if let Some(ms) = long("segment.jitter.ms") {
+        c.segment_jitter_ms = ms;
+    }
+    if let Some(b) = long("segment.index.bytes").and_then(|v| u64::try_from(v).ok()) {
+        c.segment_index_bytes = b;
+    }
+    if let Some(b) = long("index.interval.bytes").and_then(|v| u64::try_from(v).ok()) {
+        // 0 in Kafka: an entry for every batch (the segment's minimum of 1 byte does that).
+        c.index_interval_bytes = b;
+    }
+    let set = |topic: &str, broker_value: Option<i64>| {
+        configs.get(topic).and_then(|v| v.trim().parse::<i64>().ok()).or(broker_value)
+    };
+    c.durability =
+        durability_of(set("flush.messages", broker.flush_interval_messages), set("flush.ms", broker.flush_interval_ms));
     // message.timestamp.type is applied by the produce handler, not by the log, so that it
     // follows config changes and restarts (the engine reopens logs with the default config).
     c
+}
+
+/// The durability policy `flush.messages` and `flush.ms` select, each the topic's override or
+/// else the broker's `log.flush.interval.*`, `None` where neither is set.
+///
+/// Odradek is durable by default: with neither set anywhere, every append is synced before it
+/// is acknowledged and before consumers see it (`Always`), where Kafka leaves syncing to the
+/// OS. Setting them relaxes that, as in Kafka: `flush.messages=1` or `flush.ms=0` is `Always`;
+/// `flush.ms=N` syncs in the background at most N ms after an append (`IntervalMs`); anything
+/// else (Kafka's default of `Long.MAX_VALUE` for both, set explicitly) syncs only at roll and
+/// close (`Never`). `flush.messages` between 1 and `Long.MAX_VALUE` is refused at validation
+/// (`config_defs::flush_messages_supported`).
+pub fn durability_of(flush_messages: Option<i64>, flush_ms: Option<i64>) -> Durability {
+    match (flush_messages, flush_ms) {
+        (None, None) | (Some(1), _) | (_, Some(0)) => Durability::Always,
+        (_, Some(ms)) if ms > 0 && ms < i64::MAX => Durability::IntervalMs(ms as u64),
+        _ => Durability::Never,
+    }
 }
 
 /// Creates a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`),
@@ -62,7 +95,7 @@ pub async fn create_topic(
     ctx: Admin<'_>,
     name: &str,
     partitions: i32,
-    configs: BTreeMap<String, String>,
+    mut configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<Arc<TopicMeta>, AdminError> {
     if !valid_topic_name(name) {
@@ -74,9 +107,7 @@ pub async fn create_topic(
             format!("number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}"),
         ));
     }
-    for (k, v) in &configs {
-        configs::validate(k, Some(v))?;
-    }
+    configs::validate_set(ctx.config, &mut configs)?;
     if ctx.topics.get(name).is_some() {
         return Err((code::TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")));
     }
@@ -180,4 +211,60 @@ pub async fn delete_topic(ctx: Admin<'_>, name: &str) -> Result<Arc<TopicMeta>, 
     persist(ctx).await?;
     delete_partitions(ctx, name, 0..meta.partitions).await;
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    const MAX: i64 = i64::MAX;
+
+    #[test]
+    fn flush_settings_select_the_durability_policy() {
+        let cases = [
+            (None, None, Durability::Always),
+            (Some(1), None, Durability::Always),
+            (Some(1), Some(1000), Durability::Always),
+            (None, Some(0), Durability::Always),
+            (None, Some(1000), Durability::IntervalMs(1000)),
+            (Some(MAX), Some(250), Durability::IntervalMs(250)),
+            (Some(MAX), None, Durability::Never),
+            (None, Some(MAX), Durability::Never),
+            (Some(MAX), Some(MAX), Durability::Never),
+        ];
+        for (messages, ms, want) in cases {
+            assert_eq!(durability_of(messages, ms), want, "flush.messages={messages:?} flush.ms={ms:?}");
+        }
+    }
+
+    #[test]
+    fn topic_flush_overrides_win_over_the_broker() {
+        let broker = BrokerConfig { flush_interval_ms: Some(500), ..BrokerConfig::default() };
+        let none = BTreeMap::new();
+        assert_eq!(log_config_of(&broker, &none).durability, Durability::IntervalMs(500));
+        let always = BTreeMap::from([("flush.messages".to_string(), "1".to_string())]);
+        assert_eq!(log_config_of(&broker, &always).durability, Durability::Always);
+        let never = BTreeMap::from([("flush.ms".to_string(), MAX.to_string())]);
+        assert_eq!(log_config_of(&broker, &never).durability, Durability::Never);
+        assert_eq!(log_config_of(&BrokerConfig::default(), &none).durability, Durability::Always);
+    }
+
+    #[test]
+    fn segment_and_index_settings_reach_the_log() {
+        let overrides: BTreeMap<String, String> = [
+            ("segment.jitter.ms", "300"),
+            ("segment.index.bytes", "4096"),
+            ("index.interval.bytes", "100"),
+            ("segment.ms", "1000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = log_config_of(&BrokerConfig::default(), &overrides);
+        assert_eq!(
+            (c.segment_jitter_ms, c.segment_index_bytes, c.index_interval_bytes, c.segment_ms),
+            (300, 4096, 100, 1000)
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! Topic configs: the known names with their defaults (Kafka 4's topic-level configs), and
-//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs of topic configs (the names,
+//! defaults and validation are [`crate::handlers::config_defs`]'s).
 
 use std::collections::BTreeMap;
 
@@ -25,118 +25,8 @@ pub const SOURCE_TOPIC: i8 = 1;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Boolean = 1,
-    String = 2,
-    Int = 3,
-    Long = 5,
-    Double = 6,
-    List = 7,
-}
-
-/// A topic config: its name, type, and where its default comes from.
-struct Def {
-    name: &'static str,
-    kind: Kind,
-    /// The broker setting the default comes from, if any (shown as a synonym).
-    broker_name: Option<&'static str>,
-    default: fn(&BrokerConfig) -> String,
-}
-
-const LONG_MAX: &str = "9223372036854775807";
-
-const DEFS: &[Def] = &[
-    Def {
-        name: "cleanup.policy",
-        kind: Kind::List,
-        broker_name: Some("log.cleanup.policy"),
-        default: |_| "delete".into(),
-    },
-    Def {
-        name: "compression.type",
-        kind: Kind::String,
-        broker_name: Some("compression.type"),
-        default: |_| "producer".into(),
-    },
-    Def { name: "delete.retention.ms", kind: Kind::Long, broker_name: None, default: |_| "86400000".into() },
-    Def { name: "file.delete.delay.ms", kind: Kind::Long, broker_name: None, default: |_| "60000".into() },
-    Def { name: "flush.messages", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
-    Def { name: "flush.ms", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
-    Def { name: "index.interval.bytes", kind: Kind::Int, broker_name: None, default: |_| "4096".into() },
-    Def { name: "max.compaction.lag.ms", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
-    Def {
-        name: "max.message.bytes",
-        kind: Kind::Int,
-        broker_name: Some("message.max.bytes"),
-        default: |b| b.message_max_bytes.to_string(),
-    },
-    Def { name: "message.timestamp.after.max.ms", kind: Kind::Long, broker_name: None, default: |_| "3600000".into() },
-    Def { name: "message.timestamp.before.max.ms", kind: Kind::Long, broker_name: None, default: |_| LONG_MAX.into() },
-    Def { name: "message.timestamp.type", kind: Kind::String, broker_name: None, default: |_| "CreateTime".into() },
-    Def { name: "min.cleanable.dirty.ratio", kind: Kind::Double, broker_name: None, default: |_| "0.5".into() },
-    Def { name: "min.compaction.lag.ms", kind: Kind::Long, broker_name: None, default: |_| "0".into() },
-    Def { name: "min.insync.replicas", kind: Kind::Int, broker_name: None, default: |_| "1".into() },
-    Def { name: "preallocate", kind: Kind::Boolean, broker_name: None, default: |_| "false".into() },
-    Def {
-        name: "retention.bytes",
-        kind: Kind::Long,
-        broker_name: Some("log.retention.bytes"),
-        default: |b| b.retention_bytes.to_string(),
-    },
-    Def {
-        name: "retention.ms",
-        kind: Kind::Long,
-        broker_name: Some("log.retention.ms"),
-        default: |b| b.retention_ms.to_string(),
-    },
-    Def {
-        name: "segment.bytes",
-        kind: Kind::Int,
-        broker_name: Some("log.segment.bytes"),
-        default: |b| b.segment_bytes.to_string(),
-    },
-    Def { name: "segment.index.bytes", kind: Kind::Int, broker_name: None, default: |_| "10485760".into() },
-    Def { name: "segment.jitter.ms", kind: Kind::Long, broker_name: None, default: |_| "0".into() },
-    Def { name: "segment.ms", kind: Kind::Long, broker_name: None, default: |_| "604800000".into() },
-    Def { name: "unclean.leader.election.enable", kind: Kind::Boolean, broker_name: None, default: |_| "false".into() },
-];
-
-fn def(name: &str) -> Option<&'static Def> {
-    DEFS.iter().find(|d| d.name == name)
-}
-
-/// A config's value for a topic with these overrides: the override, or the default.
-pub fn effective(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str) -> Option<String> {
-    overrides.get(name).cloned().or_else(|| def(name).map(|d| (d.default)(broker)))
-}
-
-pub fn effective_i64(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str) -> Option<i64> {
-    effective(broker, overrides, name).and_then(|v| v.parse().ok())
-}
-
-/// Checks a topic config name and value (`None`: deleting the override).
-pub fn validate(name: &str, value: Option<&str>) -> Result<(), AdminError> {
-    let d = def(name).ok_or((code::INVALID_CONFIG, format!("unknown topic config name: {name}")))?;
-    let Some(v) = value else { return Ok(()) };
-    let bad = || (code::INVALID_CONFIG, format!("invalid value {v} for configuration {name}"));
-    match d.kind {
-        Kind::Boolean => v.parse::<bool>().map(|_| ()).map_err(|_| bad()),
-        Kind::Int => v.parse::<i32>().map(|_| ()).map_err(|_| bad()),
-        Kind::Long => v.parse::<i64>().map(|_| ()).map_err(|_| bad()),
-        Kind::Double => v.parse::<f64>().map(|_| ()).map_err(|_| bad()),
-        Kind::List | Kind::String => match name {
-            "cleanup.policy" => {
-                v.split(',').all(|p| matches!(p.trim(), "delete" | "compact")).then_some(()).ok_or_else(bad)
-            }
-            "message.timestamp.type" => matches!(v, "CreateTime" | "LogAppendTime").then_some(()).ok_or_else(bad),
-            "compression.type" => matches!(v, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
-                .then_some(())
-                .ok_or_else(bad),
-            _ => Ok(()),
-        },
-    }
-}
+use crate::handlers::config_defs::{def, Def, Kind, SynonymDefault, DEFS};
+pub use crate::handlers::config_defs::{effective, effective_i64, validate, validate_set};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -183,8 +73,38 @@ pub fn describe(ctx: Admin<'_>, _version: i16, req: DescribeConfigsRequest) -> D
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// A topic's configs as DescribeConfigs lists them: every known one `wanted`, its override
-/// or the broker's default, with their synonyms if asked.
+/// One DescribeConfigs synonym.
+fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default().with_name(s(name)).with_value(Some(s(value))).with_source(source)
+}
+
+/// A topic config's synonyms in Kafka's order: the topic's override, then for each broker
+/// setting it falls back to (in precedence order) its start-up value if one was given and
+/// Kafka's default if it has one. (Kafka 3.8 in KRaft mode leaves some of these out: no
+/// synonym at all for a default `retention.ms` or `segment.ms`, and no static entry for
+/// settings it can change dynamically, such as `log.segment.bytes`; Odradek lists them all,
+/// as Kafka's own design of the field, and its ZooKeeper-mode brokers, do.)
+fn synonyms_of(d: &Def, broker: &BrokerConfig, overridden: Option<&String>) -> Vec<DescribeConfigsSynonym> {
+    let mut out = Vec::new();
+    if let Some(v) = overridden {
+        out.push(synonym(d.name, v, SOURCE_TOPIC));
+    }
+    for (name, default) in d.synonyms {
+        if let Some(v) = broker.static_props.get(*name) {
+            out.push(synonym(name, v, SOURCE_STATIC_BROKER));
+        }
+        match default {
+            SynonymDefault::Topic => out.push(synonym(name, &(d.default)(&BrokerConfig::default()), SOURCE_DEFAULT)),
+            SynonymDefault::Fixed(v) => out.push(synonym(name, v, SOURCE_DEFAULT)),
+            SynonymDefault::Absent => {}
+        }
+    }
+    out
+}
+
+/// A topic's configs as DescribeConfigs lists them: every known one `wanted`, its override,
+/// the broker's start-up setting (STATIC_BROKER_CONFIG) or the default, with their synonyms if
+/// asked.
 fn topic_configs(
     broker: &BrokerConfig,
     overrides: &BTreeMap<String, String>,
@@ -194,32 +114,21 @@ fn topic_configs(
     DEFS.iter()
         .filter(|d| wanted(d.name))
         .map(|d| {
-            let default = (d.default)(broker);
             let overridden = overrides.get(d.name);
-            let mut synonyms = Vec::new();
-            if include_synonyms {
-                if let Some(v) = overridden {
-                    synonyms.push(
-                        DescribeConfigsSynonym::default()
-                            .with_name(s(d.name))
-                            .with_value(Some(s(v)))
-                            .with_source(SOURCE_TOPIC),
-                    );
-                }
-                if let Some(b) = d.broker_name {
-                    synonyms.push(
-                        DescribeConfigsSynonym::default()
-                            .with_name(s(b))
-                            .with_value(Some(s(&default)))
-                            .with_source(SOURCE_DEFAULT),
-                    );
-                }
-            }
+            let source = if overridden.is_some() {
+                SOURCE_TOPIC
+            } else if d.synonyms.iter().any(|(n, _)| broker.static_props.contains_key(*n)) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            let synonyms = if include_synonyms { synonyms_of(d, broker, overridden) } else { Vec::new() };
+            let value = overridden.cloned().unwrap_or_else(|| (d.default)(broker));
             DescribeConfigsResourceResult::default()
                 .with_name(s(d.name))
-                .with_value(Some(s(overridden.unwrap_or(&default))))
+                .with_value(Some(s(&value)))
                 .with_read_only(false)
-                .with_config_source(if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                .with_config_source(source)
                 .with_is_sensitive(false)
                 .with_synonyms(synonyms)
                 .with_config_type(d.kind as i8)
@@ -272,9 +181,7 @@ async fn apply(
         ctx.topics.get(name).ok_or((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
     let mut configs = topic.configs.clone();
     change(&mut configs)?;
-    for (k, v) in &configs {
-        validate(k, Some(v))?;
-    }
+    validate_set(ctx.config, &mut configs)?;
     if validate_only {
         return Ok(());
     }
@@ -346,7 +253,11 @@ pub async fn incremental_alter(
                         OP_APPEND | OP_SUBTRACT => {
                             let list_kind = def(&name).is_some_and(|d| d.kind == Kind::List);
                             if !list_kind {
-                                return Err((code::INVALID_CONFIG, format!("{name} is not a list config")));
+                                let op = if c.config_operation == OP_APPEND { "APPEND" } else { "SUBTRACT" };
+                                return Err((
+                                    code::INVALID_CONFIG,
+                                    format!("Can't {op} to key {name} because its type is not LIST."),
+                                ));
                             }
                             let current = effective(&broker, configs, &name).unwrap_or_default();
                             let mut items: Vec<String> =

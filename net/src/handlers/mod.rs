@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_versions;
 pub mod cleaner;
+pub mod config_defs;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
@@ -21,6 +22,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod recompress;
 pub mod retention;
 pub mod txn;
 pub mod write_txn_markers;

@@ -1,5 +1,6 @@
 //! Produce: batches are validated on the connection's core (framing, CRC-32C, size, timestamps),
-//! then sent to their owners, one message per owner shard, and stored exactly as sent.
+//! recompressed if the topic's `compression.type` names another codec, then sent to their
+//! owners, one message per owner shard, and stored as they arrive there.
 
 use crate::server::Request;
 use bytes::BytesMut;
@@ -151,6 +152,32 @@ async fn verify_transactional(
     }
 }
 
+/// A partition's validated batches under its topic's rules, in Kafka's order: what producers
+/// may send, then `compression.type` (recompressing batches in another codec), then the
+/// timestamps (`LogAppendTime` stamps them, `CreateTime` checks their skew).
+fn apply_topic_rules(
+    batches: ValidatedBatches,
+    cfg: &crate::view::TopicConfig,
+    now_ms: i64,
+    transactional_id: bool,
+) -> Result<ValidatedBatches, (i16, String)> {
+    if cfg.compact {
+        check_keys(&batches)?;
+    }
+    check_producer_batches(&batches, transactional_id)?;
+    let max_bytes = cfg.max_message_bytes;
+    let batches = match cfg.compression {
+        Some(codec) => crate::handlers::recompress::recompress(batches, codec, cfg.compression_level, max_bytes)?,
+        None => batches,
+    };
+    if cfg.log_append_time {
+        return stamp_append_time(batches, now_ms, max_bytes).map_err(|e| (batch_error(&e), e.to_string()));
+    }
+    let (after, before) = (cfg.timestamp_after_max_ms, cfg.timestamp_before_max_ms);
+    check_timestamps(&batches, now_ms, after, before).map_err(|msg| (code::INVALID_TIMESTAMP, msg))?;
+    Ok(batches)
+}
+
 pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> ProduceResponse {
     let now = engine::now_ms();
     let reject_all = if !matches!(req.acks, -1..=1) { Some(code::INVALID_REQUIRED_ACKS) } else { None };
@@ -166,7 +193,8 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
         let mut parts = Vec::with_capacity(topic.partition_data.len());
         let meta = match reject_all {
             Some(c) => Err(c),
-            None => ctx.auto_create.topic(topic.name.as_str(), true).await,
+            // As Kafka: only Metadata auto-creates; a Produce to an unknown topic is refused.
+            None => ctx.auto_create.topic(topic.name.as_str(), false).await,
         };
         for (pi, p) in topic.partition_data.into_iter().enumerate() {
             let meta = match &meta {
@@ -193,24 +221,15 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
                     continue;
                 }
             };
-            let keys = if cfg.compact { check_keys(&batches) } else { Ok(()) };
-            if let Err((code, msg)) = keys.and_then(|()| check_producer_batches(&batches, transactional_id)) {
-                parts.push(partition_result(p.index, code, Some(msg)));
-                continue;
-            }
-            let (after, before) = (cfg.timestamp_after_max_ms, cfg.timestamp_before_max_ms);
-            if cfg.log_append_time {
-                match stamp_append_time(batches, now, max_bytes) {
-                    Ok(b) => batches = b,
-                    Err(e) => {
-                        parts.push(partition_result(p.index, batch_error(&e), Some(e.to_string())));
-                        continue;
-                    }
+            batches = match apply_topic_rules(batches, cfg, now, transactional_id) {
+                Ok(b) => b,
+                Err((code, msg)) => {
+                    parts.push(partition_result(p.index, code, Some(msg)));
+                    continue;
                 }
+            };
+            if cfg.log_append_time {
                 append_time_slots.insert((ti, pi));
-            } else if let Err(msg) = check_timestamps(&batches, now, after, before) {
-                parts.push(partition_result(p.index, code::INVALID_TIMESTAMP, Some(msg)));
-                continue;
             }
             let tp = TopicPartition::new(meta.name(), p.index);
             let owner = ctx.router.owner(&tp).index();
