@@ -512,7 +512,9 @@ impl<S: Storage> PartitionLog<S> {
         deadline: &mut Option<i64>,
         out: &mut Output<S::File>,
     ) -> Result<(), LogError> {
-        if view.is_control() {
+        // Control batches stay; so does everything at or past the map's end (nothing there is
+        // superseded or an expired tombstone yet), without decoding it.
+        if view.is_control() || view.base_offset() >= map.end {
             return Ok(out.push(view).await?);
         }
         if view.is_transactional() && is_aborted(aborted, view.producer_id(), view.base_offset()) {
