@@ -359,6 +359,39 @@ mod tests {
     }
 
     #[test]
+    fn turns_pass_in_the_order_taken_even_when_dropped_early() {
+        use futures_lite::future::poll_once;
+        let turns = Turns::default();
+        futures_lite::future::block_on(async {
+            let a = turns.take();
+            let b = turns.take();
+            let c = turns.take();
+            let d = turns.take();
+            // The first turn needs no one.
+            assert!(poll_once(Box::pin(a.wait())).await.is_some());
+            // c waits for a and b; b dropped early does not let c pass while a holds.
+            let mut c_wait = Box::pin(c.wait());
+            assert!(poll_once(&mut c_wait).await.is_none());
+            drop(b);
+            assert!(poll_once(&mut c_wait).await.is_none());
+            let mut d_wait = Box::pin(d.wait());
+            assert!(poll_once(&mut d_wait).await.is_none());
+            drop(a);
+            assert!(poll_once(&mut c_wait).await.is_some());
+            // d still waits for c; a cancelled wait of c does not pass it.
+            drop(c_wait);
+            assert!(poll_once(&mut d_wait).await.is_none());
+            drop(c);
+            assert!(poll_once(&mut d_wait).await.is_some());
+            drop(d_wait);
+            drop(d);
+            // A turn taken after all were passed waits for nothing.
+            let e = turns.take();
+            assert!(poll_once(Box::pin(e.wait())).await.is_some());
+        });
+    }
+
+    #[test]
     fn mutex_hands_off_in_arrival_order_and_survives_cancelled_waiters() {
         use std::cell::RefCell;
         let m = LocalMutex::default();
@@ -493,5 +526,74 @@ mod tests {
             assert!(!m.is_locked());
             let _g = m.lock().await;
         });
+    }
+}
+
+/// Hands out turns in the order they are taken: a turn's holder may wait until every earlier
+/// turn has been passed (dropped). Taking a turn is synchronous, so the order is fixed at the
+/// moment the work arrives, not when its task is first polled or when it finds room.
+///
+/// A turn dropped before its own turn came (its work failed early, or was cancelled) still
+/// counts as passed only once every earlier one has: later holders keep waiting for those.
+#[derive(Default)]
+pub struct Turns {
+    last: RefCell<Option<Rc<TurnState>>>,
+}
+
+struct TurnState {
+    passed: Cell<bool>,
+    /// The turn taken just before this one, until it is seen passed.
+    prev: RefCell<Option<Rc<TurnState>>>,
+    notify: Notify,
+}
+
+/// One place in a [`Turns`] queue; passed when dropped.
+pub struct Turn {
+    state: Rc<TurnState>,
+}
+
+impl Turns {
+    /// The next turn: after every turn taken so far.
+    pub fn take(&self) -> Turn {
+        let mut last = self.last.borrow_mut();
+        let prev = last.take().filter(|p| !p.passed.get() || p.prev.borrow().is_some());
+        let state = Rc::new(TurnState { passed: Cell::new(false), prev: RefCell::new(prev), notify: Notify::new() });
+        *last = Some(state.clone());
+        Turn { state }
+    }
+}
+
+impl Turn {
+    /// Returns once every earlier turn has been passed.
+    pub async fn wait(&self) {
+        loop {
+            // The earliest predecessor not yet passed. Passed ones are unlinked on the way
+            // (only their successor ever walks through them) and this turn then points
+            // straight at the one it waits for.
+            let blocking = {
+                let mut cur = self.state.prev.borrow_mut().take();
+                loop {
+                    match cur {
+                        None => break None,
+                        Some(p) if !p.passed.get() => break Some(p),
+                        Some(p) => cur = p.prev.borrow_mut().take(),
+                    }
+                }
+            };
+            let Some(p) = blocking else { return };
+            *self.state.prev.borrow_mut() = Some(p.clone());
+            let listen = p.notify.listen();
+            if p.passed.get() {
+                continue;
+            }
+            listen.await;
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.state.passed.set(true);
+        self.state.notify.notify_all();
     }
 }

@@ -30,8 +30,10 @@ const fn api(key: ApiKey, version_min: i16, version_max: i16) -> ApiSpec {
 ///
 /// Each row: `Key min..=max => kind handler (capability)`, where `capability` is the
 /// [`ShardCtx`] method that builds it. Handler kinds: `sync` and `async` take
-/// `(capability, version, request)` (capabilities are `Copy` borrows) and return the response; `group` APIs go to their
-/// coordinator shard through `handlers::groups::route`.
+/// `(capability, version, request)` (capabilities are `Copy` borrows) and return the response;
+/// `ordered` handlers also take the request's turn on its connection (Produce: a connection's
+/// appends reach their partitions in request order); `group` APIs go to their coordinator
+/// shard through `handlers::groups::route`.
 macro_rules! api_table {
     ($( $key:ident $min:literal ..= $max:literal => $kind:ident $($handler:ident)::* ($cap:ident) ;)*) => {
         /// Every API the broker serves.
@@ -43,21 +45,25 @@ macro_rules! api_table {
             header: &RequestHeader,
             request: RequestKind,
             peer: &str,
+            turn: Option<engine::sync::Turn>,
         ) -> Option<ResponseKind> {
             let v = header.request_api_version;
             match request {
-                $( RequestKind::$key(r) => api_table!(@call $kind $key $($handler)::*, ctx.$cap(), header, v, r, peer), )*
+                $( RequestKind::$key(r) => api_table!(@call $kind $key $($handler)::*, ctx.$cap(), header, v, r, peer, turn), )*
                 _ => None,
             }
         }
     };
-    (@call sync $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident) => {
+    (@call sync $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident, $turn:ident) => {
         Some(ResponseKind::$key(handlers::$($h)::*($cap, $v, $r)))
     };
-    (@call async $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident) => {
+    (@call async $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident, $turn:ident) => {
         Some(ResponseKind::$key(handlers::$($h)::*($cap, $v, $r).await))
     };
-    (@call group $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident) => {{
+    (@call ordered $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident, $turn:ident) => {
+        Some(ResponseKind::$key(handlers::$($h)::*($cap, $v, $r, $turn).await))
+    };
+    (@call group $key:ident $($h:ident)::*, $cap:expr, $header:ident, $v:ident, $r:ident, $peer:ident, $turn:ident) => {{
         let caller = handlers::groups::Caller { client_id: $header.client_id.as_deref().unwrap_or(""), host: $peer };
         handlers::$($h)::*($cap, $v, caller, RequestKind::$key($r)).await
     }};
@@ -67,7 +73,7 @@ macro_rules! api_table {
 // supports idempotence and message format v2 from ranges starting at 0 (KIP-896). Requests
 // below v3 are still refused (the decoder does not support them).
 api_table! {
-    Produce 0..=12 => async produce::handle (produce);
+    Produce 0..=12 => ordered produce::handle (produce);
     Fetch 4..=17 => async fetch::handle (fetch);
     ListOffsets 1..=9 => async list_offsets::handle (data);
     Metadata 0..=12 => async metadata::handle (cluster);

@@ -350,6 +350,7 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
     };
     let idle = Duration::from_millis(ctx.config().connections_idle_ms_max);
     let request_bytes_max = ctx.config().request_bytes_max;
+    let produce_order = engine::sync::Turns::default();
     loop {
         let gone = writer_gone.listen();
         if *failed.borrow() {
@@ -379,7 +380,7 @@ async fn serve_connection(ctx: Rc<ShardCtx>, stream: TcpStream) {
                 break;
             }
         };
-        let started = match crate::handlers::start(&ctx, body, &peer) {
+        let started = match crate::handlers::start(&ctx, body, &peer, &produce_order) {
             Ok(Some(fut)) => fut,
             Ok(None) => continue,
             Err(e) => {

@@ -151,9 +151,11 @@ pub async fn run<S: Storage, X: 'static>(
                     s.data_in_flight += 1;
                     s.data_in_flight_peak = s.data_in_flight_peak.max(s.data_in_flight);
                 });
-                let (shard, counters) = (shard.clone(), counters.clone());
+                // Called here, not in the task: appends take their turn in inbox order.
+                let work = shard.serve(req);
+                let counters = counters.clone();
                 glommio::spawn_local(async move {
-                    shard.serve(req).await;
+                    work.await;
                     counters.update(|s| s.data_in_flight -= 1);
                     drop(slot);
                 })

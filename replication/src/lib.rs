@@ -33,4 +33,6 @@ pub use node::{Node, NodeConfig, ServiceFactory, ShardServices};
 pub use partition::{EpochError, ListedOffset, Partition, PartitionOffsets, Role};
 pub use producer::{AbortedTxn, Marker, ProducerError, ProducerState};
 pub use router::{Placement, Router};
-pub use shard::{AppendItem, EpochQuery, MarkerItem, PartitionError, PartitionShard, ReadItem, ShardRequest};
+pub use shard::{
+    AppendItem, AppendResults, EpochQuery, MarkerItem, PartitionError, PartitionShard, ReadItem, ShardRequest,
+};

@@ -13,7 +13,7 @@ use engine::io::Storage;
 use engine::log::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
 use engine::records::{BatchBuilder, Record};
 use engine::shard::TopicPartition;
-use engine::sync::{LocalMutex, Notify};
+use engine::sync::{LocalMutex, Notify, Turn, Turns};
 
 use crate::ids::{LeaderEpoch, NodeId, Offset};
 use crate::producer::{self, BatchRange, Marker, ProducerState, Verdict};
@@ -90,11 +90,12 @@ struct Producers {
     state: RefCell<ProducerState>,
     /// Loading the state and writing snapshots, one at a time.
     io: LocalMutex,
-    /// Idempotent appends pass the gate in the order they arrived (the lock is first come,
-    /// first served). Without it, two requests of one producer in flight to this partition
-    /// could overtake each other while waiting for room, and the later batch would be refused
-    /// as out of order and retried by the client.
-    order: LocalMutex,
+    /// Appends pass the gate in the order they arrived at the shard's door: each takes its
+    /// turn there, before any await. Without it, two requests in flight to this partition
+    /// could overtake each other while waiting for room (or for a window slot of their
+    /// request): an idempotent producer's later batch was refused as out of order and
+    /// retried, and a plain producer's records were stored out of the order it sent them.
+    order: Turns,
     /// The state reflects the whole log. A recovered partition loads it at its first
     /// idempotent append (so start-up reads nothing for partitions nobody writes to).
     loaded: Cell<bool>,
@@ -112,7 +113,7 @@ impl Producers {
         Self {
             state: RefCell::new(ProducerState::default()),
             io: LocalMutex::default(),
-            order: LocalMutex::default(),
+            order: Turns::default(),
             loaded: Cell::new(loaded),
             dirty: Cell::new(false),
             snapshot_offset: Cell::new(None),
@@ -272,12 +273,25 @@ impl<S: Storage> Partition<S> {
     /// moment their offsets are assigned: a resent batch is answered with the offsets it was
     /// stored at (and the caller's commit wait then waits for those), a gap or a stale epoch is
     /// refused with [`PartitionError::Producer`] and nothing is stored.
-    pub async fn append(&self, batches: ValidatedBatches, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+    /// This partition's next append turn (see [`Partition::append`]); take it when the append
+    /// arrives, before any await.
+    pub fn append_turn(&self) -> Turn {
+        self.producers.order.take()
+    }
+
+    /// Appends once every append whose turn was taken before `turn` has been judged and
+    /// buffered, so appends keep the order in which they arrived.
+    pub async fn append(
+        &self,
+        batches: ValidatedBatches,
+        now_ms: i64,
+        turn: Turn,
+    ) -> Result<AppendInfo, PartitionError> {
+        let idempotent = has_producer(batches.batches());
+        turn.wait().await;
+        let _turn = turn;
         // Loaded at the first append of any kind, so the upkeep snapshots every written log
         // and a crash never leaves a long tail to rescan.
-        let idempotent = has_producer(batches.batches());
-        // Taken before any await, so its queue is the order the appends arrived in.
-        let _order = if idempotent { Some(self.producers.order.lock().await) } else { None };
         self.load_producers(now_ms).await?;
         let state = &self.producers.state;
         let gate = |first_offset: i64, metas: &[BatchMeta]| {

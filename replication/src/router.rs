@@ -88,9 +88,20 @@ impl<X> Router<X> {
         shard: ShardId,
         make: impl FnOnce(Reply<T>) -> ShardRequest<X>,
     ) -> Result<T, PartitionError> {
+        let rx = self.ask(shard, make).await?;
+        rx.recv_async().await.map_err(|_| PartitionError::ShardGone(shard))
+    }
+
+    /// Sends a request built around a fresh reply channel and returns the channel: the
+    /// request is in the shard's inbox (behind every request sent before it) when this returns.
+    pub async fn ask<T>(
+        &self,
+        shard: ShardId,
+        make: impl FnOnce(Reply<T>) -> ShardRequest<X>,
+    ) -> Result<flume::Receiver<T>, PartitionError> {
         let (tx, rx) = flume::bounded(1);
         self.send(shard, make(tx)).await?;
-        rx.recv_async().await.map_err(|_| PartitionError::ShardGone(shard))
+        Ok(rx)
     }
 
     /// Blocking variant for threads outside any executor (start-up, tests, tools).

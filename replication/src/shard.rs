@@ -17,6 +17,7 @@ use engine::commit::CommitWait;
 use engine::io::Storage;
 use engine::log::{AppendInfo, Durability, LogConfig, LogError, ReadResult};
 use engine::shard::{Shard, TopicPartition};
+use engine::sync::Turn;
 use thiserror::Error;
 
 use crate::ids::{LeaderEpoch, NodeId, Offset, ShardId};
@@ -99,12 +100,12 @@ pub enum ShardRequest<X> {
     },
     Append {
         items: Vec<AppendItem>,
-        reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
+        reply: Reply<AppendResults>,
     },
     /// Writes transaction markers and replies once each is synced (or failed).
     WriteMarkers {
         items: Vec<MarkerItem>,
-        reply: Reply<Vec<Result<AppendInfo, PartitionError>>>,
+        reply: Reply<AppendResults>,
     },
     Read {
         items: Vec<ReadItem>,
@@ -174,6 +175,9 @@ pub enum ShardRequest<X> {
 }
 
 /// A partition looked up by name, or why not.
+/// One outcome per appended item, in the request's order.
+pub type AppendResults = Vec<Result<AppendInfo, PartitionError>>;
+
 type Lookup<S> = Result<Rc<Partition<S>>, PartitionError>;
 
 /// See the module docs.
@@ -252,17 +256,35 @@ impl<S: Storage> PartitionShard<S> {
         }
     }
 
+    /// Each item's append turn on its partition (see [`Partition::append`]): taken when the
+    /// request arrives, before any await, so appends to a partition keep the order of the
+    /// requests that carry them, whatever each waits for later.
+    fn append_turns(&self, items: &[AppendItem]) -> Vec<Option<Turn>> {
+        items.iter().map(|item| self.partition(&item.tp).map(|p| p.append_turn())).collect()
+    }
+
     /// Appends to the partitions of one request and returns once each append is written to the
     /// device (and synced where `durable` asks it of a `Durability::Always` log). The
     /// partitions progress together, at most [`REQUEST_PARTITIONS_IN_FLIGHT_MAX`] at a time,
-    /// and all wait on one group write/commit of the shard.
-    pub async fn append(&self, items: Vec<AppendItem>) -> Vec<Result<AppendInfo, PartitionError>> {
+    /// and all wait on one group write/commit of the shard. Appends keep the order in which
+    /// this is called (the turns are taken before the future is first polled).
+    pub fn append(&self, items: Vec<AppendItem>) -> impl std::future::Future<Output = AppendResults> + '_ {
+        let turns = self.append_turns(&items);
+        self.append_in_turn(items, turns)
+    }
+
+    async fn append_in_turn(&self, items: Vec<AppendItem>, turns: Vec<Option<Turn>>) -> AppendResults {
         let now = self.store.now_ms();
-        let appends = items.into_iter().map(|item| {
-            let partition = self.get(&item.tp);
+        let appends = items.into_iter().zip(turns).map(|(item, turn)| {
+            let (lookup, partition) = (self.get(&item.tp), self.get(&item.tp));
             let durable = item.durable;
-            let append = async move { partition?.append(item.batches, now).await };
-            (self.get(&item.tp), durable, append)
+            let append = async move {
+                let partition = partition?;
+                // Gone between the turn and now, or created since: judged as unknown.
+                let turn = turn.ok_or(PartitionError::UnknownPartition(item.tp))?;
+                partition.append(item.batches, now, turn).await
+            };
+            (lookup, durable, append)
         });
         self.commit_all(appends.collect()).await
     }
@@ -345,7 +367,20 @@ impl<S: Storage> PartitionShard<S> {
 
     /// Serves a partition request. Long polls, coordinator calls, door statistics and shutdown
     /// are the door's ([`crate::door`]); given one, this answers as if the shard had nothing.
-    pub async fn serve<X>(&self, req: ShardRequest<X>) {
+    ///
+    /// Work that must keep its arrival order (appends) takes its place when this is called,
+    /// not when the returned future is first polled: a door that spawns a task per request
+    /// calls it before spawning.
+    pub fn serve<X: 'static>(self: &Rc<Self>, req: ShardRequest<X>) -> impl std::future::Future<Output = ()> + 'static {
+        let turns = match &req {
+            ShardRequest::Append { items, .. } => self.append_turns(items),
+            _ => Vec::new(),
+        };
+        let this = self.clone();
+        async move { this.serve_in_turn(req, turns).await }
+    }
+
+    async fn serve_in_turn<X>(&self, req: ShardRequest<X>, turns: Vec<Option<Turn>>) {
         let now = self.store.now_ms();
         match req {
             ShardRequest::CreatePartition { tp, config, reply } => {
@@ -355,7 +390,7 @@ impl<S: Storage> PartitionShard<S> {
                 let _ = reply.send(self.delete(tp).await);
             }
             ShardRequest::Append { items, reply } => {
-                let _ = reply.send(self.append(items).await);
+                let _ = reply.send(self.append_in_turn(items, turns).await);
             }
             ShardRequest::WriteMarkers { items, reply } => {
                 let _ = reply.send(self.write_markers(items).await);

@@ -114,7 +114,18 @@ pub fn decode_request_unguarded(mut body: Bytes) -> Result<Decoded, RequestError
 
 /// Decodes a request and starts its handler. `Ok(None)`: nothing to answer.
 /// `peer` is the client's host as Kafka reports it (`/ip`).
-pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<Started>, RequestError> {
+///
+/// `order` is the connection's: a Produce takes its turn there now, in arrival order, and its
+/// appends reach their partitions only after those of the connection's earlier Produce
+/// requests, as on Kafka, which serves a connection one request at a time. A client that
+/// pipelines without idempotence (librdkafka's default) relies on it for the order of its
+/// records.
+pub fn start(
+    ctx: &Rc<ShardCtx>,
+    body: Bytes,
+    peer: &Rc<str>,
+    order: &engine::sync::Turns,
+) -> Result<Option<Started>, RequestError> {
     let (spec, version, header, request) = match decode_request(body)? {
         Decoded::ApiVersionsUnsupported { correlation_id } => {
             let frame = api_versions::unsupported_version_response(correlation_id);
@@ -124,11 +135,12 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<S
     };
     let ctx = ctx.clone();
     let peer = peer.clone();
+    let turn = matches!(&request, RequestKind::Produce(_)).then(|| order.take());
     if matches!(&request, RequestKind::Produce(p) if p.acks == 0) {
         // acks=0: the client expects no response at all. On an error Kafka closes the
         // connection instead, so the client notices and refreshes its metadata.
         return Ok(Some(Box::pin(async move {
-            match api::dispatch(&ctx, &header, request, &peer).await {
+            match api::dispatch(&ctx, &header, request, &peer, turn).await {
                 Some(ResponseKind::Produce(r))
                     if r.responses.iter().any(|t| t.partition_responses.iter().any(|p| p.error_code != 0)) =>
                 {
@@ -142,7 +154,7 @@ pub fn start(ctx: &Rc<ShardCtx>, body: Bytes, peer: &Rc<str>) -> Result<Option<S
     let correlation_id = header.correlation_id;
     let response_header_version = spec.key.response_header_version(version);
     Ok(Some(Box::pin(async move {
-        let Some(response) = api::dispatch(&ctx, &header, request, &peer).await else {
+        let Some(response) = api::dispatch(&ctx, &header, request, &peer, turn).await else {
             eprintln!("no handler for API {key} v{version}");
             return Err(());
         };

@@ -5,12 +5,13 @@
 use crate::server::Request;
 use bytes::BytesMut;
 use engine::shard::TopicPartition;
+use engine::sync::Turn;
 use engine::ValidatedBatches;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use replication::AppendItem;
 use replication::ShardId;
+use replication::{AppendItem, AppendResults, PartitionError};
 
 use crate::caps::Produce;
 use crate::errors::{batch_error, code, partition_error};
@@ -178,15 +179,16 @@ fn apply_topic_rules(
     Ok(batches)
 }
 
-pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> ProduceResponse {
+/// `turn`: the request's place among its connection's Produce requests (see
+/// [`crate::handlers::start`]); `None` serves it without one.
+pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest, turn: Option<Turn>) -> ProduceResponse {
     let now = engine::now_ms();
     let reject_all = if !matches!(req.acks, -1..=1) { Some(code::INVALID_REQUIRED_ACKS) } else { None };
     let transactional_id = req.transactional_id.is_some();
     let durable = req.acks == -1;
     // Results in request order; appends grouped per owner, remembering each one's slot.
     let mut topics_out: Vec<TopicProduceResponse> = Vec::with_capacity(req.topic_data.len());
-    let mut per_owner: Vec<Vec<(usize, usize, AppendItem)>> =
-        (0..ctx.router.shard_count()).map(|_| Vec::new()).collect();
+    let mut per_owner: PerOwner = (0..ctx.router.shard_count()).map(|_| Vec::new()).collect();
     // Partitions of LogAppendTime topics: their response carries the broker's timestamp.
     let mut append_time_slots: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
@@ -239,16 +241,50 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
         topics_out.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(parts));
     }
     verify_transactional(ctx, req.transactional_id.as_deref(), &mut per_owner, &mut topics_out).await;
-    let calls: Vec<_> = per_owner
-        .into_iter()
-        .enumerate()
-        .filter(|(_, items)| !items.is_empty())
-        .map(|(owner, items)| {
-            let (slots, items): (Vec<_>, Vec<_>) = items.into_iter().map(|(t, p, item)| ((t, p), item)).unzip();
-            async move { (slots, ctx.router.call(ShardId(owner), |reply| Request::Append { items, reply }).await) }
-        })
-        .collect();
-    for (slots, results) in engine::sync::join_all(calls).await {
+    let appended = append_in_turn(ctx, per_owner, turn).await;
+    fill_results(&mut topics_out, appended, &append_time_slots, now);
+    ProduceResponse::default().with_responses(topics_out)
+}
+
+/// Appends grouped by owner shard, each with its (topic, partition) slot in the response.
+type PerOwner = Vec<Vec<(usize, usize, AppendItem)>>;
+
+/// Each owner's slots and its answer.
+type Appended = Vec<(Vec<(usize, usize)>, Result<AppendResults, PartitionError>)>;
+
+/// Hands every owner its appends once the connection's earlier Produce requests have handed
+/// theirs (owners' inboxes are first in, first out, and an owner fixes each append's turn on
+/// its partition as it takes it from the inbox), passes the turn on, then waits for the
+/// answers. Only the hand-over is in turn: the writes and syncs of consecutive requests
+/// overlap.
+async fn append_in_turn(ctx: Produce<'_>, per_owner: PerOwner, turn: Option<Turn>) -> Appended {
+    if let Some(t) = &turn {
+        t.wait().await;
+    }
+    let mut asked = Vec::new();
+    for (owner, items) in per_owner.into_iter().enumerate().filter(|(_, items)| !items.is_empty()) {
+        let (slots, items): (Vec<_>, Vec<_>) = items.into_iter().map(|(t, p, item)| ((t, p), item)).unzip();
+        let rx = ctx.router.ask(ShardId(owner), |reply| Request::Append { items, reply }).await;
+        asked.push((owner, slots, rx));
+    }
+    drop(turn);
+    let answers = asked.into_iter().map(|(owner, slots, rx)| async move {
+        let answer = match rx {
+            Ok(rx) => rx.recv_async().await.map_err(|_| PartitionError::ShardGone(ShardId(owner))),
+            Err(e) => Err(e),
+        };
+        (slots, answer)
+    });
+    engine::sync::join_all(answers.collect()).await
+}
+
+fn fill_results(
+    topics_out: &mut [TopicProduceResponse],
+    appended: Appended,
+    append_time_slots: &std::collections::HashSet<(usize, usize)>,
+    now: i64,
+) {
+    for (slots, results) in appended {
         match results {
             Ok(results) => {
                 for ((t, p), r) in slots.into_iter().zip(results) {
@@ -274,5 +310,4 @@ pub async fn handle(ctx: Produce<'_>, _version: i16, req: ProduceRequest) -> Pro
             }
         }
     }
-    ProduceResponse::default().with_responses(topics_out)
 }

@@ -90,9 +90,9 @@ async fn pump(shard: Rc<PartitionShard<MemStorage>>, inbox: flume::Receiver<Req>
             return;
         }
         in_flight.set(in_flight.get() + 1);
-        let (shard, in_flight) = (shard.clone(), in_flight.clone());
+        let (work, in_flight) = (shard.serve(req), in_flight.clone());
         spawn(Box::pin(async move {
-            shard.serve(req).await;
+            work.await;
             in_flight.set(in_flight.get() - 1);
         }));
     }
