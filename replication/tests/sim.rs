@@ -6,8 +6,9 @@
 //! a manual one. So a seed fixes everything: which operations run, how their tasks interleave,
 //! where a crash tears each file. Per seed, a few hundred random operations run with several
 //! client requests in flight: produce (acks=all / acks=1, 1-3 partitions of 2 topics × 3
-//! partitions per request), fetch, offsets, segment rolls, DeleteRecords, time/size retention,
-//! clock ticks, quiet full scans, clean restarts and crashes. The model ([`model`]) checks:
+//! partitions per request), pipelined produce (2-4 requests sent before any answer), fetch,
+//! offsets, segment rolls, DeleteRecords, time/size retention, clock ticks, quiet full scans,
+//! clean restarts and crashes. The model ([`model`]) checks:
 //!
 //! 1. nothing acknowledged with acks=all is lost, by a crash or a restart, unless deleted;
 //! 2. offsets are dense from the log start to the log end, each holding exactly one record
@@ -17,7 +18,9 @@
 //!    (`SIM_SKIP_SERVED_DURABLE=1` skips the crash half);
 //! 4. every fetched batch parses (CRC), decodes, lies within what was asked, and carries a
 //!    leader epoch no newer than the partition's;
-//! 5. every restart and crash gives each partition a strictly greater leader epoch.
+//! 5. every restart and crash gives each partition a strictly greater leader epoch;
+//! 6. requests a client sends one after another without waiting (pipelined on one
+//!    connection) append to each partition in the order sent.
 //!
 //! `SIM_SEEDS=n` runs seeds `SIM_SEEDS_FROM..+n` (default 0..300); `SIM_SEED=s` runs one. A
 //! failure prints the seed's command and its last operations.
@@ -364,6 +367,79 @@ impl Sim {
         });
     }
 
+    /// 2-4 produce requests to partitions of `ps`, each sent (in one inbox order) before any
+    /// answer is awaited: a client pipelining on one connection. Each partition's appends
+    /// must take offsets in the order the requests were sent (invariant 6).
+    fn spawn_pipelined(&mut self) {
+        let durable = self.rng.chance(50);
+        let p0 = self.rng.below(self.tps.len() as u64) as usize;
+        let p1 = self.rng.below(self.tps.len() as u64) as usize;
+        let router = self.life().router.clone();
+        let mut requests: Vec<(u64, Vec<OwnerAppend>)> = Vec::new();
+        for _ in 0..self.rng.range(2, 4) {
+            let seq = self.produced;
+            self.produced += 1;
+            let mut ps = vec![if self.rng.chance(50) { p0 } else { p1 }];
+            if self.rng.chance(30) {
+                ps.push(if ps[0] == p0 { p1 } else { p0 });
+            }
+            ps.dedup();
+            let mut groups: Vec<OwnerAppend> = Vec::new();
+            for p in ps {
+                let (batches, ids) = self.batches(p, seq);
+                let owner = router.owner(&self.tps[p]);
+                match groups.iter_mut().find(|(o, _)| *o == owner) {
+                    Some((_, items)) => items.push((p, batches, ids)),
+                    None => groups.push((owner, vec![(p, batches, ids)])),
+                }
+            }
+            requests.push((seq, groups));
+        }
+        let seqs: Vec<String> = requests.iter().map(|(s, _)| format!("#{s}")).collect();
+        self.note(format!("pipelined produce {} acks={}", seqs.join(" "), if durable { "all" } else { "1" }));
+        let (model, tps) = (self.model.clone(), self.tps.clone());
+        self.exec.spawn(Kind::Client, async move {
+            // Everything sent first, in order; then the answers.
+            let mut sent = Vec::new();
+            for (seq, groups) in requests {
+                for (owner, items) in groups {
+                    let before: Vec<_> = items.iter().map(|(p, _, _)| model.borrow().seen(*p)).collect();
+                    let mut asked = Vec::new();
+                    let mut req = Vec::new();
+                    for (p, batches, ids) in items {
+                        asked.push((p, ids));
+                        req.push(AppendItem { tp: tps[p].clone(), batches, durable });
+                    }
+                    match router.ask(owner, |reply| Req::Append { items: req, reply }).await {
+                        Ok(rx) => sent.push((seq, owner, asked, before, rx)),
+                        Err(e) => return model.borrow_mut().fail(format!("append to shard {owner}: {e}")),
+                    }
+                }
+            }
+            let mut last_base: Vec<Option<(u64, i64)>> = vec![None; tps.len()];
+            for (seq, owner, asked, before, rx) in sent {
+                let Ok(results) = rx.recv_async().await else {
+                    return model.borrow_mut().fail(format!("append to shard {owner}: no answer"));
+                };
+                let mut m = model.borrow_mut();
+                for (((p, ids), r), before) in asked.iter().zip(results).zip(before) {
+                    let r = r.map(|i| (i.base_offset, i.last_offset)).map_err(|e| e.to_string());
+                    if let Ok((base, _)) = r {
+                        if let Some((earlier, at)) = last_base[*p] {
+                            let msg = format!(
+                                "{}: pipelined #{seq} appended at {base}, before #{earlier} sent earlier (at {at})",
+                                tps[*p].dir_name()
+                            );
+                            m.ensure(base > at, || msg);
+                        }
+                        last_base[*p] = Some((seq, base));
+                    }
+                    m.check_ack(*p, before, ids, durable, r);
+                }
+            }
+        });
+    }
+
     fn spawn_fetch(&mut self) {
         let p = self.rng.below(self.tps.len() as u64) as usize;
         let (seen, epoch) = {
@@ -614,7 +690,7 @@ impl Sim {
 
     fn op(&mut self) {
         let busy = self.exec.clients() >= CLIENTS_IN_FLIGHT_MAX;
-        match self.rng.weighted(&[30, 20, 5, 4, 3, 2, 6, 20, 2, 2, 2]) {
+        match self.rng.weighted(&[24, 20, 5, 4, 3, 2, 6, 20, 2, 2, 2, 6]) {
             0 if !busy => self.spawn_produce(),
             1 if !busy => self.spawn_fetch(),
             2 if !busy => self.spawn_offsets(),
@@ -625,6 +701,7 @@ impl Sim {
             8 => self.audit(),
             9 => self.restart(),
             10 => self.crash(),
+            11 if !busy => self.spawn_pipelined(),
             _ => {
                 let n = self.rng.range(1, 60) as u64;
                 self.steps(n);

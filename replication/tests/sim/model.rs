@@ -126,7 +126,7 @@ impl Model {
     }
 
     /// A check: records `msg()` as the violation unless `ok`.
-    fn ensure(&mut self, ok: bool, msg: impl FnOnce() -> String) -> bool {
+    pub fn ensure(&mut self, ok: bool, msg: impl FnOnce() -> String) -> bool {
         if !ok {
             self.fail(msg());
         }
