@@ -99,8 +99,9 @@ pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 /// Attribute bit 5: a control batch (transaction markers).
 pub const ATTR_CONTROL: i16 = 0x20;
-/// Attribute bit 6: the batch has no records left after compaction-by-producer-state (KIP-???
-/// "delete horizon" batches keep their header). Kept only so validation accepts it.
+/// Attribute bit 6 (KIP-534): the base timestamp holds the batch's delete horizon, the time
+/// after which the cleaner may remove its tombstones (or, for a control batch, the marker).
+/// Record timestamps stay exact: their deltas are relative to whatever the base holds.
 pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// Why a byte range is not a valid v2 batch. Each failure has its own variant so that callers
@@ -241,6 +242,10 @@ impl<'a> BatchView<'a> {
     }
     pub fn is_log_append_time(&self) -> bool {
         self.attributes() & ATTR_LOG_APPEND_TIME != 0
+    }
+    /// The delete horizon a cleaning pass set (KIP-534), if any.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & ATTR_DELETE_HORIZON != 0).then(|| self.base_timestamp())
     }
     /// The records region after the header (possibly compressed).
     pub fn records_bytes(&self) -> &'a [u8] {

@@ -421,9 +421,16 @@ fn encode_record(body: &mut BytesMut, r: &Record, offset_delta: i32, timestamp_d
 /// leader epoch), so offsets and the producer's sequence range stay what they were, and the
 /// records keep their offset and timestamp deltas. Compressed with the original codec.
 pub fn rebuild_batch(original: &BatchView<'_>, kept: &[Record]) -> BytesMut {
+    rebuild_batch_with(original, kept, None)
+}
+
+/// As [`rebuild_batch`]; with `delete_horizon_ms`, the batch also carries that delete horizon
+/// (KIP-534: attribute bit 6, the horizon in the base timestamp, record timestamp deltas
+/// relative to it so every record keeps its timestamp).
+pub fn rebuild_batch_with(original: &BatchView<'_>, kept: &[Record], delete_horizon_ms: Option<i64>) -> BytesMut {
     let h = original.header();
     let base_offset = h.base_offset.get();
-    let base_ts = h.base_timestamp.get();
+    let base_ts = delete_horizon_ms.unwrap_or(h.base_timestamp.get());
     let mut body = BytesMut::new();
     for r in kept {
         let delta = i32::try_from(r.offset - base_offset).unwrap_or(i32::MAX);
@@ -439,6 +446,11 @@ pub fn rebuild_batch(original: &BatchView<'_>, kept: &[Record]) -> BytesMut {
     let length = (HEADER_BYTES - batch::LOG_OVERHEAD + payload.len()) as i32;
     out[8..12].copy_from_slice(&length.to_be_bytes());
     out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    if let Some(horizon) = delete_horizon_ms {
+        let attrs = original.attributes() | batch::ATTR_DELETE_HORIZON;
+        out[21..23].copy_from_slice(&attrs.to_be_bytes());
+        out[27..35].copy_from_slice(&horizon.to_be_bytes());
+    }
     let crc = batch::compute_crc(&out);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     out

@@ -1,5 +1,5 @@
-//! The log cleaner: what survives a pass (latest value per key, tombstones until
-//! `delete.retention.ms`, offsets unchanged), the conditions that start one, a crash at every
+//! The log cleaner: what survives a pass (latest value per key, tombstones and transaction
+//! markers until `delete.retention.ms` after the first pass past them, offsets unchanged), the conditions that start one, a crash at every
 //! step of a pass, and a model-based property test against a plain model of compaction.
 
 use std::collections::BTreeMap;
@@ -134,21 +134,106 @@ fn superseded_records_inside_compressed_batches_go_and_the_rest_keep_their_delta
 }
 
 #[test]
-fn tombstones_stay_for_delete_retention_then_go() {
+fn tombstones_stay_for_delete_retention_after_the_first_pass_then_go() {
     let storage = MemStorage::new();
     let log = open(&storage);
     append(&log, &[("a", Some("1")), ("b", Some("1"))], 100, Compression::None);
+    // Written with a timestamp long past delete.retention.ms: it still stays that long after
+    // the pass that first cleans past it (KIP-534), not after its own timestamp.
     append(&log, &[("a", None)], 200, Compression::None);
     block_on(log.roll_now(200)).expect("roll");
     append(&log, &[("c", Some("active"))], 300, Compression::None);
     let cfg = eager(); // delete.retention.ms = 1000
-    clean(&log, 500, &cfg).expect("pass");
+    clean(&log, 5000, &cfg).expect("pass");
     assert_eq!(read_all(&log), vec![(1, s("b"), s("1")), (2, s("a"), None), (3, s("c"), s("active"))]);
-    // Nothing dirty, but the tombstone's time is up at 200 + 1000: a pass is due then, not before.
-    assert_eq!(clean(&log, 1199, &cfg), None);
-    let stats = clean(&log, 1201, &cfg).expect("the expired tombstone makes a pass due");
+    let stamped = first_batch_at(&log, 2);
+    assert_eq!(stamped.0, Some(6000), "the tombstone's batch carries its delete horizon");
+    assert_eq!(stamped.1, vec![200], "and its record keeps its timestamp");
+    // Nothing dirty, but the horizon passes at 6000: a pass is due then, not before.
+    assert_eq!(clean(&log, 5999, &cfg), None);
+    let stats = clean(&log, 6000, &cfg).expect("the expired tombstone makes a pass due");
     assert_eq!(stats.tombstones_removed, 1);
     assert_eq!(read_all(&log), vec![(1, s("b"), s("1")), (3, s("c"), s("active"))]);
+}
+
+/// The delete horizon and record timestamps of the batch holding `offset`.
+fn first_batch_at(log: &PartitionLog<MemStorage>, offset: i64) -> (Option<i64>, Vec<i64>) {
+    let r = block_on(log.read(offset, 1 << 16, None)).expect("read");
+    let all = r.concat();
+    let v = batch::parse_all(&all, usize::MAX)
+        .expect("batches")
+        .into_iter()
+        .find(|v| v.last_offset() >= offset)
+        .expect("a batch");
+    (v.delete_horizon_ms(), decode_records(&v).expect("records").iter().map(|r| r.timestamp).collect())
+}
+
+/// A transaction marker of producer `pid`, as the partition layer writes one.
+fn append_marker(log: &PartitionLog<MemStorage>, pid: i64, commit: bool, ts: i64) -> i64 {
+    let key = [0, 0, 0, u8::from(commit)].to_vec();
+    let mut b = BatchBuilder::new(Compression::None, ts).producer(pid, 0, -1).transactional().control();
+    b.push(Record::new(Some(key), Some(vec![0; 6])).with_timestamp(ts));
+    let vb = ValidatedBatches::new(b.build(), usize::MAX).expect("valid");
+    block_on(log.append(vb, 0, ts)).expect("append").base_offset
+}
+
+fn append_txn(log: &PartitionLog<MemStorage>, pid: i64, key: &str, value: &str, ts: i64) -> i64 {
+    let mut b = BatchBuilder::new(Compression::None, ts).producer(pid, 0, 0).transactional();
+    b.push(Record::new(s(key), s(value)).with_timestamp(ts));
+    let vb = ValidatedBatches::new(b.build(), usize::MAX).expect("valid");
+    block_on(log.append(vb, 0, ts)).expect("append").base_offset
+}
+
+/// Offsets of the control batches left in the log.
+fn markers(log: &PartitionLog<MemStorage>) -> Vec<i64> {
+    let r = block_on(log.read(log.log_start_offset(), 1 << 20, None)).expect("read");
+    let all = r.concat();
+    batch::parse_all(&all, usize::MAX)
+        .expect("batches")
+        .iter()
+        .filter(|v| v.is_control())
+        .map(|v| v.base_offset())
+        .collect()
+}
+
+#[test]
+fn markers_go_once_their_transaction_left_nothing_and_their_horizon_passed() {
+    let storage = MemStorage::new();
+    let log = open(&storage);
+    // Producer 7 commits `a`, producer 8 aborts `b`; then `a` is overwritten.
+    assert_eq!(append_txn(&log, 7, "a", "committed", 100), 0);
+    assert_eq!(append_txn(&log, 8, "b", "aborted", 100), 1);
+    assert_eq!(append_marker(&log, 7, true, 100), 2);
+    assert_eq!(append_marker(&log, 8, false, 100), 3);
+    append(&log, &[("a", Some("plain"))], 100, Compression::None);
+    block_on(log.roll_now(100)).expect("roll");
+    let aborted = [(8, 1, 1)];
+    let pass = |now: i64| block_on(log.clean(now, &eager(), i64::MAX, &aborted, |_| async {})).expect("clean");
+    // Pass 1 removes the superseded and the aborted records; both markers stay (their
+    // transactions' batches were still there when the pass read them), unstamped.
+    pass(1000).expect("pass 1");
+    assert_eq!(
+        read_all(&log),
+        vec![
+            (2, Some(vec![0, 0, 0, 1]), Some(vec![0; 6])),
+            (3, Some(vec![0, 0, 0, 0]), Some(vec![0; 6])),
+            (4, s("a"), s("plain"))
+        ]
+    );
+    assert_eq!(first_batch_at(&log, 2).0, None);
+    // Pass 2 (new dirt makes it due): nothing of either transaction is left, so both markers
+    // get a delete horizon of 2000 + 1000.
+    append(&log, &[("c", Some("1"))], 2000, Compression::None);
+    block_on(log.roll_now(2000)).expect("roll");
+    pass(2000).expect("pass 2");
+    assert_eq!(markers(&log), vec![2, 3]);
+    assert_eq!(first_batch_at(&log, 2).0, Some(3000));
+    assert_eq!(first_batch_at(&log, 3).0, Some(3000));
+    assert_eq!(pass(2999).map(|s| s.markers_removed), None, "not due before the horizon");
+    let stats = pass(3000).expect("due at the horizon");
+    assert_eq!(stats.markers_removed, 2);
+    assert_eq!(markers(&log), Vec::<i64>::new());
+    assert_eq!(read_all(&log), vec![(4, s("a"), s("plain")), (5, s("c"), s("1"))]);
 }
 
 #[test]
@@ -283,7 +368,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Every record ever written, with the time of its batch; `gone` marks what a pass removed.
+/// Every record ever written, with the time of its batch; `gone` marks what a pass removed,
+/// `horizon` the delete horizon the first pass to keep a tombstone gave it.
 /// (offset, key, value, batch time)
 type ModelRecord = (i64, Vec<u8>, Option<Vec<u8>>, i64);
 
@@ -291,6 +377,7 @@ type ModelRecord = (i64, Vec<u8>, Option<Vec<u8>>, i64);
 struct Model {
     records: Vec<ModelRecord>,
     gone: std::collections::BTreeSet<i64>,
+    horizon: BTreeMap<i64, i64>,
 }
 
 impl Model {
@@ -300,12 +387,22 @@ impl Model {
         for (o, k, _, _) in self.records.iter().filter(|r| r.0 < cleaned_to) {
             latest.insert(k.clone(), *o);
         }
-        for (o, k, v, ts) in &self.records {
-            if *o >= cleaned_to {
+        for (o, k, v, _) in &self.records {
+            if *o >= cleaned_to || self.gone.contains(o) {
                 continue;
             }
-            if latest.get(k).is_some_and(|l| l > o) || (v.is_none() && *ts < now - retention) {
+            if latest.get(k).is_some_and(|l| l > o) {
                 self.gone.insert(*o);
+            } else if v.is_none() {
+                match self.horizon.get(o) {
+                    Some(&h) if now >= h => {
+                        self.gone.insert(*o);
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.horizon.insert(*o, now + retention);
+                    }
+                }
             }
         }
     }

@@ -9,8 +9,16 @@
 //! the dirty part (bounded by `dedupe_buffer_bytes`: the dirty part is cut short when the map is
 //! full), then rewrites the segments from the log start to the map's end, group by group (as
 //! many consecutive segments as fit in `segment.bytes`): a record stays if no later record of
-//! its key is in the map; a tombstone also goes once its batch is `delete.retention.ms` old;
-//! records of aborted transactions go; control batches (transaction markers) stay.
+//! its key is in the map; records of aborted transactions go.
+//!
+//! Tombstones and transaction markers go in two steps, as in Kafka since KIP-534: the first
+//! pass that cleans past one keeps it and stamps its batch with a delete horizon (now +
+//! `delete.retention.ms`, in the batch header); a pass after the horizon removes it. So a
+//! consumer that read up to the log end within `delete.retention.ms` of the pass sees every
+//! delete, whatever timestamps the producer wrote. A marker becomes removable only once no
+//! batch of its transaction is left before it (the aborted records went in an earlier pass, or
+//! every committed record was superseded), so a read_committed consumer never meets data
+//! whose marker is gone.
 //!
 //! Invariants: offsets never change, so a reader's position stays valid; a rewritten batch keeps
 //! its header (base offset, last offset delta, producer id, epoch and sequence) and records keep
@@ -72,6 +80,8 @@ pub struct CleanStats {
     pub bytes_written: u64,
     pub records_removed: u64,
     pub tombstones_removed: u64,
+    /// Transaction markers removed (their transaction left nothing before them).
+    pub markers_removed: u64,
     pub segments_before: usize,
     pub segments_after: usize,
     /// Offsets below this are clean now (the next pass's dirty part starts here).
@@ -84,7 +94,7 @@ pub(super) struct CleanerState {
     loaded: bool,
     /// Offsets below this were seen by a pass (the clean part).
     cleaned_to: i64,
-    /// When the oldest kept tombstone's `delete.retention.ms` runs out (a pass is due then).
+    /// The earliest delete horizon of a kept tombstone or marker (a pass is due then).
     tombstone_deadline: Option<i64>,
 }
 
@@ -180,6 +190,35 @@ fn corrupt(base: i64, e: impl std::fmt::Display) -> LogError {
 /// (`aborted`: producer id, first offset, last offset).
 fn is_aborted(aborted: &[(i64, i64, i64)], producer_id: i64, offset: i64) -> bool {
     aborted.iter().any(|&(p, first, last)| p == producer_id && first <= offset && offset <= last)
+}
+
+/// What one pass carries from batch to batch, in offset order.
+#[derive(Default)]
+struct PassState {
+    /// The earliest delete horizon among what the pass kept.
+    deadline: Option<i64>,
+    /// Producers with a committed (not aborted) transactional batch read since their last
+    /// marker: that marker must stay.
+    open_committed: std::collections::HashSet<i64>,
+    /// The same for aborted batches (removed by this pass, but the marker waits for the next).
+    open_aborted: std::collections::HashSet<i64>,
+}
+
+impl PassState {
+    fn keep_until(&mut self, horizon: i64) {
+        self.deadline = Some(self.deadline.map_or(horizon, |d| d.min(horizon)));
+    }
+}
+
+/// Whether a control batch holds a COMMIT (`Some(true)`) or ABORT (`Some(false)`) marker.
+fn marker_kind(view: &BatchView<'_>) -> Option<bool> {
+    let records = records::decode_records(view).ok()?;
+    let key = records.first()?.key.as_deref()?;
+    match i16::from_be_bytes(key.get(2..4)?.try_into().ok()?) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
 }
 
 /// The key map of a pass: each key's latest offset in the dirty part below `end`.
@@ -432,17 +471,17 @@ impl<S: Storage> PartitionLog<S> {
                 _ => groups.push(vec![s.clone()]),
             }
         }
-        let mut deadline: Option<i64> = None;
+        let mut pass = PassState::default();
         for group in &groups {
             let done =
-                self.clean_group(group, &map, now_ms, cfg, aborted, &mut stats, &mut deadline, &mut throttle).await?;
+                self.clean_group(group, &map, now_ms, cfg, aborted, &mut stats, &mut pass, &mut throttle).await?;
             if !done {
                 return Ok(None);
             }
         }
         stats.cleaned_to = map.end.max(plan.dirty_start);
         stats.segments_after = self.segment_count();
-        let st = CleanerState { loaded: true, cleaned_to: stats.cleaned_to, tombstone_deadline: deadline };
+        let st = CleanerState { loaded: true, cleaned_to: stats.cleaned_to, tombstone_deadline: pass.deadline };
         self.save_cleaner_state(st).await?;
         Ok(Some(stats))
     }
@@ -458,7 +497,7 @@ impl<S: Storage> PartitionLog<S> {
         cfg: &CleanerConfig,
         aborted: &[(i64, i64, i64)],
         stats: &mut CleanStats,
-        deadline: &mut Option<i64>,
+        pass: &mut PassState,
         throttle: &mut T,
     ) -> Result<bool, LogError>
     where
@@ -474,7 +513,6 @@ impl<S: Storage> PartitionLog<S> {
         let buf = file.alloc(chunk);
         let mut out = Output { file, buf, buf_pos: 0, used: 0, size: 0, batches: Vec::new() };
         let log_start = self.log_start_offset();
-        let horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
         for s in group {
             let mut cur = Cursor { file: s.file.as_ref(), base: s.base, pos: s.first_position, size: s.size };
             loop {
@@ -488,7 +526,7 @@ impl<S: Storage> PartitionLog<S> {
                     if view.last_offset() < log_start {
                         continue;
                     }
-                    self.clean_batch(&view, map, horizon, cfg, aborted, stats, deadline, &mut out).await?;
+                    self.clean_batch(&view, map, now_ms, cfg, aborted, stats, pass, &mut out).await?;
                 }
             }
         }
@@ -499,58 +537,111 @@ impl<S: Storage> PartitionLog<S> {
         self.swap_in(group, base, end, file, size, &batches, &tmp, now_ms).await
     }
 
-    /// Filters one batch into `out`: whole, rebuilt with the records that stay, or not at all.
+    /// Filters one batch into `out`: whole, rebuilt with the records that stay (and a delete
+    /// horizon where it needs one), or not at all.
     #[allow(clippy::too_many_arguments)]
     async fn clean_batch(
         &self,
         view: &BatchView<'_>,
         map: &OffsetMap,
-        horizon: i64,
+        now_ms: i64,
         cfg: &CleanerConfig,
         aborted: &[(i64, i64, i64)],
         stats: &mut CleanStats,
-        deadline: &mut Option<i64>,
+        pass: &mut PassState,
         out: &mut Output<S::File>,
     ) -> Result<(), LogError> {
-        // Control batches stay; so does everything at or past the map's end (nothing there is
-        // superseded or an expired tombstone yet), without decoding it.
-        if view.is_control() || view.base_offset() >= map.end {
+        // Everything at or past the map's end stays whole, without decoding it: nothing there is
+        // superseded, and its tombstones and markers were not cleaned past yet.
+        if view.base_offset() >= map.end {
             return Ok(out.push(view).await?);
         }
-        if view.is_transactional() && is_aborted(aborted, view.producer_id(), view.base_offset()) {
-            stats.records_removed += view.record_count().max(0) as u64;
-            return Ok(());
+        let new_horizon = now_ms.saturating_add(cfg.delete_retention_ms);
+        if view.is_control() {
+            let pid = view.producer_id();
+            let removable = match marker_kind(view) {
+                Some(true) => !pass.open_committed.remove(&pid),
+                Some(false) => !pass.open_aborted.remove(&pid),
+                None => false,
+            };
+            return match (removable, view.delete_horizon_ms()) {
+                (false, _) => Ok(out.push(view).await?),
+                (true, Some(h)) if now_ms >= h => {
+                    stats.markers_removed += 1;
+                    Ok(())
+                }
+                (true, Some(h)) => {
+                    pass.keep_until(h);
+                    Ok(out.push(view).await?)
+                }
+                (true, None) => {
+                    pass.keep_until(new_horizon);
+                    self.push_rebuilt(view, None, Some(new_horizon), out).await
+                }
+            };
+        }
+        if view.is_transactional() {
+            if is_aborted(aborted, view.producer_id(), view.base_offset()) {
+                pass.open_aborted.insert(view.producer_id());
+                stats.records_removed += view.record_count().max(0) as u64;
+                return Ok(());
+            }
+            pass.open_committed.insert(view.producer_id());
         }
         let recs = records::decode_records(view).map_err(|e| corrupt(view.base_offset(), e))?;
-        let expired = view.max_timestamp() < horizon;
+        let horizon = view.delete_horizon_ms();
         let mut kept = Vec::with_capacity(recs.len());
+        let mut tombstones_kept = false;
         for r in &recs {
             let superseded =
                 r.key.as_ref().is_some_and(|k| map.latest.get(&key_hash(k)).is_some_and(|&latest| latest > r.offset));
-            let tombstone = r.key.is_some() && r.value.is_none();
-            if superseded && r.offset < map.end {
+            if superseded {
                 stats.records_removed += 1;
                 continue;
             }
-            if tombstone && r.offset < map.end {
-                if expired {
+            if r.key.is_some() && r.value.is_none() {
+                if horizon.is_some_and(|h| now_ms >= h) {
                     stats.tombstones_removed += 1;
                     stats.records_removed += 1;
                     continue;
                 }
-                let due = view.max_timestamp().saturating_add(cfg.delete_retention_ms);
-                *deadline = Some(deadline.map_or(due, |d: i64| d.min(due)));
+                tombstones_kept = true;
             }
             kept.push(r.clone());
         }
-        if kept.len() == recs.len() {
-            out.push(view).await?;
-        } else if !kept.is_empty() {
-            let rebuilt = records::rebuild_batch(view, &kept);
-            let v = BatchView::parse(&rebuilt, usize::MAX).map_err(|e| corrupt(view.base_offset(), e))?;
-            out.push(&v).await?;
+        if kept.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // The first pass to keep a tombstone stamps its batch's horizon; later ones keep it.
+        let stamp = (tombstones_kept && horizon.is_none()).then_some(new_horizon);
+        if tombstones_kept {
+            pass.keep_until(horizon.unwrap_or(new_horizon));
+        }
+        if kept.len() == recs.len() && stamp.is_none() {
+            return Ok(out.push(view).await?);
+        }
+        self.push_rebuilt(view, Some(&kept), stamp, out).await
+    }
+
+    /// Pushes `view` rebuilt with `kept` (all its records if `None`) and the delete horizon.
+    async fn push_rebuilt(
+        &self,
+        view: &BatchView<'_>,
+        kept: Option<&[records::Record]>,
+        horizon: Option<i64>,
+        out: &mut Output<S::File>,
+    ) -> Result<(), LogError> {
+        let all;
+        let kept = match kept {
+            Some(k) => k,
+            None => {
+                all = records::decode_records(view).map_err(|e| corrupt(view.base_offset(), e))?;
+                &all
+            }
+        };
+        let rebuilt = records::rebuild_batch_with(view, kept, horizon);
+        let v = BatchView::parse(&rebuilt, usize::MAX).map_err(|e| corrupt(view.base_offset(), e))?;
+        Ok(out.push(&v).await?)
     }
 
     /// Replaces the group's segments by the cleaned one (see the module docs), unless the log

@@ -79,11 +79,13 @@ pub async fn sweep(ctx: &ShardCtx) -> bool {
             Ok(Some(stats)) => {
                 worked = true;
                 eprintln!(
-                    "cleaned {}-{}: {} records removed ({} tombstones), {} -> {} segments, {} bytes read, {} written",
+                    "cleaned {}-{}: {} records removed ({} tombstones), {} markers removed, {} -> {} segments, {} bytes \
+                     read, {} written",
                     tp.topic,
                     tp.partition,
                     stats.records_removed,
                     stats.tombstones_removed,
+                    stats.markers_removed,
                     stats.segments_before,
                     stats.segments_after,
                     stats.bytes_read,
