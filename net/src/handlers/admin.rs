@@ -35,6 +35,14 @@ pub fn log_config_of(broker: &crate::config::BrokerConfig, configs: &BTreeMap<St
     if let Some(ms) = long("segment.ms") {
         c.segment_ms = ms;
     }
+    // As Kafka: a compacted topic's active segment also rolls once it is max.compaction.lag.ms
+    // old, so no record waits longer than that to become cleanable (the active segment never is).
+    let policy = configs::effective(broker, configs, "cleanup.policy").unwrap_or_default();
+    if policy.split(',').any(|p| p.trim() == "compact") {
+        if let Some(lag) = long("max.compaction.lag.ms").filter(|&l| l > 0) {
+            c.segment_ms = c.segment_ms.min(lag);
+        }
+    }
     if let Some(ms) = long("segment.jitter.ms") {
         c.segment_jitter_ms = ms;
     }
@@ -266,5 +274,22 @@ mod tests {
             (c.segment_jitter_ms, c.segment_index_bytes, c.index_interval_bytes, c.segment_ms),
             (300, 4096, 100, 1000)
         );
+    }
+
+    #[test]
+    fn a_compacted_topic_rolls_by_max_compaction_lag_too() {
+        let topic = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let broker = BrokerConfig::default();
+        let lag = ("max.compaction.lag.ms", "5000");
+        let compacted = topic(&[("cleanup.policy", "compact"), lag, ("segment.ms", "60000")]);
+        assert_eq!(log_config_of(&broker, &compacted).segment_ms, 5000);
+        let both = topic(&[("cleanup.policy", "compact,delete"), lag]);
+        assert_eq!(log_config_of(&broker, &both).segment_ms, 5000);
+        let shorter_segment = topic(&[("cleanup.policy", "compact"), lag, ("segment.ms", "1000")]);
+        assert_eq!(log_config_of(&broker, &shorter_segment).segment_ms, 1000);
+        let deleting = topic(&[("cleanup.policy", "delete"), lag, ("segment.ms", "60000")]);
+        assert_eq!(log_config_of(&broker, &deleting).segment_ms, 60000, "only compacted topics");
     }
 }
