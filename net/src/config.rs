@@ -40,6 +40,11 @@ pub struct BrokerConfig {
     /// The broker properties given at start-up (Kafka's names, as written), for
     /// DescribeConfigs' STATIC_BROKER_CONFIG sources and synonyms.
     pub static_props: std::collections::BTreeMap<String, String>,
+    /// Topic config defaults set by broker properties that have no setting of their own here
+    /// (`log.cleaner.delete.retention.ms=...` as `delete.retention.ms`, `log.roll.hours` as
+    /// `segment.ms`, ...): topic config name to value, in the topic config's unit. See
+    /// `config_defs::broker_topic_defaults`.
+    pub topic_defaults: std::collections::BTreeMap<String, String>,
     /// `socket.request.max.bytes`: a frame larger than this closes the connection before any
     /// allocation.
     pub request_bytes_max: usize,
@@ -118,6 +123,7 @@ impl Default for BrokerConfig {
             flush_interval_ms: None,
             retention_check_interval_ms: 5000,
             static_props: Default::default(),
+            topic_defaults: Default::default(),
             request_bytes_max: 100 * 1024 * 1024,
             request_bytes_in_flight_max: 512 * 1024 * 1024,
             connections_max: 10_000,

@@ -194,15 +194,23 @@ fn broker_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if c.num_partitions < 1 {
         return Err("num.partitions must be at least 1".into());
     }
-    let unknown: Vec<&str> = props.keys().map(String::as_str).filter(|k| !KNOWN_PROPERTIES.contains(k)).collect();
+    // Topic config defaults from the broker's own names for them (log.cleaner.*, log.roll.*, ...).
+    let (topic_defaults, used) = net::handlers::config_defs::broker_topic_defaults(&props, KNOWN_PROPERTIES)?;
+    c.topic_defaults = topic_defaults;
+    c.static_props = understood(props, &used);
+    Ok(c)
+}
+
+/// What DescribeConfigs shows as STATIC_BROKER_CONFIG: the settings given and understood
+/// (`used`: those read as topic defaults). The rest are reported, not fatal, as Kafka does:
+/// a server.properties written for Kafka must start Odradek too.
+fn understood(props: BTreeMap<String, String>, used: &[String]) -> BTreeMap<String, String> {
+    let known = |k: &str| KNOWN_PROPERTIES.contains(&k) || used.iter().any(|u| u == k);
+    let unknown: Vec<&str> = props.keys().map(String::as_str).filter(|k| !known(k)).collect();
     if !unknown.is_empty() {
-        // As Kafka does, unknown settings are reported, not fatal: a server.properties written
-        // for Kafka must start Odradek too.
         eprintln!("warning: ignoring broker properties Odradek does not support: {}", unknown.join(", "));
     }
-    // What DescribeConfigs shows as STATIC_BROKER_CONFIG: the settings given and understood.
-    c.static_props = props.into_iter().filter(|(k, _)| KNOWN_PROPERTIES.contains(&k.as_str())).collect();
-    Ok(c)
+    props.into_iter().filter(|(k, _)| known(k)).collect()
 }
 
 /// The durability settings (`log.flush.interval.*`: unset, every log syncs before it
@@ -470,6 +478,48 @@ mod tests {
         let given: Vec<&str> = c.static_props.keys().map(String::as_str).collect();
         assert_eq!(given, ["log.flush.interval.ms", "log.retention.check.interval.ms"], "unknown ones are not static");
         for bad in ["log.flush.interval.messages=10", "log.retention.check.interval.ms=0", "log.flush.interval.ms=-1"] {
+            let args = ServeArgs::parse_from(["serve", "--override", bad]);
+            assert!(broker_config(&args).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn broker_names_of_topic_configs_set_their_defaults() {
+        let args = ServeArgs::parse_from([
+            "serve",
+            "--override",
+            "log.cleaner.delete.retention.ms=1234",
+            "--override",
+            "log.cleaner.min.cleanable.ratio=0.2",
+            "--override",
+            "log.roll.hours=2",
+            "--override",
+            "log.cleanup.policy=compact",
+            "--override",
+            "compression.type=zstd",
+        ]);
+        let c = broker_config(&args).expect("config");
+        let none = std::collections::BTreeMap::new();
+        let topic = net::view::TopicConfig::of(&c, &none);
+        assert_eq!(topic.cleaner.delete_retention_ms, 1234);
+        assert!((topic.cleaner.min_cleanable_dirty_ratio - 0.2).abs() < 1e-9);
+        assert!(topic.compact && !topic.retention_deletes);
+        assert_eq!(net::handlers::admin::log_config_of(&c, &none).segment_ms, 7_200_000);
+        let given: Vec<&str> = c.static_props.keys().map(String::as_str).collect();
+        assert_eq!(
+            given,
+            [
+                "compression.type",
+                "log.cleaner.delete.retention.ms",
+                "log.cleaner.min.cleanable.ratio",
+                "log.cleanup.policy",
+                "log.roll.hours"
+            ]
+        );
+        // A topic's own setting still wins.
+        let own = std::collections::BTreeMap::from([("delete.retention.ms".to_string(), "5".to_string())]);
+        assert_eq!(net::view::TopicConfig::of(&c, &own).cleaner.delete_retention_ms, 5);
+        for bad in ["log.cleaner.min.cleanable.ratio=7", "log.cleanup.policy=shred", "log.roll.hours=x"] {
             let args = ServeArgs::parse_from(["serve", "--override", bad]);
             assert!(broker_config(&args).is_err(), "{bad}");
         }

@@ -383,9 +383,65 @@ pub fn validate_set(broker: &BrokerConfig, overrides: &mut BTreeMap<String, Stri
     Ok(())
 }
 
-/// A config's value for a topic with these overrides: the override, or the default.
+/// A config's value for a topic with these overrides: the override, or the broker's default
+/// for it (a start-up property), or Kafka's.
 pub fn effective(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str) -> Option<String> {
-    overrides.get(name).cloned().or_else(|| def(name).map(|d| (d.default)(broker)))
+    overrides.get(name).cloned().or_else(|| default_of(broker, name))
+}
+
+/// A topic config's value where the topic does not set it.
+pub fn default_of(broker: &BrokerConfig, name: &str) -> Option<String> {
+    broker.topic_defaults.get(name).cloned().or_else(|| def(name).map(|d| (d.default)(broker)))
+}
+
+/// Broker properties in another unit than their topic config: (property, factor to ms).
+const UNIT_SYNONYMS: &[(&str, i64)] = &[
+    ("log.retention.minutes", 60_000),
+    ("log.retention.hours", 3_600_000),
+    ("log.roll.hours", 3_600_000),
+    ("log.roll.jitter.hours", 3_600_000),
+];
+
+/// Synonyms that are not defaults of their topic config in Kafka's sense (the flush
+/// scheduler's own interval), left to the "unsupported property" warning.
+const NOT_DEFAULTS: &[&str] = &["log.flush.scheduler.interval.ms"];
+
+/// The topic config defaults that start-up properties set (`log.cleaner.delete.retention.ms`
+/// for `delete.retention.ms`, ...): for each topic config, its first synonym in Kafka's order
+/// of precedence that `props` sets, unless that one is among `handled` (a broker setting with
+/// a field of its own, which the default already reads). Values are converted to the topic
+/// config's unit and checked as the topic config is: a bad one fails the start, as in Kafka.
+/// Returns the defaults and the properties they came from.
+pub fn broker_topic_defaults(
+    props: &BTreeMap<String, String>,
+    handled: &[&str],
+) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
+    let mut defaults = BTreeMap::new();
+    let mut used = Vec::new();
+    for d in DEFS {
+        let Some((prop, raw)) = d
+            .synonyms
+            .iter()
+            .filter(|(n, _)| !NOT_DEFAULTS.contains(n))
+            .find_map(|(n, _)| props.get(*n).map(|v| (*n, v)))
+        else {
+            continue;
+        };
+        if handled.contains(&prop) {
+            continue;
+        }
+        let value = match UNIT_SYNONYMS.iter().find(|(n, _)| *n == prop) {
+            Some((_, factor)) => {
+                let n: i64 = raw.trim().parse().map_err(|_| format!("{prop}: invalid value {raw:?}"))?;
+                n.saturating_mul(*factor).to_string()
+            }
+            None => raw.trim().to_string(),
+        };
+        validate(d.name, Some(&value)).map_err(|(_, msg)| format!("{prop}={raw}: {msg}"))?;
+        defaults.insert(d.name.to_string(), normalize(d.name, &value));
+        used.push(prop.to_string());
+    }
+    Ok((defaults, used))
 }
 
 pub fn effective_i64(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, name: &str) -> Option<i64> {

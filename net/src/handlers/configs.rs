@@ -123,7 +123,8 @@ fn topic_configs(
                 SOURCE_DEFAULT
             };
             let synonyms = if include_synonyms { synonyms_of(d, broker, overridden) } else { Vec::new() };
-            let value = overridden.cloned().unwrap_or_else(|| (d.default)(broker));
+            let value =
+                overridden.cloned().or_else(|| super::config_defs::default_of(broker, d.name)).unwrap_or_default();
             DescribeConfigsResourceResult::default()
                 .with_name(s(d.name))
                 .with_value(Some(s(&value)))
