@@ -200,40 +200,61 @@ fn markers(log: &PartitionLog<MemStorage>) -> Vec<i64> {
 fn markers_go_once_their_transaction_left_nothing_and_their_horizon_passed() {
     let storage = MemStorage::new();
     let log = open(&storage);
-    // Producer 7 commits `a`, producer 8 aborts `b`; then `a` is overwritten.
+    // Producer 7 commits `a`, producer 8 aborts `b`, producer 9 commits `d`; then `a` is
+    // overwritten.
     assert_eq!(append_txn(&log, 7, "a", "committed", 100), 0);
     assert_eq!(append_txn(&log, 8, "b", "aborted", 100), 1);
-    assert_eq!(append_marker(&log, 7, true, 100), 2);
-    assert_eq!(append_marker(&log, 8, false, 100), 3);
+    assert_eq!(append_txn(&log, 9, "d", "stays", 100), 2);
+    assert_eq!(append_marker(&log, 7, true, 100), 3);
+    assert_eq!(append_marker(&log, 8, false, 100), 4);
+    assert_eq!(append_marker(&log, 9, true, 100), 5);
     append(&log, &[("a", Some("plain"))], 100, Compression::None);
     block_on(log.roll_now(100)).expect("roll");
-    let aborted = [(8, 1, 1)];
-    let pass = |now: i64| block_on(log.clean(now, &eager(), i64::MAX, &aborted, |_| async {})).expect("clean");
-    // Pass 1 removes the superseded and the aborted records; both markers stay (their
-    // transactions' batches were still there when the pass read them), unstamped.
-    pass(1000).expect("pass 1");
+    // The partition's aborted transactions, as it would pass them: until it forgets one, its
+    // marker stays.
+    let aborted = std::cell::RefCell::new(vec![(8, 1, 4)]);
+    let pass = |now: i64| {
+        let list = aborted.borrow().clone();
+        block_on(log.clean(now, &eager(), i64::MAX, &list, |_| async {})).expect("clean")
+    };
+    // Pass 1 removes the superseded and the aborted records. Nothing of producer 7's and 8's
+    // transactions is left, so their markers get a delete horizon of 1000 + 1000; producer 9's
+    // record stays, and so does its marker, unstamped. The abort is reported emptied.
+    let stats = pass(1000).expect("pass 1");
+    assert_eq!((stats.markers_removed, stats.aborts_emptied.as_slice()), (0, &[(8, 4)][..]));
+    let marker = |commit: bool| (Some(vec![0, 0, 0, commit as u8]), Some(vec![0; 6]));
+    let row = |o: i64, (k, v): (Option<Vec<u8>>, Option<Vec<u8>>)| (o, k, v);
     assert_eq!(
         read_all(&log),
         vec![
-            (2, Some(vec![0, 0, 0, 1]), Some(vec![0; 6])),
-            (3, Some(vec![0, 0, 0, 0]), Some(vec![0; 6])),
-            (4, s("a"), s("plain"))
+            (2, s("d"), s("stays")),
+            row(3, marker(true)),
+            row(4, marker(false)),
+            row(5, marker(true)),
+            (6, s("a"), s("plain"))
         ]
     );
-    assert_eq!(first_batch_at(&log, 2).0, None);
-    // Pass 2 (new dirt makes it due): nothing of either transaction is left, so both markers
-    // get a delete horizon of 2000 + 1000.
-    append(&log, &[("c", Some("1"))], 2000, Compression::None);
-    block_on(log.roll_now(2000)).expect("roll");
-    pass(2000).expect("pass 2");
-    assert_eq!(markers(&log), vec![2, 3]);
-    assert_eq!(first_batch_at(&log, 2).0, Some(3000));
-    assert_eq!(first_batch_at(&log, 3).0, Some(3000));
-    assert_eq!(pass(2999).map(|s| s.markers_removed), None, "not due before the horizon");
-    let stats = pass(3000).expect("due at the horizon");
-    assert_eq!(stats.markers_removed, 2);
-    assert_eq!(markers(&log), Vec::<i64>::new());
-    assert_eq!(read_all(&log), vec![(4, s("a"), s("plain")), (5, s("c"), s("1"))]);
+    assert_eq!(first_batch_at(&log, 3).0, Some(2000));
+    assert_eq!(first_batch_at(&log, 4).0, Some(2000));
+    assert_eq!(first_batch_at(&log, 5).0, None);
+    assert_eq!(pass(1999).map(|s| s.markers_removed), None, "not due before the horizon");
+    // At the horizon the commit marker goes; the abort marker only once the caller forgot
+    // its transaction.
+    let stats = pass(2000).expect("due at the horizon");
+    assert_eq!((stats.markers_removed, stats.aborts_emptied.as_slice()), (1, &[(8, 4)][..]));
+    assert_eq!(markers(&log), vec![4, 5]);
+    aborted.borrow_mut().clear();
+    let stats = pass(2001).expect("still due: the abort marker's horizon passed");
+    assert_eq!((stats.markers_removed, stats.aborts_emptied.len()), (1, 0));
+    assert_eq!(markers(&log), vec![5]);
+    // Later passes keep the marker of the transaction whose record is still there.
+    append(&log, &[("c", Some("1"))], 5000, Compression::None);
+    block_on(log.roll_now(5000)).expect("roll");
+    assert_eq!(pass(9000).expect("pass 3").markers_removed, 0);
+    assert_eq!(
+        read_all(&log),
+        vec![(2, s("d"), s("stays")), row(5, marker(true)), (6, s("a"), s("plain")), (7, s("c"), s("1"))]
+    );
 }
 
 #[test]

@@ -573,7 +573,9 @@ impl<S: Storage> Partition<S> {
     }
     /// One log-cleaner pass over the partition if one is due (compacted topics): nothing at or
     /// past the last stable offset is cleaned, so every transaction it touches is decided, and
-    /// the data of aborted ones goes. `throttle` paces the cleaner's I/O.
+    /// the data of aborted ones goes; then their markers, once the transaction is forgotten
+    /// here (see `CleanStats::aborts_emptied`) and their delete horizon passed. `throttle`
+    /// paces the cleaner's I/O.
     pub async fn clean<T, Fut>(
         &self,
         now_ms: i64,
@@ -594,7 +596,16 @@ impl<S: Storage> Partition<S> {
             .into_iter()
             .map(|a| (a.producer_id, a.first_offset, a.last_offset))
             .collect();
-        self.log.clean(now_ms, cfg, upper, &aborted, throttle).await
+        let stats = self.log.clean(now_ms, cfg, upper, &aborted, throttle).await?;
+        if let Some(emptied) = stats.as_ref().map(|s| &s.aborts_emptied).filter(|e| !e.is_empty()) {
+            // Their data is gone: fetches stop naming them, durably before a later pass may
+            // remove their markers (it does once they are no longer in `aborted`).
+            if self.producers.state.borrow_mut().forget_aborted(emptied) {
+                self.producers.dirty.set(true);
+            }
+            self.snapshot_producers().await?;
+        }
+        Ok(stats)
     }
 
     /// Applies time and size retention (the topic's `retention.ms` / `retention.bytes`).

@@ -189,6 +189,14 @@ impl ProducerState {
         self.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect()
     }
 
+    /// Forgets the aborted transactions ended by these markers (producer id, marker offset):
+    /// the cleaner removed all their data. Returns whether any was known.
+    pub fn forget_aborted(&mut self, markers: &[(i64, i64)]) -> bool {
+        let before = self.aborted.len();
+        self.aborted.retain(|a| !markers.contains(&(a.producer_id, a.last_offset)));
+        self.aborted.len() != before
+    }
+
     /// Forgets aborted transactions wholly below the log start (their batches are gone).
     pub fn prune_aborted(&mut self, log_start_offset: i64) {
         let cut = self.aborted.partition_point(|a| a.last_offset < log_start_offset);
@@ -653,6 +661,11 @@ mod tests {
         );
         let bytes = encode_snapshot(&s, 9);
         assert_eq!(decode_snapshot(&bytes), Some((s.clone(), 9)));
+        // The cleaner removed the data of pid 1's aborted transaction (its marker at 6).
+        let mut forgotten = s.clone();
+        assert!(!forgotten.forget_aborted(&[(1, 5), (2, 6)]), "neither ended one");
+        assert!(forgotten.forget_aborted(&[(1, 6)]));
+        assert_eq!(forgotten.aborted_between(0, 100), []);
         s.prune_aborted(7);
         assert_eq!(s.aborted_between(0, 100), []);
     }

@@ -16,9 +16,10 @@
 //! `delete.retention.ms`, in the batch header); a pass after the horizon removes it. So a
 //! consumer that read up to the log end within `delete.retention.ms` of the pass sees every
 //! delete, whatever timestamps the producer wrote. A marker becomes removable only once no
-//! batch of its transaction is left before it (the aborted records went in an earlier pass, or
-//! every committed record was superseded), so a read_committed consumer never meets data
-//! whose marker is gone.
+//! batch of its transaction is left before it (its aborted records go, or every committed
+//! record was superseded; in this pass or an earlier one: Kafka waits for the next pass, which
+//! changes nothing for a reader since the marker still has its horizon to go), so a
+//! read_committed consumer never meets data whose marker is gone.
 //!
 //! Invariants: offsets never change, so a reader's position stays valid; a rewritten batch keeps
 //! its header (base offset, last offset delta, producer id, epoch and sequence) and records keep
@@ -74,7 +75,7 @@ impl Default for CleanerConfig {
 }
 
 /// What a pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanStats {
     pub bytes_read: u64,
     pub bytes_written: u64,
@@ -82,6 +83,11 @@ pub struct CleanStats {
     pub tombstones_removed: u64,
     /// Transaction markers removed (their transaction left nothing before them).
     pub markers_removed: u64,
+    /// Abort markers kept whose transaction left no data (producer id, marker offset): the
+    /// caller forgets these aborted transactions and says so durably; the markers go in a pass
+    /// after that (when they are no longer in its `aborted` list) and after their horizon.
+    /// Until then a read_committed consumer told of the transaction still meets its end.
+    pub aborts_emptied: Vec<(i64, i64)>,
     pub segments_before: usize,
     pub segments_after: usize,
     /// Offsets below this are clean now (the next pass's dirty part starts here).
@@ -197,11 +203,10 @@ fn is_aborted(aborted: &[(i64, i64, i64)], producer_id: i64, offset: i64) -> boo
 struct PassState {
     /// The earliest delete horizon among what the pass kept.
     deadline: Option<i64>,
-    /// Producers with a committed (not aborted) transactional batch read since their last
-    /// marker: that marker must stay.
+    /// Producers with a committed transactional batch kept (some of its records stay) since
+    /// their last marker: that marker must stay too. An aborted batch before the key map's end
+    /// always goes in the pass that reads it, so its marker needs no such entry.
     open_committed: std::collections::HashSet<i64>,
-    /// The same for aborted batches (removed by this pass, but the marker waits for the next).
-    open_aborted: std::collections::HashSet<i64>,
 }
 
 impl PassState {
@@ -561,7 +566,18 @@ impl<S: Storage> PartitionLog<S> {
             let pid = view.producer_id();
             let removable = match marker_kind(view) {
                 Some(true) => !pass.open_committed.remove(&pid),
-                Some(false) => !pass.open_aborted.remove(&pid),
+                // Its aborted data went in this pass or earlier. While the caller still lists
+                // the transaction (and tells fetches of it) the marker must stay to end it.
+                Some(false) if aborted.iter().any(|&(p, _, last)| p == pid && last == view.base_offset()) => {
+                    stats.aborts_emptied.push((pid, view.base_offset()));
+                    let Some(h) = view.delete_horizon_ms() else {
+                        pass.keep_until(new_horizon);
+                        return self.push_rebuilt(view, None, Some(new_horizon), out).await;
+                    };
+                    pass.keep_until(h);
+                    false
+                }
+                Some(false) => true,
                 None => false,
             };
             return match (removable, view.delete_horizon_ms()) {
@@ -580,13 +596,9 @@ impl<S: Storage> PartitionLog<S> {
                 }
             };
         }
-        if view.is_transactional() {
-            if is_aborted(aborted, view.producer_id(), view.base_offset()) {
-                pass.open_aborted.insert(view.producer_id());
-                stats.records_removed += view.record_count().max(0) as u64;
-                return Ok(());
-            }
-            pass.open_committed.insert(view.producer_id());
+        if view.is_transactional() && is_aborted(aborted, view.producer_id(), view.base_offset()) {
+            stats.records_removed += view.record_count().max(0) as u64;
+            return Ok(());
         }
         let recs = records::decode_records(view).map_err(|e| corrupt(view.base_offset(), e))?;
         let horizon = view.delete_horizon_ms();
@@ -611,6 +623,9 @@ impl<S: Storage> PartitionLog<S> {
         }
         if kept.is_empty() {
             return Ok(());
+        }
+        if view.is_transactional() {
+            pass.open_committed.insert(view.producer_id());
         }
         // The first pass to keep a tombstone stamps its batch's horizon; later ones keep it.
         let stamp = (tombstones_kept && horizon.is_none()).then_some(new_horizon);
