@@ -10,6 +10,7 @@ twice. Records without a key are refused on compacted topics.
 
 import os
 import random
+import re
 import subprocess
 import threading
 import time
@@ -32,6 +33,7 @@ def compacted(b, name, **extra):
     config = {"cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01",
               "delete.retention.ms": "1500"}
     config.update({k.replace("_", "."): str(v) for k, v in extra.items()})
+    config = {k: v for k, v in config.items() if v != "None"}
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     admin.create_topics([NewTopic(name, 1, 1, config=config)])[name].result(15)
 
@@ -83,6 +85,23 @@ def librdkafka_read_all(b, topic):
             continue
         assert not m.error(), m.error()
         out.append((m.offset(), m.key(), m.value()))
+    c.close()
+    return out
+
+
+def kafka_python_read_all(b, topic, isolation="read_uncommitted"):
+    """As librdkafka_read_all, with kafka-python: [(offset, key, value)]."""
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000,
+                      isolation_level=isolation)
+    tp = KpTopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    end = c.end_offsets([tp])[tp]
+    out = []
+    for m in c:
+        out.append((m.offset, m.key, m.value))
+        if m.offset >= end - 1:
+            break
     c.close()
     return out
 
@@ -164,18 +183,7 @@ def test_kafka_python_produces_and_reads_a_compacted_topic_across_a_restart(fres
     latest[TICK] = (t, b"t")
 
     def kafka_python_read():
-        c = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
-        tp = KpTopicPartition(topic_name, 0)
-        c.assign([tp])
-        c.seek_to_beginning(tp)
-        end = c.end_offsets([tp])[tp]
-        out = []
-        for m in c:
-            out.append((m.offset, m.key, m.value))
-            if m.offset >= end - 1:
-                break
-        c.close()
-        return out
+        return kafka_python_read_all(b, topic_name)
 
     want = expected(latest)
     wait_for(kafka_python_read, want, "kafka-python after cleaning")
@@ -293,3 +301,95 @@ def test_kill9_during_cleaning_loses_nothing_and_serves_nothing_twice(fresh_brok
     part = os.path.join(b.data_dir, f"{topic_name}-0")
     names = os.listdir(part)
     assert not [n for n in names if n.endswith(".tmp") or n.endswith(".swap")], names
+
+
+def whole_log(b):
+    with open(b.log_path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def test_a_tombstone_stays_delete_retention_ms_after_the_first_pass_whatever_its_timestamp(
+        fresh_broker, topic_name, tmp_path):
+    # KIP-534: a tombstone's delete.retention.ms runs from the first pass that saw it, not from
+    # its timestamp, which a producer chooses. Here the broker sets the default
+    # (log.cleaner.delete.retention.ms) and the topic does not: the broker's value applies.
+    b = fresh_broker(FAST_CLEANER + ["--override", "log.cleaner.delete.retention.ms=5000"])
+    compacted(b, topic_name, delete_retention_ms=None)
+    an_hour_ago = int(time.time() * 1000) - 3_600_000
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "enable.idempotence": True})
+    offsets = []
+    for k, v in [(b"k1", b"v1"), (b"k2", b"v2"), (b"k1", None), (b"k2", b"v2-latest")]:
+        p.produce(topic_name, key=k, value=v, timestamp=an_hour_ago,
+                  on_delivery=lambda err, msg: offsets.append(None if err else msg.offset()))
+    assert p.flush(30) == 0
+    t = tick(b, topic_name)
+    first_pass = [(offsets[2], b"k1", None), (offsets[3], b"k2", b"v2-latest"), (t, TICK, b"t")]
+    # kafka-python sees the cleaned log with the tombstone (a timestamp rule would have
+    # removed it in the very pass that removed k1's and k2's older values).
+    wait_for(lambda: kafka_python_read_all(b, topic_name), first_pass, "the first pass keeps the tombstone")
+    wait_for(lambda: librdkafka_read_all(b, topic_name), first_pass[1:], "the tombstone goes after its horizon")
+    # Kafka's kafka-configs.sh shows where the topic's value comes from, as it does against Kafka.
+    env = dict(os.environ, LOG_DIR=str(tmp_path / "kafka-logs"))
+    r = subprocess.run([os.path.join(KAFKA, "bin", "kafka-configs.sh"), "--bootstrap-server", b.bootstrap,
+                        "--describe", "--all", "--entity-type", "topics", "--entity-name", topic_name],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = {line.strip().split("=", 1)[0]: line.strip() for line in r.stdout.splitlines() if "=" in line}
+    assert lines["delete.retention.ms"] == (
+        "delete.retention.ms=5000 sensitive=false synonyms={STATIC_BROKER_CONFIG:log.cleaner.delete.retention.ms=5000, "
+        "DEFAULT_CONFIG:log.cleaner.delete.retention.ms=86400000}"), lines["delete.retention.ms"]
+
+
+def test_transaction_markers_go_once_their_transaction_left_nothing(fresh_broker, topic_name):
+    b = fresh_broker(FAST_CLEANER)
+    compacted(b, topic_name, delete_retention_ms=1000)
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": f"{topic_name}-tx"})
+    p.init_transactions(30)
+    offsets = {}
+
+    def txn(pairs, commit):
+        p.begin_transaction()
+        for k, v in pairs:
+            p.produce(topic_name, key=k, value=v,
+                      on_delivery=lambda err, msg: offsets.__setitem__(msg.value(), msg.offset()))
+        p.flush(30)
+        p.commit_transaction(30) if commit else p.abort_transaction(30)
+
+    txn([(b"a", b"a1"), (b"b", b"b1")], True)  # superseded below: its marker can go
+    txn([(b"a", b"a-aborted"), (b"c", b"c-aborted")], False)  # aborted: data and marker go
+    txn([(b"a", b"a3"), (b"b", b"b3")], True)  # still there: its marker stays
+    t = tick(b, topic_name)
+    want = [(offsets[b"a3"], b"a", b"a3"), (offsets[b"b3"], b"b", b"b3"), (t, TICK, b"t")]
+    wait_for(lambda: librdkafka_read_all(b, topic_name), want, "librdkafka after cleaning")
+
+    def markers_removed():
+        return sum(int(n) for n in re.findall(r"(\d+) markers removed", whole_log(b)))
+    deadline = time.time() + 30
+    while markers_removed() < 2 and time.time() < deadline:
+        time.sleep(0.3)
+    assert markers_removed() == 2, whole_log(b)[-3000:]
+    # Both clients' read_committed consumers read the committed survivors, at their offsets.
+    assert kafka_python_read_all(b, topic_name, "read_committed") == want
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": f"g-{topic_name}", "isolation.level": "read_committed",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    got = []
+    deadline = time.time() + 20
+    while len(got) < len(want) and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append((m.offset(), m.key(), m.value()))
+    c.close()
+    assert got == want
+    # The broker forgot the aborted transaction durably: after a kill -9 nothing changes.
+    b.kill9()
+    b.start()
+    assert kafka_python_read_all(b, topic_name, "read_committed") == want
+    # Another pass later removes nothing more: the last transaction's marker is still needed.
+    librdkafka_produce(b, topic_name, [(b"d", b"d1")])
+    tick(b, topic_name)
+    passes = whole_log(b).count("cleaned ")
+    deadline = time.time() + 30
+    while whole_log(b).count("cleaned ") == passes and time.time() < deadline:
+        time.sleep(0.3)
+    assert markers_removed() == 2
