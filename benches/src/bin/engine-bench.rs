@@ -6,7 +6,8 @@
 //! - append latency for 16 KiB batches under `always` at a fixed offered rate, corrected for
 //!   coordinated omission (latency counts from each append's scheduled start), next to fio's
 //!   write + fdatasync latency at depth 1;
-//! - read throughput from the tail cache and from disk (vs fio O_DIRECT sequential read).
+//! - read throughput from the tail cache and from disk (vs fio O_DIRECT sequential read);
+//! - one log-cleaner pass over a compacted log (vs fio's time to read and write the same bytes).
 //!
 //! Usage: `cargo run --release -p odradek-benches --bin engine-bench -- [--dir DIR] [--mib N]
 //! [--json FILE]`. Needs `fio` (Debian: `apt-get install fio`). The disk is shared with other
@@ -328,6 +329,90 @@ fn read_throughput(dir: &Path, mib: u64) -> (f64, f64, f64) {
     (cache_bps, disk[0], disk[1])
 }
 
+/// What one cleaning pass measured: seconds, log bytes before and after, bytes read and written.
+struct CleanRun {
+    secs: f64,
+    before: u64,
+    after: u64,
+    read: u64,
+    written: u64,
+}
+
+/// Writes `mib` of 1 KiB records over `keys` keys (each key updated about `mib << 10 / keys`
+/// times, 64 KiB batches, 128 MiB segments), rolls, and times one cleaning pass over it all,
+/// unthrottled, swap and syncs included.
+fn cleaner_pass(dir: &Path, mib: u64, keys: u64) -> CleanRun {
+    let log_dir = dir.join("clean-0");
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let per = 63u64;
+    let batches: Vec<ValidatedBatches> = (0..(mib << 20) / (per * 1040))
+        .map(|n| {
+            let mut b = BatchBuilder::new(Compression::None, 1_700_000_000_000);
+            for i in 0..per {
+                let key = format!("key-{:08}", (n * per + i) % keys).into_bytes();
+                b.push(Record::new(Some(key), Some(vec![(i % 251) as u8; 1000])).with_timestamp(1_700_000_000_000));
+            }
+            ValidatedBatches::new(b.build(), usize::MAX).unwrap_or_else(|e| die(&e.to_string()))
+        })
+        .collect();
+    let ld = log_dir.clone();
+    let run = on_core(dir, move |_| {
+        Box::pin(async move {
+            let config = LogConfig { segment_bytes: 128 << 20, ..log_config(Durability::Never) };
+            let (log, _) = PartitionLog::open(DmaStorage, &ld, config, 0).await.unwrap_or_else(|e| die(&e.to_string()));
+            glommio::spawn_local(log.clone().run_write_behind()).detach();
+            for b in batches {
+                log.append(b, 0, 0).await.unwrap_or_else(|e| die(&e.to_string()));
+            }
+            log.sync().await.unwrap_or_else(|e| die(&e.to_string()));
+            log.roll_now(1_700_000_000_000).await.unwrap_or_else(|e| die(&e.to_string()));
+            let before = log.size_bytes();
+            let cfg = engine::log::CleanerConfig { min_cleanable_dirty_ratio: 0.0, ..Default::default() };
+            let start = Instant::now();
+            let stats = log
+                .clean(1_700_000_000_000, &cfg, i64::MAX, &[], |_| async {})
+                .await
+                .unwrap_or_else(|e| die(&e.to_string()))
+                .unwrap_or_else(|| die("no pass was due"));
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!("  {stats:?} in {secs:.2} s");
+            let after = log.size_bytes();
+            log.close().await.unwrap_or_else(|e| die(&e.to_string()));
+            CleanRun { secs, before, after, read: stats.bytes_read, written: stats.bytes_written }
+        })
+    });
+    let _ = std::fs::remove_dir_all(&log_dir);
+    run
+}
+
+/// The cleaner against fio on the same directory: fio's time for the same bytes read and
+/// written (sequential, 1 MiB blocks, 4 in flight) over the pass's time. Rows for the report.
+fn cleaner_throughput(dir: &Path, mib: u64) -> Vec<(String, String, String, String)> {
+    let keys = 20_000;
+    eprintln!("cleaner: {mib} MiB over {keys} keys ...");
+    let size = format!("--size={mib}M");
+    let fio_r = fio(dir, "r1m", &["--rw=read", "--bs=1m", "--ioengine=io_uring", "--iodepth=4", &size]);
+    let _ = std::fs::remove_file(dir.join("fio.dat"));
+    let (r, w) = (fio_bw(&fio_r, "read"), fio_write_1m(dir, mib, "native"));
+    let c = cleaner_pass(dir, mib, keys);
+    let io = (c.read + c.written) as f64;
+    let fio_secs = c.read as f64 / r + c.written as f64 / w;
+    vec![
+        (
+            format!("cleaner pass, {mib} MiB of 1 KiB records over {keys} keys (log MB/s cleaned)"),
+            format!("{:.0} MB/s", c.before as f64 / c.secs / 1e6),
+            format!("{} -> {} MiB in {:.2} s", c.before >> 20, c.after >> 20, c.secs),
+            String::new(),
+        ),
+        (
+            "cleaner I/O (read + written) vs fio doing the same bytes".into(),
+            format!("{:.0} MB/s", io / c.secs / 1e6),
+            format!("fio 1 MiB QD4 read {} + write {}: {:.0} MB/s", gbs(r), gbs(w), io / fio_secs / 1e6),
+            format!("{:.0}%", 100.0 * fio_secs / c.secs),
+        ),
+    ]
+}
+
 fn gbs(bps: f64) -> String {
     format!("{:.2} GB/s", bps / 1e9)
 }
@@ -356,6 +441,12 @@ fn main() {
         let d = if d == "always" { Durability::Always } else { Durability::Never };
         let bps = append_throughput(&args.dir, d, make_batches(bytes, args.mib << 20), args.appenders);
         println!("{}", gbs(bps));
+        return;
+    }
+    if std::env::var_os("ENGINE_BENCH_ONLY_CLEANER").is_some() {
+        for (a, b, c, d) in cleaner_throughput(&args.dir, args.mib.min(2048)) {
+            println!("| {a} | {b} | {c} | {d} |");
+        }
         return;
     }
     let rounds = 3;
@@ -460,6 +551,7 @@ fn main() {
     out["read_disk_1"] = json!(disk1);
     out["read_disk_4"] = json!(disk4);
     out["fio_write_all_rounds"] = json!(fio_all);
+    report.extend(cleaner_throughput(&args.dir, args.mib.min(2048)));
 
     println!("| measure | engine | reference (same run) | ratio |");
     println!("|---|---|---|---|");

@@ -50,7 +50,8 @@ use crate::segment::{self, ReadError, ScannedBatch, Segment};
 /// broker's cleaner settings).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CleanerConfig {
-    /// `delete.retention.ms`: how long a tombstone stays after its batch's timestamp.
+    /// `delete.retention.ms`: how long a tombstone or marker stays after the first pass that
+    /// kept it (its delete horizon).
     pub delete_retention_ms: i64,
     /// `min.compaction.lag.ms`: a segment with a record younger than this is not cleaned.
     pub min_compaction_lag_ms: i64,
@@ -426,11 +427,12 @@ impl<S: Storage> PartitionLog<S> {
                     let skip = view.is_control()
                         || (view.is_transactional() && is_aborted(aborted, view.producer_id(), view.base_offset()));
                     if !skip {
-                        for r in records::decode_records(&view).map_err(|e| corrupt(s.base, e))? {
-                            if let Some(k) = &r.key {
-                                map.latest.insert(key_hash(k), r.offset);
+                        records::for_each_key(&view, |offset, key, _| {
+                            if let Some(k) = key {
+                                map.latest.insert(key_hash(k), offset);
                             }
-                        }
+                        })
+                        .map_err(|e| corrupt(s.base, e))?;
                     }
                     map.end = view.last_offset() + 1;
                 }
@@ -600,28 +602,26 @@ impl<S: Storage> PartitionLog<S> {
             stats.records_removed += view.record_count().max(0) as u64;
             return Ok(());
         }
-        let recs = records::decode_records(view).map_err(|e| corrupt(view.base_offset(), e))?;
+        // Decide on keys alone; values are copied only for a batch rebuilt with some records.
         let horizon = view.delete_horizon_ms();
-        let mut kept = Vec::with_capacity(recs.len());
+        // Per record in order: whether it stays.
+        let mut keep = Vec::with_capacity(view.record_count().max(0) as usize);
         let mut tombstones_kept = false;
-        for r in &recs {
-            let superseded =
-                r.key.as_ref().is_some_and(|k| map.latest.get(&key_hash(k)).is_some_and(|&latest| latest > r.offset));
-            if superseded {
+        records::for_each_key(view, |offset, key, null_value| {
+            let superseded = key.is_some_and(|k| map.latest.get(&key_hash(k)).is_some_and(|&latest| latest > offset));
+            let expired = key.is_some() && null_value && horizon.is_some_and(|h| now_ms >= h);
+            if superseded || expired {
                 stats.records_removed += 1;
-                continue;
+                stats.tombstones_removed += u64::from(expired && !superseded);
+                keep.push(false);
+                return;
             }
-            if r.key.is_some() && r.value.is_none() {
-                if horizon.is_some_and(|h| now_ms >= h) {
-                    stats.tombstones_removed += 1;
-                    stats.records_removed += 1;
-                    continue;
-                }
-                tombstones_kept = true;
-            }
-            kept.push(r.clone());
-        }
-        if kept.is_empty() {
+            tombstones_kept |= key.is_some() && null_value;
+            keep.push(true);
+        })
+        .map_err(|e| corrupt(view.base_offset(), e))?;
+        let kept_count = keep.iter().filter(|&&k| k).count();
+        if kept_count == 0 {
             return Ok(());
         }
         if view.is_transactional() {
@@ -632,9 +632,11 @@ impl<S: Storage> PartitionLog<S> {
         if tombstones_kept {
             pass.keep_until(horizon.unwrap_or(new_horizon));
         }
-        if kept.len() == recs.len() && stamp.is_none() {
+        if kept_count == keep.len() && stamp.is_none() {
             return Ok(out.push(view).await?);
         }
+        let all = records::decode_records(view).map_err(|e| corrupt(view.base_offset(), e))?;
+        let kept: Vec<_> = all.into_iter().zip(&keep).filter_map(|(r, &k)| k.then_some(r)).collect();
         self.push_rebuilt(view, Some(&kept), stamp, out).await
     }
 
