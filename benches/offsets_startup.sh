@@ -30,14 +30,14 @@ serve() { # log extra-args...
   PID=$!
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
-# Seconds from exec to the first answered OffsetFetch of group g-0.
+# Sets STARTUP: seconds from exec to the first answered OffsetFetch of group g-0.
 timed_start() { # log extra-args...
   local t0 t1
   t0=$(date +%s.%N)
   serve "$@"
   until "$BIN" group describe g-0 -b "$BS" >/dev/null 2>&1; do sleep 0.01; done
   t1=$(date +%s.%N)
-  python3 -c "print(f'{$t1 - $t0:.3f}')"
+  STARTUP=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
 }
 offsets_mb() { du -sm "$DATA"/__consumer_offsets-* | awk '{s += $1} END {print s}'; }
 
@@ -46,7 +46,7 @@ sleep 1
 "$BIN" topic create t -p 10 -b "$BS" >/dev/null
 # The first commit creates __consumer_offsets; segments then roll every 2 s so the cleaner has
 # closed segments to clean later.
-"$BIN" group reset-offsets g-0 --topic t --to-offset 0 -b "$BS" >/dev/null
+"$BIN" group reset-offsets g-0 --topic t --to-offset 0 --execute -b "$BS" >/dev/null
 "$BIN" config alter --topic __consumer_offsets --set segment.ms=2000 -b "$BS" >/dev/null
 t0=$(date +%s)
 "$PY" - "$BS" "$COMMITS" "$NGROUPS" <<'PY'
@@ -74,7 +74,8 @@ PY
 echo "commits took $(($(date +%s) - t0)) s; __consumer_offsets $(offsets_mb) MB"
 stop
 
-before=$(timed_start "$OUT/before.log" --override log.cleaner.enable=false)
+timed_start "$OUT/before.log" --override log.cleaner.enable=false
+before=$STARTUP
 stop
 echo "start-up before compaction: $before s ($(offsets_mb) MB)"
 
@@ -90,7 +91,8 @@ done
 stop
 echo "cleaner passes over __consumer_offsets: $last"
 
-after=$(timed_start "$OUT/after.log")
+timed_start "$OUT/after.log"
+after=$STARTUP
 stop
 echo "start-up after compaction: $after s ($(offsets_mb) MB)"
 python3 -c "print(f'after/before: {$after / $before:.3f}')"
