@@ -252,9 +252,23 @@ pub fn compress_with_level(codec: Compression, input: &[u8], level: Option<i32>)
 
 // ---- reading ---------------------------------------------------------------------------------
 
-/// Decodes every record of a validated batch (decompressing if needed). For a LogAppendTime
-/// batch every record takes the batch's max timestamp, as Kafka specifies.
-pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError> {
+/// One record as it sits in a batch's (decompressed) payload, borrowed.
+struct RawRecord<'a> {
+    offset: i64,
+    ts_delta: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    /// The header count and headers, unparsed; `len` is the record's declared length.
+    rest: &'a [u8],
+    len: i32,
+}
+
+/// Walks the records of a validated batch (decompressing if needed), checking their framing,
+/// offsets and count, and hands each to `f` borrowed.
+fn walk_records(
+    batch: &BatchView<'_>,
+    mut f: impl FnMut(RawRecord<'_>) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
     let h = batch.header();
     let raw;
     let mut buf: &[u8] = match batch.compression() {
@@ -265,11 +279,9 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
         }
     };
     let base_offset = h.base_offset.get();
-    let base_ts = h.base_timestamp.get();
-    let log_append = batch.is_log_append_time();
     let expected = h.record_count.get();
-    let mut out = Vec::with_capacity((expected.max(0) as usize).min(4096));
-    while !buf.is_empty() {
+    let mut found = 0usize;
+    while !buf.is_empty() && found <= expected.max(0) as usize {
         let len = read_varint(&mut buf)?;
         if len < 0 {
             return Err(RecordError::BadLength(len.into()));
@@ -278,8 +290,29 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
         let _attributes = take(&mut body, 1)?;
         let ts_delta = read_varlong(&mut body)?;
         let offset_delta = read_varint(&mut body)?;
-        let key = read_nullable(&mut body)?;
-        let value = read_nullable(&mut body)?;
+        let key = read_nullable_slice(&mut body)?;
+        let value = read_nullable_slice(&mut body)?;
+        let offset = base_offset
+            .checked_add(i64::from(offset_delta))
+            .ok_or(RecordError::OffsetOverflow { base_offset, offset_delta })?;
+        f(RawRecord { offset, ts_delta, key, value, rest: body, len })?;
+        found += 1;
+    }
+    if found != expected as usize {
+        return Err(RecordError::CountMismatch { expected, found });
+    }
+    Ok(())
+}
+
+/// Decodes every record of a validated batch (decompressing if needed). For a LogAppendTime
+/// batch every record takes the batch's max timestamp, as Kafka specifies.
+pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError> {
+    let h = batch.header();
+    let base_ts = h.base_timestamp.get();
+    let log_append = batch.is_log_append_time();
+    let mut out = Vec::with_capacity((h.record_count.get().max(0) as usize).min(4096));
+    walk_records(batch, |r| {
+        let mut body = r.rest;
         let header_count = read_varint(&mut body)?;
         if header_count < 0 || header_count as usize > body.len() {
             return Err(RecordError::BadLength(header_count.into()));
@@ -295,25 +328,20 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
             headers.push((String::from_utf8_lossy(k).into_owned(), v));
         }
         if !body.is_empty() {
-            return Err(RecordError::RecordLengthMismatch { declared: len.into(), actual: len as usize - body.len() });
+            return Err(RecordError::RecordLengthMismatch {
+                declared: r.len.into(),
+                actual: r.len as usize - body.len(),
+            });
         }
-        let offset = base_offset
-            .checked_add(i64::from(offset_delta))
-            .ok_or(RecordError::OffsetOverflow { base_offset, offset_delta })?;
         out.push(Record {
-            offset,
-            timestamp: if log_append { h.max_timestamp.get() } else { base_ts.wrapping_add(ts_delta) },
-            key,
-            value,
+            offset: r.offset,
+            timestamp: if log_append { h.max_timestamp.get() } else { base_ts.wrapping_add(r.ts_delta) },
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
             headers,
         });
-        if out.len() > expected.max(0) as usize {
-            break;
-        }
-    }
-    if out.len() != expected as usize {
-        return Err(RecordError::CountMismatch { expected, found: out.len() });
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -321,39 +349,10 @@ pub fn decode_records(batch: &BatchView<'_>) -> Result<Vec<Record>, RecordError>
 /// without copying keys or values (the log cleaner decides on these alone). Checks the records'
 /// framing and count as [`decode_records`] does; headers are skipped unread.
 pub fn for_each_key(batch: &BatchView<'_>, mut f: impl FnMut(i64, Option<&[u8]>, bool)) -> Result<(), RecordError> {
-    let h = batch.header();
-    let raw;
-    let mut buf: &[u8] = match batch.compression() {
-        Compression::None => batch.records_bytes(),
-        codec => {
-            raw = decompress(codec, batch.records_bytes())?;
-            &raw
-        }
-    };
-    let base_offset = h.base_offset.get();
-    let expected = h.record_count.get();
-    let mut found = 0i64;
-    while !buf.is_empty() && found <= i64::from(expected) {
-        let len = read_varint(&mut buf)?;
-        if len < 0 {
-            return Err(RecordError::BadLength(len.into()));
-        }
-        let mut body = take(&mut buf, len as usize)?;
-        let _attributes = take(&mut body, 1)?;
-        let _ts_delta = read_varlong(&mut body)?;
-        let offset_delta = read_varint(&mut body)?;
-        let key = read_nullable_slice(&mut body)?;
-        let value = read_nullable_slice(&mut body)?;
-        let offset = base_offset
-            .checked_add(i64::from(offset_delta))
-            .ok_or(RecordError::OffsetOverflow { base_offset, offset_delta })?;
-        f(offset, key, value.is_none());
-        found += 1;
-    }
-    if found != i64::from(expected) {
-        return Err(RecordError::CountMismatch { expected, found: found as usize });
-    }
-    Ok(())
+    walk_records(batch, |r| {
+        f(r.offset, r.key, r.value.is_none());
+        Ok(())
+    })
 }
 
 // ---- writing ---------------------------------------------------------------------------------
