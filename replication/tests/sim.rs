@@ -48,7 +48,7 @@ use engine::{Compression, ValidatedBatches};
 use replication::{AppendItem, EpochQuery, Offset, PartitionOffsets, Placement, ReadItem, Router, ShardId};
 
 use exec::{clock, set_clock, Exec, Kind, Rng};
-use model::{key_prefix, Id, Model, ReadAsk};
+use model::{key_prefix, Id, Model, ReadAsk, Seen};
 use node::{Life, NoCall, NodeSpec, Req};
 
 const TOPICS: [&str; 2] = ["orders", "click-stream"];
@@ -62,6 +62,25 @@ const CLOCK_START_MS: i64 = 1_700_000_000_000;
 type Shared = Rc<RefCell<Model>>;
 /// One owner's share of a produce request: per partition, its batches and their records.
 type OwnerAppend = (ShardId, Vec<(usize, ValidatedBatches, Vec<Id>)>);
+
+/// One owner's append request from its items: what the model had seen of each partition
+/// before, the ids asked per partition, and the items to send.
+#[allow(clippy::type_complexity)]
+fn append_request(
+    model: &Shared,
+    tps: &[TopicPartition],
+    items: Vec<(usize, ValidatedBatches, Vec<Id>)>,
+    durable: bool,
+) -> (Vec<Seen>, Vec<(usize, Vec<Id>)>, Vec<AppendItem>) {
+    let before = items.iter().map(|(p, _, _)| model.borrow().seen(*p)).collect();
+    let mut asked = Vec::new();
+    let mut req = Vec::new();
+    for (p, batches, ids) in items {
+        asked.push((p, ids));
+        req.push(AppendItem { tp: tps[p].clone(), batches, durable });
+    }
+    (before, asked, req)
+}
 
 /// How much of what was written since the last sync a crash keeps, per file.
 #[derive(Clone, Copy)]
@@ -346,13 +365,7 @@ impl Sim {
         let (model, tps) = (self.model.clone(), self.tps.clone());
         self.exec.spawn(Kind::Client, async move {
             for (owner, items) in groups {
-                let before: Vec<_> = items.iter().map(|(p, _, _)| model.borrow().seen(*p)).collect();
-                let mut asked = Vec::new();
-                let mut req = Vec::new();
-                for (p, batches, ids) in items {
-                    asked.push((p, ids));
-                    req.push(AppendItem { tp: tps[p].clone(), batches, durable });
-                }
+                let (before, asked, req) = append_request(&model, &tps, items, durable);
                 match router.call(owner, |reply| Req::Append { items: req, reply }).await {
                     Ok(results) => {
                         let mut m = model.borrow_mut();
@@ -403,13 +416,7 @@ impl Sim {
             let mut sent = Vec::new();
             for (seq, groups) in requests {
                 for (owner, items) in groups {
-                    let before: Vec<_> = items.iter().map(|(p, _, _)| model.borrow().seen(*p)).collect();
-                    let mut asked = Vec::new();
-                    let mut req = Vec::new();
-                    for (p, batches, ids) in items {
-                        asked.push((p, ids));
-                        req.push(AppendItem { tp: tps[p].clone(), batches, durable });
-                    }
+                    let (before, asked, req) = append_request(&model, &tps, items, durable);
                     match router.ask(owner, |reply| Req::Append { items: req, reply }).await {
                         Ok(rx) => sent.push((seq, owner, asked, before, rx)),
                         Err(e) => return model.borrow_mut().fail(format!("append to shard {owner}: {e}")),
