@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::budget::MemoryBudget;
 use crate::commit::Committer;
 use crate::io::Storage;
-use crate::log::{Durability, LogConfig, LogError, PartitionLog};
+use crate::log::{LogConfig, LogError, PartitionLog};
 
 /// A topic partition, cheap to clone and `Send`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,12 +99,12 @@ pub struct Shard<S: Storage> {
     committer: Rc<Committer<S>>,
     /// Where the next budget trim pass starts, so every log gives its share in turn.
     trim_from: Cell<usize>,
-    /// Open logs with `Durability::IntervalMs` (the tick's only sync work).
+    /// Open logs whose policy has a sync interval (the tick's only sync work).
     interval_logs: Cell<usize>,
 }
 
 fn is_interval<S: Storage>(log: &PartitionLog<S>) -> bool {
-    matches!(log.config().durability, Durability::IntervalMs(_))
+    log.config().durability.interval_ms().is_some()
 }
 
 impl<S: Storage> Shard<S> {

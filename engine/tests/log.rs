@@ -340,6 +340,51 @@ fn interval_durability_syncs_on_tick_once_due() {
     });
 }
 
+/// `flush.messages=5`: appends are readable at once; the append that brings the unsynced
+/// count to 5 syncs (and `append`, the acks=all path, returns after that sync); fewer wait.
+#[test]
+fn count_durability_syncs_the_append_that_reaches_the_count() {
+    let storage = MemStorage::new();
+    let cfg = LogConfig { durability: Durability::EveryMessages { messages: 5, interval_ms: None }, ..small_config() };
+    let log = open(&storage, cfg);
+    block_on(async {
+        log.append(batch(1, 2, 1), 0, 2_000).await.expect("append");
+        log.append(batch(2, 2, 1), 0, 2_001).await.expect("append");
+        assert_eq!((log.high_watermark(), log.durable_offset()), (4, 0), "4 unsynced: readable, not synced");
+        assert!(!log.sync_due(4) && log.sync_due(5));
+        let syncs = log.stats().syncs;
+        log.append(batch(3, 1, 1), 0, 2_002).await.expect("append");
+        assert_eq!((log.high_watermark(), log.durable_offset()), (5, 5), "the fifth record synced all five");
+        assert_eq!(log.stats().syncs, syncs + 1);
+        // One batch bigger than the count syncs at once, and the count starts again after it.
+        log.append(batch(4, 7, 1), 0, 2_003).await.expect("append");
+        assert_eq!(log.durable_offset(), 12);
+        log.append(batch(5, 4, 1), 0, 2_004).await.expect("append");
+        assert_eq!((log.high_watermark(), log.durable_offset()), (16, 12));
+        // No interval: the tick never syncs the rest.
+        log.tick(1_000_000).await.expect("tick");
+        assert_eq!(log.durable_offset(), 12);
+        assert_eq!(log.stats().syncs, syncs + 2);
+    });
+}
+
+/// `flush.messages` with `flush.ms` too: whichever comes first syncs.
+#[test]
+fn count_durability_with_an_interval_also_syncs_on_tick() {
+    let storage = MemStorage::new();
+    let cfg =
+        LogConfig { durability: Durability::EveryMessages { messages: 100, interval_ms: Some(50) }, ..small_config() };
+    let log = open(&storage, cfg);
+    block_on(async {
+        log.append(batch(1, 3, 1), 0, 2_000).await.expect("append");
+        assert_eq!((log.high_watermark(), log.durable_offset()), (3, 0));
+        log.tick(1_049).await.expect("tick");
+        assert_eq!(log.durable_offset(), 0);
+        log.tick(1_050).await.expect("tick");
+        assert_eq!(log.durable_offset(), 3);
+    });
+}
+
 #[test]
 fn segments_roll_by_age() {
     let storage = MemStorage::new();

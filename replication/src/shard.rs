@@ -15,7 +15,7 @@ use std::time::Duration;
 use engine::batch::ValidatedBatches;
 use engine::commit::CommitWait;
 use engine::io::Storage;
-use engine::log::{AppendInfo, Durability, LogConfig, LogError, ReadResult};
+use engine::log::{AppendInfo, LogConfig, LogError, ReadResult};
 use engine::shard::{Shard, TopicPartition};
 use engine::sync::Turn;
 use thiserror::Error;
@@ -317,13 +317,14 @@ impl<S: Storage> PartitionShard<S> {
                     let partition = partition?;
                     let info = append.await?;
                     let log = partition.log().clone();
-                    let always = log.config().durability == Durability::Always;
+                    // `Always`, or the append that completes an `EveryMessages` count.
+                    let due = log.sync_due(info.last_offset + 1);
                     // Asked at once, not after the whole request: the shard's write buffers
                     // drain only through the committer, and later items may wait for room.
-                    // Under `Always` the sync is asked whatever the acks: the high watermark
+                    // A due sync is asked whatever the acks: under `Always` the high watermark
                     // covers only synced offsets, so consumers see acks=1 data after it.
-                    committer.request(&log, info.last_offset + 1, always);
-                    let sync = durable && always;
+                    committer.request(&log, info.last_offset + 1, due);
+                    let sync = durable && due;
                     Ok::<_, PartitionError>((info, CommitWait { log, offset: info.last_offset + 1, sync }))
                 }
             })

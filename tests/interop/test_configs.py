@@ -223,10 +223,54 @@ def test_describe_shows_static_broker_settings_and_synonyms(fresh_broker, topic_
 def test_unsupported_flush_settings_stop_the_broker_with_a_reason(tmp_path):
     from conftest import BIN, free_port
 
-    for bad in ["log.flush.interval.messages=1000", "log.retention.check.interval.ms=0"]:
+    for bad in ["log.flush.interval.messages=0", "log.retention.check.interval.ms=0"]:
         r = subprocess.run([BIN, "serve", "--listeners", f"127.0.0.1:{free_port()}", "--data-dir",
                             str(tmp_path / "d"), "--override", bad], capture_output=True, text=True, timeout=30)
         assert r.returncode != 0 and bad.split("=")[0] in r.stderr, r.stderr
+
+
+def test_flush_messages_count_is_accepted_and_records_survive_kill9(fresh_broker, topic_name, tmp_path):
+    """flush.messages=3 set by kafka-configs.sh: librdkafka's acks=all and acks=1 records are
+    readable at once by kafka-python, with keys, values and headers, and still all there after
+    kill -9 (the count only decides when the log syncs; the engine's tests count the syncs)."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KpTopicPartition
+
+    b = fresh_broker()
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(10)
+    r = kafka_tool("kafka-configs.sh", "--bootstrap-server", b.bootstrap, "--alter", "--entity-type", "topics",
+                   "--entity-name", topic_name, "--add-config", "flush.messages=3", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    c = describe(b, topic_name, "flush.messages")["flush.messages"]
+    assert (c.value, int(c.source)) == ("3", 1)
+    want = []
+    for acks in ("all", "1"):
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": acks, "linger.ms": 0})
+        for i in range(4):
+            k, v = f"{acks}-k{i}".encode(), f"value {i} acks={acks}".encode()
+            p.produce(topic_name, key=k, value=v, headers=[("n", str(i).encode())])
+            p.flush(10)  # one batch each: the count is crossed in the middle of a run
+            want.append((len(want), k, v, [("n", str(i).encode())]))
+        assert p.flush(10) == 0
+
+    def read():
+        kc = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000)
+        tp = KpTopicPartition(topic_name, 0)
+        kc.assign([tp])
+        kc.seek_to_beginning(tp)
+        got = []
+        for m in kc:
+            got.append((m.offset, m.key, m.value, list(m.headers)))
+            if len(got) == len(want):
+                break
+        kc.close()
+        return got
+
+    assert read() == want
+    b.kill9()
+    b.start()
+    assert read() == want
 
 
 def fetch_v4_first_batch(b, topic):

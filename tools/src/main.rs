@@ -221,14 +221,8 @@ fn log_flush_config(props: &BTreeMap<String, String>, c: &mut BrokerConfig) -> R
     };
     c.flush_interval_messages = long("log.flush.interval.messages")?;
     c.flush_interval_ms = long("log.flush.interval.ms")?;
-    if let Some(n) = c.flush_interval_messages {
-        if !net::handlers::config_defs::flush_messages_supported(n) {
-            return Err(format!(
-                "log.flush.interval.messages={n}: Odradek supports 1 (sync before every acknowledgement) or \
-                 {} (no count-based sync); use log.flush.interval.ms for periodic syncs",
-                i64::MAX
-            ));
-        }
+    if c.flush_interval_messages.is_some_and(|n| n < 1) {
+        return Err("log.flush.interval.messages must be at least 1".into());
     }
     if c.flush_interval_ms.is_some_and(|ms| ms < 0) {
         return Err("log.flush.interval.ms must be at least 0".into());
@@ -477,7 +471,9 @@ mod tests {
         assert_eq!((c.flush_interval_ms, c.retention_check_interval_ms), (Some(250), 100));
         let given: Vec<&str> = c.static_props.keys().map(String::as_str).collect();
         assert_eq!(given, ["log.flush.interval.ms", "log.retention.check.interval.ms"], "unknown ones are not static");
-        for bad in ["log.flush.interval.messages=10", "log.retention.check.interval.ms=0", "log.flush.interval.ms=-1"] {
+        let args = ServeArgs::parse_from(["serve", "--override", "log.flush.interval.messages=10"]);
+        assert_eq!(broker_config(&args).expect("a sync every 10 records").flush_interval_messages, Some(10));
+        for bad in ["log.flush.interval.messages=0", "log.retention.check.interval.ms=0", "log.flush.interval.ms=-1"] {
             let args = ServeArgs::parse_from(["serve", "--override", bad]);
             assert!(broker_config(&args).is_err(), "{bad}");
         }

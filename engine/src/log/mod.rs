@@ -51,8 +51,33 @@ pub enum Durability {
     Always,
     /// Synced in the background at most this many milliseconds after being appended.
     IntervalMs(u64),
+    /// `flush.messages=N` (N > 1): synced once `messages` offsets are unsynced, by the append
+    /// that reaches the count, whose durable (acks=all) answer waits for that sync, as Kafka
+    /// flushes inside such an append; with `interval_ms`, also at most that long after being
+    /// appended. Readable once written, as under `Never`.
+    EveryMessages { messages: u64, interval_ms: Option<u64> },
     /// Written behind, synced only at segment roll and close (Kafka's default).
     Never,
+}
+
+impl Durability {
+    /// Who moves the high watermark under this policy: syncs, or appends (policies that may
+    /// leave records unsynced for an unbounded time make them readable once written).
+    fn hw_rule(self) -> HwRule {
+        match self {
+            Durability::Always | Durability::IntervalMs(_) => HwRule::Durable,
+            Durability::EveryMessages { .. } | Durability::Never => HwRule::LogEnd,
+        }
+    }
+
+    /// The background sync interval, if the policy has one (the owner's tick serves it).
+    pub fn interval_ms(self) -> Option<u64> {
+        match self {
+            Durability::IntervalMs(ms) => Some(ms),
+            Durability::EveryMessages { interval_ms, .. } => interval_ms,
+            Durability::Always | Durability::Never => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,7 +394,7 @@ impl<S: Storage> PartitionLog<S> {
             if inner.hw_rule == HwRule::External {
                 return;
             }
-            inner.hw_rule = if c.durability == Durability::Never { HwRule::LogEnd } else { HwRule::Durable };
+            inner.hw_rule = c.durability.hw_rule();
             let target = if inner.hw_rule == HwRule::LogEnd {
                 inner.log_end_offset()
             } else {

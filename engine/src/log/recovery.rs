@@ -17,8 +17,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::{
-    CommitWant, Durability, HwRule, Inner, LogConfig, LogError, LogStats, PartitionLog, RecoveryReport, TailCache,
-    EPOCH_FILE, LOG_START_FILE,
+    CommitWant, Durability, Inner, LogConfig, LogError, LogStats, PartitionLog, RecoveryReport, TailCache, EPOCH_FILE,
+    LOG_START_FILE,
 };
 use crate::budget::MemoryBudget;
 use crate::epoch::EpochCache;
@@ -203,7 +203,7 @@ impl<S: Storage> PartitionLog<S> {
             segments,
             log_start_offset,
             high_watermark: leo,
-            hw_rule: if config.durability == Durability::Never { HwRule::LogEnd } else { HwRule::Durable },
+            hw_rule: config.durability.hw_rule(),
             flushed_offset: leo,
             durable_offset: leo,
             cache: TailCache::new(budget.clone()),

@@ -35,10 +35,24 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let info = self.append_buffered(batches, leader_epoch, now_ms).await?;
-        if self.config.get().durability == Durability::Always {
+        if self.sync_due(info.last_offset + 1) {
             self.sync_to(info.last_offset + 1).await?;
         }
         Ok(info)
+    }
+
+    /// Whether an append that ended at `end` must be synced under the log's policy: always
+    /// under `Always`; under `EveryMessages` once `end` is that many offsets past what is synced
+    /// or already asked to be.
+    pub fn sync_due(&self, end: i64) -> bool {
+        match self.config.get().durability {
+            Durability::Always => true,
+            Durability::EveryMessages { messages, .. } => {
+                let synced = self.inner.borrow().durable_offset.max(self.commit_want.get().sync_to);
+                end.saturating_sub(synced) >= i64::try_from(messages).unwrap_or(i64::MAX)
+            }
+            Durability::IntervalMs(_) | Durability::Never => false,
+        }
     }
 
     /// Like [`append`](Self::append) but never waits for a sync, whatever the durability
@@ -611,7 +625,7 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Periodic work the owner calls (e.g. every few ms): the interval-durability sync.
     pub async fn tick(&self, now_ms: i64) -> Result<(), LogError> {
-        if let Durability::IntervalMs(ms) = self.config.get().durability {
+        if let Some(ms) = self.config.get().durability.interval_ms() {
             let due = {
                 let inner = self.inner.borrow();
                 inner.durable_offset < inner.log_end_offset() && now_ms - inner.last_sync_ms >= ms as i64

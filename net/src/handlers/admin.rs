@@ -69,15 +69,21 @@ pub fn log_config_of(broker: &crate::config::BrokerConfig, configs: &BTreeMap<St
 /// Odradek is durable by default: with neither set anywhere, every append is synced before it
 /// is acknowledged and before consumers see it (`Always`), where Kafka leaves syncing to the
 /// OS. Setting them relaxes that, as in Kafka: `flush.messages=1` or `flush.ms=0` is `Always`;
-/// `flush.ms=N` syncs in the background at most N ms after an append (`IntervalMs`); anything
-/// else (Kafka's default of `Long.MAX_VALUE` for both, set explicitly) syncs only at roll and
-/// close (`Never`). `flush.messages` between 1 and `Long.MAX_VALUE` is refused at validation
-/// (`config_defs::flush_messages_supported`).
+/// `flush.messages=N` syncs once N records are unsynced (`EveryMessages`, with `flush.ms` as
+/// its interval if that is set too); `flush.ms=N` alone syncs in the background at most N ms
+/// after an append (`IntervalMs`); Kafka's default of `Long.MAX_VALUE` for both, set
+/// explicitly, syncs only at roll and close (`Never`).
 pub fn durability_of(flush_messages: Option<i64>, flush_ms: Option<i64>) -> Durability {
+    let interval = flush_ms.filter(|&ms| ms > 0 && ms < i64::MAX).map(|ms| ms as u64);
     match (flush_messages, flush_ms) {
         (None, None) | (Some(1), _) | (_, Some(0)) => Durability::Always,
-        (_, Some(ms)) if ms > 0 && ms < i64::MAX => Durability::IntervalMs(ms as u64),
-        _ => Durability::Never,
+        (Some(n), _) if n > 1 && n < i64::MAX => {
+            Durability::EveryMessages { messages: n as u64, interval_ms: interval }
+        }
+        _ => match interval {
+            Some(ms) => Durability::IntervalMs(ms),
+            None => Durability::Never,
+        },
     }
 }
 
@@ -240,6 +246,11 @@ mod tests {
             (Some(MAX), None, Durability::Never),
             (None, Some(MAX), Durability::Never),
             (Some(MAX), Some(MAX), Durability::Never),
+            (Some(2), None, Durability::EveryMessages { messages: 2, interval_ms: None }),
+            (Some(1000), Some(MAX), Durability::EveryMessages { messages: 1000, interval_ms: None }),
+            (Some(1000), Some(250), Durability::EveryMessages { messages: 1000, interval_ms: Some(250) }),
+            (Some(MAX - 1), None, Durability::EveryMessages { messages: (MAX - 1) as u64, interval_ms: None }),
+            (Some(1000), Some(0), Durability::Always),
         ];
         for (messages, ms, want) in cases {
             assert_eq!(durability_of(messages, ms), want, "flush.messages={messages:?} flush.ms={ms:?}");

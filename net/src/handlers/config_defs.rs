@@ -60,7 +60,7 @@ pub enum Check {
     ThrottledReplicas,
     /// A message format version Kafka knows (`message.format.version`, deprecated).
     FormatVersion,
-    /// `flush.messages`: see [`flush_messages_supported`].
+    /// `flush.messages`: at least 1.
     FlushMessages,
     /// `remote.storage.enable`: only `false` (Odradek has no tiered storage).
     NoTieredStorage,
@@ -218,15 +218,6 @@ pub fn def(name: &str) -> Option<&'static Def> {
     DEFS.iter().find(|d| d.name == name)
 }
 
-/// `flush.messages` values Odradek honours: 1 (sync before every acknowledgement, Odradek's
-/// default anyway) and Kafka's default `Long.MAX_VALUE` (no count-based sync; `flush.ms`
-/// decides). A count in between would mean "sync once N records are unsynced", which the log
-/// does not implement: it is refused rather than accepted and ignored, and `flush.ms` offers
-/// the relaxed policy instead.
-pub fn flush_messages_supported(v: i64) -> bool {
-    v == 1 || v == i64::MAX
-}
-
 /// Kafka's message format versions (`MetadataVersion` and the 0.x names): `X.Y` or
 /// `X.Y-IVn`, and for 0.x also `0.X.Y`; anything after is ignored, as Kafka does.
 fn known_format_version(v: &str) -> bool {
@@ -271,14 +262,6 @@ fn check_integer(d: &Def, raw: &str, v: &str) -> Result<(), AdminError> {
             Err(invalid(d.name, v, "Value must be between 1 and 9 or equal to -1"))
         }
         Check::FlushMessages if n < 1 => Err(invalid(d.name, v, "Value must be at least 1")),
-        Check::FlushMessages if !flush_messages_supported(n) => Err(invalid(
-            d.name,
-            v,
-            &format!(
-                "Odradek supports 1 (sync before every acknowledgement) or {LONG_MAX} (no count-based sync); \
-                 use flush.ms for periodic syncs"
-            ),
-        )),
         _ => Ok(()),
     }
 }
@@ -481,7 +464,7 @@ mod tests {
         ("flush.messages", "1", Ok(())),
         ("flush.messages", LONG_MAX, Ok(())),
         ("flush.messages", "0", Err("Invalid value 0 for configuration flush.messages: Value must be at least 1")),
-        ("flush.messages", "1000", Err("use flush.ms for periodic syncs")),
+        ("flush.messages", "1000", Ok(())),
         ("flush.ms", "0", Ok(())),
         ("flush.ms", "-1", Err("Value must be at least 0")),
         ("follower.replication.throttled.replicas", "*", Ok(())),
