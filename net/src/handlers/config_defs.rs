@@ -20,7 +20,6 @@
 //! - `message.format.version`, `message.downconversion.enable`: Odradek stores only v2
 //!   batches and serves Fetch v4 and later, which never need down-conversion.
 //! - `local.retention.*`, `remote.storage.enable=false`: tiered storage only (`true` is refused).
-//! - `compression.lz4.level`: the lz4 encoder has one level.
 //!
 //! Validation is pure: CreateTopics, AlterConfigs and IncrementalAlterConfigs all call
 //! [`validate_set`] on the topic's whole new set of overrides before anything changes.

@@ -28,15 +28,20 @@ pub fn codec_of(compression_type: &str) -> Option<Compression> {
     }
 }
 
+/// Kafka's default `compression.lz4.level`.
+const LZ4_DEFAULT_LEVEL: i32 = 9;
+
 /// The level the topic's codec compresses at: `compression.gzip.level` (-1: Deflater's
-/// default 6, as Kafka) or `compression.zstd.level`. lz4's level is validated but has no
-/// effect (see [`records::compress_with_level`]).
+/// default 6, as Kafka), `compression.zstd.level`, or `compression.lz4.level` (`None` at
+/// Kafka's default of 9, which is lz4's fast encoder there and here; see
+/// [`records::compress_with_level`]).
 pub fn level_of(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Option<i32> {
     let level = |name: &str| config_defs::effective_i64(broker, overrides, name).and_then(|v| i32::try_from(v).ok());
     let codec = config_defs::effective(broker, overrides, "compression.type").unwrap_or_default();
     match codec_of(&codec)? {
         Compression::Gzip => Some(level("compression.gzip.level").filter(|&l| l != -1).unwrap_or(6)),
         Compression::Zstd => level("compression.zstd.level"),
+        Compression::Lz4 => level("compression.lz4.level").filter(|&l| l != LZ4_DEFAULT_LEVEL),
         _ => None,
     }
 }
@@ -132,6 +137,19 @@ mod tests {
         let limit = sent.len_bytes() + 10;
         let err = recompress(sent, Compression::None, None, limit).expect_err("too large uncompressed");
         assert_eq!(err.0, code::MESSAGE_TOO_LARGE);
+    }
+
+    #[test]
+    fn the_lz4_level_reaches_the_encoder_unless_it_is_kafkas_default() {
+        let b = BrokerConfig::default();
+        let cfg = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(level_of(&b, &cfg(&[("compression.type", "lz4")])), None);
+        assert_eq!(level_of(&b, &cfg(&[("compression.type", "lz4"), ("compression.lz4.level", "9")])), None);
+        assert_eq!(level_of(&b, &cfg(&[("compression.type", "lz4"), ("compression.lz4.level", "12")])), Some(12));
+        // Another codec: its own level (zstd's default 3), not lz4's.
+        assert_eq!(level_of(&b, &cfg(&[("compression.type", "zstd"), ("compression.lz4.level", "12")])), Some(3));
     }
 
     #[test]
