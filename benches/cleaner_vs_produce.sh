@@ -10,6 +10,7 @@
 #   cargo build --release -p odradek
 #   benches/cleaner_vs_produce.sh [target/release/odradek]    # RATE, BACKLOG_MB, ROUNDS, SECS
 #   CLEANER_IO=200000000 benches/cleaner_vs_produce.sh ...    # log.cleaner.io.max.bytes.per.second
+#   CLEANER_ENABLE=false benches/cleaner_vs_produce.sh ...    # control: compacted topic, no cleaner
 #
 # Odradek fsyncs acks=all before acknowledging (its default durability). Prints each run's
 # p50/p99/p99.9/max, the cleaner passes during it, and the busy/idle ratios of the medians.
@@ -23,6 +24,7 @@ BACKLOG_MB=${BACKLOG_MB:-1024}
 ROUNDS=${ROUNDS:-2}
 SECS=${SECS:-20}
 CLEANER_IO=${CLEANER_IO:-}
+CLEANER_ENABLE=${CLEANER_ENABLE:-true}
 BS=127.0.0.1:$PORT
 mkdir -p "$OUT"
 
@@ -31,6 +33,7 @@ run() { # mode round
   rm -rf "$dir"
   local extra=()
   [ -n "$CLEANER_IO" ] && extra=(--override "log.cleaner.io.max.bytes.per.second=$CLEANER_IO")
+  extra+=(--override "log.cleaner.enable=$CLEANER_ENABLE")
   "$BIN" serve --listeners "$BS" --data-dir "$dir" --override log.cleaner.backoff.ms=100 "${extra[@]}" >"$log" 2>&1 &
   local pid=$!
   sleep 1

@@ -64,6 +64,9 @@ pub trait Storage: Clone + 'static {
     async fn read_small(&self, path: &Path) -> io::Result<Option<Vec<u8>>>;
     /// Replaces a small file atomically and durably (temp file, fsync, rename, fsync dir).
     async fn write_small(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Waits about `ms` milliseconds: paces background work (see `PartitionLog`'s release of
+    /// deleted segments' space).
+    async fn pause(&self, ms: u64);
 }
 
 // ---- glommio direct I/O ------------------------------------------------------------------------
@@ -252,6 +255,9 @@ pub mod dma {
             let (path, bytes) = (path.to_path_buf(), bytes.to_vec());
             blocking(move || write_atomically(&path, &bytes)).await
         }
+        async fn pause(&self, ms: u64) {
+            glommio::timer::sleep(std::time::Duration::from_millis(ms)).await;
+        }
     }
 
     /// Writes `bytes` to `path` so that a crash leaves the old or the new content: a synced
@@ -292,6 +298,8 @@ pub mod mem {
         dirs: std::collections::BTreeSet<PathBuf>,
         /// Fail every write and sync once this many writes have been made (fault injection).
         writes_left: Option<u64>,
+        /// Calls of [`Storage::pause`] so far.
+        pauses: u64,
     }
 
     /// An in-memory store that can simulate a power loss: [`MemStorage::crash`] rolls every file
@@ -336,6 +344,10 @@ pub mod mem {
             let r = f(&mut file.data);
             file.durable = file.data.clone();
             Some(r)
+        }
+        /// How many times background work paused ([`Storage::pause`]).
+        pub fn pauses(&self) -> u64 {
+            self.state.borrow().pauses
         }
         pub fn paths(&self) -> Vec<PathBuf> {
             self.state.borrow().files.keys().cloned().collect()
@@ -483,6 +495,9 @@ pub mod mem {
             f.data = bytes.to_vec();
             f.durable = bytes.to_vec();
             Ok(())
+        }
+        async fn pause(&self, _ms: u64) {
+            self.state.borrow_mut().pauses += 1;
         }
     }
 }

@@ -479,14 +479,25 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         let mut pass = PassState::default();
+        let mut released = Vec::new();
+        let mut all_done = true;
         for group in &groups {
-            let done =
-                self.clean_group(group, &map, now_ms, cfg, aborted, &mut stats, &mut pass, &mut throttle).await?;
+            let done = self
+                .clean_group(group, &map, now_ms, cfg, aborted, &mut stats, &mut pass, &mut throttle, &mut released)
+                .await?;
             if !done {
-                return Ok(None);
+                all_done = false;
+                break;
             }
         }
-        stats.cleaned_to = map.end.max(plan.dirty_start);
+        // The pass's own handles on the replaced segments go first, so the files can shrink.
+        let dirty_start = plan.dirty_start;
+        drop((groups, plan));
+        self.release_space(released).await;
+        if !all_done {
+            return Ok(None);
+        }
+        stats.cleaned_to = map.end.max(dirty_start);
         stats.segments_after = self.segment_count();
         let st = CleanerState { loaded: true, cleaned_to: stats.cleaned_to, tombstone_deadline: pass.deadline };
         self.save_cleaner_state(st).await?;
@@ -506,6 +517,7 @@ impl<S: Storage> PartitionLog<S> {
         stats: &mut CleanStats,
         pass: &mut PassState,
         throttle: &mut T,
+        released: &mut Vec<(Rc<S::File>, u64)>,
     ) -> Result<bool, LogError>
     where
         T: FnMut(u64) -> Fut,
@@ -541,7 +553,7 @@ impl<S: Storage> PartitionLog<S> {
         let (file, size, batches) = out.finish().await?;
         stats.bytes_written += written;
         throttle(written).await;
-        self.swap_in(group, base, end, file, size, &batches, &tmp, now_ms).await
+        self.swap_in(group, base, end, file, size, &batches, &tmp, now_ms, released).await
     }
 
     /// Filters one batch into `out`: whole, rebuilt with the records that stay (and a delete
@@ -674,6 +686,7 @@ impl<S: Storage> PartitionLog<S> {
         batches: &[ScannedBatch],
         tmp: &Path,
         now_ms: i64,
+        out: &mut Vec<(Rc<S::File>, u64)>,
     ) -> Result<bool, LogError> {
         let _io = self.io.lock().await;
         let unchanged = {
@@ -702,10 +715,11 @@ impl<S: Storage> PartitionLog<S> {
         let c = self.config.get();
         let seg = Segment::cleaned(file, base, batches, size, end, c.index_interval_bytes, c.write_chunk_bytes, now_ms);
         let (o, t) = (seg.index.encode_offsets(), seg.index.encode_times());
+        let mut released = Vec::new();
         {
             let mut inner = self.inner.borrow_mut();
             for b in &bases {
-                inner.segments.remove(b);
+                released.extend(inner.segments.remove(b).map(|s| (s.file, s.size)));
             }
             inner.segments.insert(base, seg);
             // Reads of the cleaned range must not find the old batches in the tail cache.
@@ -716,6 +730,7 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = r1.and(r2) {
             return Err(self.poison("writing segment indexes", &e));
         }
+        out.extend(released);
         Ok(true)
     }
 }

@@ -11,10 +11,16 @@
 //! watermark.
 
 use std::io;
+use std::rc::Rc;
 
 use super::{LogError, PartitionLog, LOG_START_FILE};
-use crate::io::Storage;
+use crate::io::{SegmentFile, Storage};
 use crate::segment::{self, Segment};
+
+/// Bytes a removed segment's file gives back per step (see `PartitionLog::release_space`).
+pub const RELEASE_STEP_BYTES: u64 = 4 << 20;
+/// Milliseconds between two steps: at most 800 MB/s of space released per log.
+pub const RELEASE_PAUSE_MS: u64 = 5;
 
 impl<S: Storage> PartitionLog<S> {
     /// Removes every batch whose last offset is >= `offset` (the batch containing `offset` goes
@@ -141,6 +147,34 @@ impl<S: Storage> PartitionLog<S> {
         segment::remove_files(&self.storage, &self.dir, base).await
     }
 
+    /// Gives the blocks of segments whose files are already removed back to the file system a
+    /// step at a time: truncating each open file by [`RELEASE_STEP_BYTES`], pausing
+    /// [`RELEASE_PAUSE_MS`] between steps, spreads the freeing of its extents (and, on a file
+    /// system mounted with `discard`, the device discards a journal commit waits for) over many
+    /// commits, so a produce's fdatasync never waits behind a whole segment's release. Measured
+    /// (`benches/cleaner_vs_produce.sh` with `CLEANER_IO=30000000`, ext4 mounted `discard`): the
+    /// swap that freed a 1 GiB backlog at once held produce p99.9 at 6x the idle run's.
+    ///
+    /// Only files nothing else holds: a read in flight keeps its own handle, and a truncation
+    /// would cut it short; such a file is released whole when that read drops it. `files` come
+    /// with their size as the log knows it (a removed file's size cannot be asked by path: the
+    /// path is gone, or names the segment that replaced it). Best effort: the names are gone
+    /// already, so a failed step only means the rest is freed at close.
+    pub(super) async fn release_space(&self, files: Vec<(Rc<S::File>, u64)>) {
+        for (file, mut size) in files {
+            if Rc::strong_count(&file) != 1 {
+                continue;
+            }
+            while size > RELEASE_STEP_BYTES {
+                size -= RELEASE_STEP_BYTES;
+                if file.truncate(size).await.is_err() {
+                    break;
+                }
+                self.storage.pause(RELEASE_PAUSE_MS).await;
+            }
+        }
+    }
+
     /// Moves the log start offset up to `offset` (DeleteRecords, retention) and deletes the
     /// segments wholly before it. `offset` may not pass the high watermark.
     pub async fn delete_before(&self, offset: i64, now_ms: i64) -> Result<i64, LogError> {
@@ -185,12 +219,15 @@ impl<S: Storage> PartitionLog<S> {
                 .map(|s| s.base_offset)
                 .collect()
         };
+        let mut released = Vec::new();
         for b in doomed {
-            self.inner.borrow_mut().segments.remove(&b);
+            released.extend(self.inner.borrow_mut().segments.remove(&b).map(|s| (s.file, s.size)));
             if let Err(e) = self.delete_segment_files(b).await {
                 return Err(self.poison("deleting a segment", &e));
             }
         }
+        drop(_io);
+        self.release_space(released).await;
         Ok(offset)
     }
 
