@@ -300,6 +300,20 @@ def fetch_v4_first_batch(b, topic):
 CODEC_BITS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
+def librdkafka_read(b, topic, n, timeout=30):
+    """Up to `n` messages of `topic` from the beginning, read by a librdkafka consumer."""
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + timeout
+    while len(got) < n and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m)
+    c.close()
+    return got
+
+
 @pytest.mark.parametrize("topic_codec,producer_codec", [("lz4", "gzip"), ("uncompressed", "zstd"), ("gzip", "none")])
 def test_batches_are_recompressed_to_the_topics_codec(broker, topic_name, topic_codec, producer_codec):
     a = AdminClient({"bootstrap.servers": broker.bootstrap})
@@ -309,15 +323,7 @@ def test_batches_are_recompressed_to_the_topics_codec(broker, topic_name, topic_
     for k, v in sent:
         p.produce(topic_name, v, k, partition=0, headers=[("i", k)])
     assert p.flush(15) == 0
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic_name, "auto.offset.reset": "earliest"})
-    c.subscribe([topic_name])
-    got = []
-    deadline = time.time() + 30
-    while len(got) < len(sent) and time.time() < deadline:
-        m = c.poll(0.5)
-        if m is not None and m.error() is None:
-            got.append((m.key(), m.value(), m.offset(), m.headers()))
-    c.close()
+    got = [(m.key(), m.value(), m.offset(), m.headers()) for m in librdkafka_read(broker, topic_name, len(sent))]
     assert [(k, v) for k, v, _, _ in got] == sent
     assert [o for _, _, o, _ in got] == list(range(len(sent)))
     assert all(h == [("i", k)] for k, _, _, h in got)
@@ -352,16 +358,7 @@ def test_lz4_level_takes_effect_on_recompression(broker, topic_name, tmp_path):
         batch = fetch_v4_first_batch(broker, t)
         assert struct.unpack(">h", batch[21:23])[0] & 0x07 == CODEC_BITS["lz4"]
         sizes[level] = len(batch)
-        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": t, "auto.offset.reset": "earliest"})
-        c.subscribe([t])
-        got = []
-        deadline = time.time() + 30
-        while len(got) < len(sent) and time.time() < deadline:
-            m = c.poll(0.5)
-            if m is not None and m.error() is None:
-                got.append((m.key(), m.value()))
-        c.close()
-        assert got == sent, t
+        assert [(m.key(), m.value()) for m in librdkafka_read(broker, t, len(sent))] == sent, t
     assert sizes[12] < sizes[9], sizes
     r = kafka_tool("kafka-console-consumer.sh", "--bootstrap-server", broker.bootstrap, "--topic", topics[12],
                    "--from-beginning", "--max-messages", str(len(sent)), "--property", "print.key=true",
