@@ -224,15 +224,17 @@ pub fn compress_with_level(codec: Compression, input: &[u8], level: Option<i32>)
             io(e.write_all(input));
             io(e.finish())
         }
-        Compression::Lz4 if level.is_some() => lz4_at_level(input, level),
-        Compression::Lz4 => {
-            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            io(e.write_all(input));
-            match e.finish() {
-                Ok(v) => v,
-                Err(err) => panic!("in-memory lz4 failed: {err}"),
+        Compression::Lz4 => match level {
+            Some(level) => lz4_at_level(input, level),
+            None => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                io(e.write_all(input));
+                match e.finish() {
+                    Ok(v) => v,
+                    Err(err) => panic!("in-memory lz4 failed: {err}"),
+                }
             }
-        }
+        },
         Compression::Zstd => io(zstd::stream::encode_all(input, level.unwrap_or(3))),
         Compression::Snappy => {
             let mut out = Vec::with_capacity(input.len() / 2 + 32);
@@ -257,8 +259,8 @@ pub fn compress_with_level(codec: Compression, input: &[u8], level: Option<i32>)
 const LZ4_LEVEL_MAX: i32 = 12;
 
 /// An lz4 frame from liblz4 at `level` (see [`compress_with_level`]).
-fn lz4_at_level(input: &[u8], level: Option<i32>) -> Vec<u8> {
-    let level = level.unwrap_or(LZ4_LEVEL_MAX).clamp(1, LZ4_LEVEL_MAX) as u32;
+fn lz4_at_level(input: &[u8], level: i32) -> Vec<u8> {
+    let level = level.clamp(1, LZ4_LEVEL_MAX) as u32;
     let built = lz4::EncoderBuilder::new()
         .level(level)
         .block_size(lz4::BlockSize::Max64KB)

@@ -18,9 +18,9 @@ use crate::io::{SegmentFile, Storage};
 use crate::segment::{self, Segment};
 
 /// Bytes a removed segment's file gives back per step (see `PartitionLog::release_space`).
-pub const RELEASE_STEP_BYTES: u64 = 4 << 20;
+const RELEASE_STEP_BYTES: u64 = 4 << 20;
 /// Milliseconds between two steps: at most 800 MB/s of space released per log.
-pub const RELEASE_PAUSE_MS: u64 = 5;
+const RELEASE_PAUSE_MS: u64 = 5;
 
 impl<S: Storage> PartitionLog<S> {
     /// Removes every batch whose last offset is >= `offset` (the batch containing `offset` goes

@@ -59,8 +59,6 @@ pub enum Check {
     ThrottledReplicas,
     /// A message format version Kafka knows (`message.format.version`, deprecated).
     FormatVersion,
-    /// `flush.messages`: at least 1.
-    FlushMessages,
     /// `remote.storage.enable`: only `false` (Odradek has no tiered storage).
     NoTieredStorage,
 }
@@ -115,7 +113,7 @@ pub const DEFS: &[Def] = &[
     def!("file.delete.delay.ms", Long, Range(Some(0), None), [("log.segment.delete.delay.ms", Topic)], |_| {
         "60000".into()
     }),
-    def!("flush.messages", Long, Check::FlushMessages, [("log.flush.interval.messages", Topic)], |b| {
+    def!("flush.messages", Long, Range(Some(1), None), [("log.flush.interval.messages", Topic)], |b| {
         b.flush_interval_messages.map_or(LONG_MAX.into(), |v| v.to_string())
     }),
     def!(
@@ -260,7 +258,6 @@ fn check_integer(d: &Def, raw: &str, v: &str) -> Result<(), AdminError> {
         Check::GzipLevel if !(n == -1 || (1..=9).contains(&n)) => {
             Err(invalid(d.name, v, "Value must be between 1 and 9 or equal to -1"))
         }
-        Check::FlushMessages if n < 1 => Err(invalid(d.name, v, "Value must be at least 1")),
         _ => Ok(()),
     }
 }
